@@ -1,0 +1,36 @@
+// Attention over a paged KV cache, and the write of new keys/values into it.
+//
+// KV cache layout (one tensor for keys and one for values per layer):
+//   [num_blocks, n_kv_heads, block_size, head_dim]
+// A sequence's block table lists the blocks holding its tokens in order: token t of the sequence
+// lives in block block_table[t / block_size] at row t % block_size.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace hearth::ops {
+
+// A ragged batch of S sequences. Tensors live on the device of the op (i32, host tensors on CPU).
+struct AttentionMeta {
+  Tensor query_start;   // i32 [S + 1]: sequence s owns query rows [query_start[s], query_start[s+1])
+  Tensor context_lens;  // i32 [S]: tokens in sequence s's cache including the new ones; its
+                        // queries are the last (query_start[s+1] - query_start[s]) of them
+  Tensor block_tables;  // i32 [S, max_blocks_per_sequence]
+  int max_query_len = 0;
+  int max_context_len = 0;
+  // 0: full causal attention. Otherwise a query at position p sees key j only if p - j < window
+  // (HF's sliding-window mask for Mistral / Qwen2).
+  int sliding_window = 0;
+};
+
+// q: [T, n_heads, head_dim]; out: same shape, f32. n_heads must be a multiple of n_kv_heads
+// (GQA/MQA: query head h reads kv head h / (n_heads / n_kv_heads)). Causal within each sequence.
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const AttentionMeta& meta, float scale, Tensor& out);
+
+// k, v: [T, n_kv_heads, head_dim]; slots: i32 [T], slot = block * block_size + row. Converts to
+// the cache dtype.
+void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+              Tensor& v_cache);
+
+}  // namespace hearth::ops

@@ -1,0 +1,40 @@
+// The device backends behind the op interface. Each op front-end (ops/<op>.cpp) checks shapes,
+// dtypes and devices, then calls backend_for(device).<op>(...): that call is the single point where
+// ops dispatch by device. Dispatch by dtype happens inside each backend's kernel file.
+#pragma once
+
+#include "core/tensor.h"
+#include "ops/attention.h"
+
+namespace hearth::ops {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                    float attention_scaling, Tensor& out) = 0;
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void softmax(const Tensor& x, Tensor& out) = 0;
+  virtual void log_softmax(const Tensor& x, Tensor& out) = 0;
+  virtual void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                        Tensor& v_cache) = 0;
+  virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                               const AttentionMeta& meta, float scale, Tensor& out) = 0;
+  virtual void argmax(const Tensor& x, Tensor& out) = 0;
+  virtual void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) = 0;
+};
+
+// The backend for a device. Throws `unsupported` when hearth was built without it or no device
+// of that kind is present.
+Backend& backend_for(Device device);
+// Called once by a backend that is built in (the CPU backend is always there).
+void register_backend(DeviceKind kind, Backend* backend);
+
+}  // namespace hearth::ops

@@ -1,0 +1,43 @@
+// Chat templates: HF Jinja templates rendered exactly as transformers renders them.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace hearth::text {
+
+struct ChatOptions {
+  bool add_generation_prompt = true;
+  bool continue_final_message = false;
+  nlohmann::json tools;      // null or an array of tool definitions (JSON schema, as OpenAI's)
+  nlohmann::json documents;  // null or an array of documents
+  nlohmann::json extra = nlohmann::json::object();  // other template kwargs (enable_thinking, ...)
+};
+
+class ChatTemplate {
+ public:
+  // Parses the template; a syntax error is a `format` error naming `origin` (e.g. the file) and the
+  // template line.
+  static ChatTemplate compile(const std::string& source, const std::string& origin);
+
+  // Renders `messages` (an array of {role, content, ...}) as transformers' apply_chat_template
+  // does: the context holds messages, tools, documents, add_generation_prompt, every entry of
+  // `special_tokens` (bos_token, eos_token, ...) and the extra kwargs. raise_exception() in the
+  // template and runtime errors become `invalid_argument` errors naming the template line.
+  std::string apply(const nlohmann::json& messages, const ChatOptions& options,
+                    const nlohmann::json& special_tokens) const;
+
+  const std::string& source() const;
+
+  ChatTemplate(ChatTemplate&&) noexcept;
+  ChatTemplate& operator=(ChatTemplate&&) noexcept;
+  ~ChatTemplate();
+
+ private:
+  struct Impl;
+  explicit ChatTemplate(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hearth::text
