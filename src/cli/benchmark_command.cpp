@@ -1,0 +1,176 @@
+// `hearth benchmark`: mlx_lm.benchmark's flags (random prompt tokens, warm-up, trials, averages),
+// plus a memory-bandwidth probe in the same run so decode speed reads as a fraction of the
+// roofline, and a JSON record for docs/perf/.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/memory_bandwidth.h"
+#include "core/memory_stats.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "gen/batch_generate.h"
+#include "io/atomic_file.h"
+
+#ifndef HEARTH_GIT_COMMIT
+#define HEARTH_GIT_COMMIT "unknown"
+#endif
+
+namespace hearth::cli {
+namespace {
+
+struct Trial {
+  double prompt_tps = 0, generation_tps = 0, peak_memory_gb = 0;
+};
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+Trial run_single(model::Model& model, const std::vector<int32_t>& prompt,
+                 const gen::GenerationOptions& options) {
+  gen::TokenGenerator generator(model, prompt, options);
+  Stopwatch clock;
+  Trial t;
+  int64_t n = 0;
+  while (generator.next()) {
+    if (n == 0) {
+      t.prompt_tps = double(prompt.size()) / clock.seconds();
+      clock.restart();
+    }
+    ++n;
+  }
+  t.generation_tps = double(n) / clock.seconds();
+  t.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+  return t;
+}
+
+}  // namespace
+
+int run_benchmark(const std::vector<std::string>& argv) {
+  std::optional<std::string> model_flag, json_path;
+  int prompt_tokens = 512, generation_tokens = 1024, batch_size = 1, num_trials = 5;
+  int prefill_step_size = 2048;
+  std::string device_flag = "cpu";
+  ArgParser p("hearth benchmark", "LLM benchmarking (mlx_lm.benchmark).");
+  p.add_optional_string({"--model"}, &model_flag,
+                        "The path to the local model directory (default: the bundled model).");
+  p.add_int({"--prompt-tokens", "-p"}, &prompt_tokens, "Length of prompt");
+  p.add_int({"--generation-tokens", "-g"}, &generation_tokens, "Length of completion");
+  p.add_int({"--batch-size", "-b"}, &batch_size, "Batch size");
+  p.add_int({"--num-trials", "-n"}, &num_trials, "Number of timing trials");
+  p.add_int({"--prefill-step-size"}, &prefill_step_size, "Prompt tokens per forward pass");
+  p.add_string({"--device"}, &device_flag, "cpu or cuda[:N]");
+  p.add_optional_string({"--json"}, &json_path, "Also write the results as JSON to this file");
+  if (!p.parse(argv)) return 0;
+  if (prompt_tokens < 1) throw UsageError("argument --prompt-tokens: must be positive");
+  if (generation_tokens < 1) throw UsageError("argument --generation-tokens: must be positive");
+  if (batch_size < 1) throw UsageError("argument --batch-size: must be positive");
+  if (num_trials < 1) throw UsageError("argument --num-trials: must be positive");
+
+  std::filesystem::path dir = model_dir_from_flag(model_flag);
+  auto model = model::load_model(dir, {device_from_flag(device_flag)});
+  const auto& cfg = model->config();
+
+  // Random prompts, fixed seed (mlx-lm seeds 0 too; the values differ, the shapes do not).
+  std::mt19937 rng(0);
+  std::uniform_int_distribution<int32_t> token(0, int32_t(cfg.vocab_size - 1));
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch_size));
+  for (auto& prompt : prompts)
+    for (int i = 0; i < prompt_tokens; ++i) prompt.push_back(token(rng));
+
+  gen::GenerationOptions options;
+  options.max_tokens = generation_tokens;
+  options.prefill_step_size = prefill_step_size;
+  options.seed = 0;
+  auto bench = [&]() -> Trial {
+    if (batch_size == 1) return run_single(*model, prompts[0], options);
+    gen::BatchResult r = gen::batch_generate(*model, prompts, options);  // no EOS: full length
+    return {r.stats.prompt_tps, r.stats.generation_tps, r.stats.peak_memory_gb};
+  };
+
+  std::printf("Running warmup..\n");
+  bench();
+  std::printf("Timing with prompt_tokens=%d, generation_tokens=%d, batch_size=%d.\n", prompt_tokens,
+              generation_tokens, batch_size);
+  std::vector<Trial> trials;
+  for (int i = 0; i < num_trials; ++i) {
+    trials.push_back(bench());
+    const Trial& t = trials.back();
+    std::printf("Trial %d:  prompt_tps=%.3f, generation_tps=%.3f, peak_memory=%.3f\n", i + 1,
+                t.prompt_tps, t.generation_tps, t.peak_memory_gb);
+    std::fflush(stdout);
+  }
+  Trial avg;
+  for (const Trial& t : trials) {
+    avg.prompt_tps += t.prompt_tps / num_trials;
+    avg.generation_tps += t.generation_tps / num_trials;
+    avg.peak_memory_gb += t.peak_memory_gb / num_trials;
+  }
+  std::printf("Averages: prompt_tps=%.3f, generation_tps=%.3f, peak_memory=%.3f\n", avg.prompt_tps,
+              avg.generation_tps, avg.peak_memory_gb);
+
+  // Decode roofline: each step reads the weights once plus the KV of the context so far.
+  const auto layout = model->kv_layout(32);
+  const double kv_bytes_per_token = double(layout.block_bytes()) / layout.block_size;
+  const double mean_context = prompt_tokens + generation_tokens / 2.0;
+  const double bytes_per_step =
+      double(model->weight_bytes_per_token()) + kv_bytes_per_token * mean_context * batch_size;
+  const double bandwidth = measure_read_bandwidth();
+  const double steps_per_s = avg.generation_tps / batch_size;
+  const double fraction = steps_per_s * bytes_per_step / bandwidth;
+  std::printf(
+      "Decode roofline: %.1f MB read per step, measured read bandwidth %.2f GB/s, "
+      "%.1f%% of it (%.1f steps/s of %.1f possible)\n",
+      bytes_per_step / 1e6, bandwidth / 1e9, 100.0 * fraction, steps_per_s,
+      bandwidth / bytes_per_step);
+
+  if (json_path) {
+    nlohmann::ordered_json j;
+    j["machine"] = {{"cpu", cpu_model_name()},
+                    {"threads", ThreadPool::global().num_threads()},
+                    {"device", device_flag}};
+    j["commit"] = HEARTH_GIT_COMMIT;
+    j["model"] = {{"path", dir.string()},
+                  {"architecture", cfg.architecture},
+                  {"hidden_size", cfg.hidden_size},
+                  {"num_layers", cfg.num_layers},
+                  {"num_heads", cfg.num_heads},
+                  {"num_kv_heads", cfg.num_kv_heads},
+                  {"intermediate_size", cfg.intermediate_size},
+                  {"vocab_size", cfg.vocab_size},
+                  {"weight_bytes_per_token", model->weight_bytes_per_token()}};
+    j["settings"] = {{"prompt_tokens", prompt_tokens},
+                     {"generation_tokens", generation_tokens},
+                     {"batch_size", batch_size},
+                     {"num_trials", num_trials},
+                     {"prefill_step_size", prefill_step_size}};
+    nlohmann::ordered_json tj = nlohmann::ordered_json::array();
+    for (const Trial& t : trials)
+      tj.push_back({{"prompt_tps", t.prompt_tps},
+                    {"generation_tps", t.generation_tps},
+                    {"peak_memory_gb", t.peak_memory_gb}});
+    j["trials"] = tj;
+    j["averages"] = {{"prompt_tps", avg.prompt_tps},
+                     {"generation_tps", avg.generation_tps},
+                     {"peak_memory_gb", avg.peak_memory_gb}};
+    j["roofline"] = {{"bytes_per_decode_step", bytes_per_step},
+                     {"measured_read_bandwidth_bytes_per_s", bandwidth},
+                     {"decode_fraction_of_bandwidth", fraction}};
+    io::write_file_atomic(*json_path, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace hearth::cli

@@ -1,0 +1,99 @@
+#include "gen/batch_generate.h"
+
+#include <algorithm>
+
+#include "core/memory_stats.h"
+#include "core/timer.h"
+
+namespace hearth::gen {
+
+BatchResult batch_generate(model::Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                           const GenerationOptions& options, std::span<const int32_t> eos) {
+  if (prompts.empty()) fail(ErrorCode::invalid_argument, "batch_generate needs prompts");
+  if (options.max_tokens < 0)
+    fail(ErrorCode::invalid_argument, "batch_generate needs a finite max_tokens");
+  const size_t S = prompts.size();
+  const int64_t vocab = model.config().vocab_size;
+  Sampler sampler = options.sampler ? options.sampler : make_sampler(options.sampling, vocab);
+  std::vector<LogitsProcessor> processors = make_logits_processors(options.processors, vocab);
+  for (const auto& p : options.extra_processors) processors.push_back(p);
+  Rng rng = options.seed ? Rng(*options.seed) : Rng::from_entropy();
+
+  const int bs = options.kv_block_size;
+  int64_t blocks = 0;
+  for (const auto& p : prompts) {
+    if (p.empty()) fail(ErrorCode::invalid_argument, "batch_generate: an empty prompt");
+    blocks += (int64_t(p.size()) + options.max_tokens + bs - 1) / bs + 1;
+  }
+  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(bs), blocks);
+  std::vector<std::unique_ptr<kv::KvCache>> caches;
+  std::vector<std::vector<int32_t>> history(prompts);
+  BatchResult result;
+  result.tokens.resize(S);
+  result.finish_reasons.assign(S, "length");
+  std::vector<int32_t> next(S);
+  std::vector<bool> active(S, options.max_tokens > 0);
+
+  auto sample_row = [&](size_t s, std::vector<float> row) {
+    for (const auto& p : processors) p(history[s], row);
+    log_softmax_inplace(row);
+    return sampler(row, rng);
+  };
+  auto accept = [&](size_t s, int32_t token) {
+    if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
+      active[s] = false;
+      result.finish_reasons[s] = "stop";
+      return;
+    }
+    result.tokens[s].push_back(token);
+    history[s].push_back(token);
+    next[s] = token;
+    if (int64_t(result.tokens[s].size()) >= options.max_tokens) active[s] = false;
+  };
+
+  Stopwatch clock;
+  for (size_t s = 0; s < S; ++s) {
+    caches.push_back(std::make_unique<kv::KvCache>(pool));
+    const auto& p = prompts[s];
+    result.stats.prompt_tokens += int64_t(p.size());
+    if (options.max_tokens == 0) continue;
+    for (size_t done = 0; done < p.size();) {
+      size_t n = std::min(p.size() - done, size_t(options.prefill_step_size));
+      model::SequenceInput in{std::span<const int32_t>(p).subspan(done, n), caches[s].get(), false};
+      Tensor logits = model.forward(std::span<const model::SequenceInput>(&in, 1));
+      done += n;
+      if (done == p.size()) accept(s, sample_row(s, logits.to_vector<float>()));
+    }
+  }
+  result.stats.prompt_time = clock.seconds();
+  clock.restart();
+  int64_t generated = 0;
+  for (size_t s = 0; s < S; ++s) generated += int64_t(result.tokens[s].size());
+  for (;;) {
+    std::vector<model::SequenceInput> batch;
+    std::vector<size_t> which;
+    for (size_t s = 0; s < S; ++s) {
+      if (!active[s]) continue;
+      batch.push_back({std::span<const int32_t>(&next[s], 1), caches[s].get(), false});
+      which.push_back(s);
+    }
+    if (batch.empty()) break;
+    Tensor logits = model.forward(batch);
+    std::vector<float> all = logits.to_vector<float>();
+    for (size_t r = 0; r < which.size(); ++r) {
+      std::vector<float> row(all.begin() + int64_t(r) * vocab,
+                             all.begin() + int64_t(r + 1) * vocab);
+      accept(which[r], sample_row(which[r], std::move(row)));
+      ++generated;
+    }
+  }
+  result.stats.generation_time = clock.seconds();
+  result.stats.generation_tokens = generated;
+  result.stats.prompt_tps =
+      double(result.stats.prompt_tokens) / std::max(result.stats.prompt_time, 1e-9);
+  result.stats.generation_tps = double(generated) / std::max(result.stats.generation_time, 1e-9);
+  result.stats.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+  return result;
+}
+
+}  // namespace hearth::gen

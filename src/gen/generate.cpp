@@ -1,0 +1,147 @@
+#include "gen/generate.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/memory_stats.h"
+#include "core/timer.h"
+
+namespace hearth::gen {
+
+TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
+                               const GenerationOptions& options, std::shared_ptr<kv::KvCache> cache)
+    : model_(model),
+      prompt_(std::move(prompt)),
+      options_(options),
+      rng_(options.seed ? Rng(*options.seed) : Rng::from_entropy()),
+      cache_(std::move(cache)) {
+  if (prompt_.empty()) fail(ErrorCode::invalid_argument, "the prompt is empty");
+  if (options_.prefill_step_size < 1)
+    fail(ErrorCode::invalid_argument, "--prefill-step-size must be positive, got {}",
+         options_.prefill_step_size);
+  const int64_t vocab = model_.config().vocab_size;
+  sampler_ = options_.sampler ? options_.sampler : make_sampler(options_.sampling, vocab);
+  processors_ = make_logits_processors(options_.processors, vocab);
+  for (const auto& p : options_.extra_processors) processors_.push_back(p);
+  if (!cache_) {
+    const int bs = options_.kv_block_size;
+    int64_t horizon = int64_t(prompt_.size()) +
+                      (options_.max_tokens >= 0
+                           ? options_.max_tokens
+                           : std::max<int64_t>(model_.config().max_position_embeddings, 4096));
+    // The pool reserves address space only; pages are committed as blocks fill.
+    int64_t blocks = (horizon + bs - 1) / bs + 1;
+    auto pool = std::make_shared<kv::BlockPool>(model_.kv_layout(bs), blocks);
+    cache_ = std::make_shared<kv::KvCache>(pool);
+  }
+  history_ = prompt_;
+}
+
+void TokenGenerator::run_step(std::span<const int32_t> tokens) {
+  model::SequenceInput in{tokens, cache_.get(), false};
+  Tensor logits = model_.forward(std::span<const model::SequenceInput>(&in, 1));
+  const int64_t vocab = logits.dim(1);
+  std::vector<float> row = logits.to_vector<float>();
+  for (const auto& p : processors_) p(history_, row);
+  log_softmax_inplace(row);
+  logprobs_ = row;
+  scratch_ = row;
+  HEARTH_CHECK(int64_t(scratch_.size()) == vocab);
+  pending_token_ = sampler_(scratch_, rng_);
+}
+
+std::optional<TokenStep> TokenGenerator::next() {
+  if (options_.max_tokens >= 0 && produced_ >= options_.max_tokens) return std::nullopt;
+  if (!started_) {
+    started_ = true;
+    const int64_t total = int64_t(prompt_.size());
+    int64_t done = 0;
+    if (options_.prompt_progress) options_.prompt_progress(0, total);
+    while (total - done > 1) {
+      int64_t n = std::min<int64_t>(options_.prefill_step_size, total - done - 1);
+      model::SequenceInput in{std::span<const int32_t>(prompt_).subspan(size_t(done), size_t(n)),
+                              cache_.get(), false};
+      model_.forward(std::span<const model::SequenceInput>(&in, 1));
+      done += n;
+      if (options_.prompt_progress) options_.prompt_progress(done, total);
+    }
+    run_step(std::span<const int32_t>(prompt_).subspan(size_t(done)));
+    if (options_.prompt_progress) options_.prompt_progress(total, total);
+  } else {
+    int32_t last = history_.back();
+    run_step(std::span<const int32_t>(&last, 1));
+  }
+  ++produced_;
+  history_.push_back(pending_token_);
+  return TokenStep{pending_token_, logprobs_};
+}
+
+std::vector<int32_t> eos_token_ids(const model::Model& model, const text::Tokenizer& tokenizer,
+                                   std::span<const int32_t> extra) {
+  std::vector<int32_t> ids = model.config().eos_token_ids;
+  if (ids.empty()) ids = tokenizer.eos_token_ids();
+  for (int32_t id : extra) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+std::vector<int32_t> encode_prompt(const text::Tokenizer& tokenizer, const std::string& prompt) {
+  bool add_special = true;
+  if (auto bos = tokenizer.bos_token_id()) {
+    if (auto bos_text = tokenizer.id_to_token(*bos)) add_special = prompt.rfind(*bos_text, 0) != 0;
+  }
+  return tokenizer.encode(prompt, add_special);
+}
+
+void stream_generate(model::Model& model, const text::Tokenizer& tokenizer,
+                     std::vector<int32_t> prompt, const GenerationOptions& options,
+                     const std::function<bool(const GenerationResponse&)>& on_response) {
+  std::vector<int32_t> eos = eos_token_ids(model, tokenizer, options.extra_eos_token_ids);
+  auto is_eos = [&](int32_t t) { return std::binary_search(eos.begin(), eos.end(), t); };
+  const int64_t prompt_tokens = int64_t(prompt.size());
+  TokenGenerator generator(model, std::move(prompt), options);
+  std::unique_ptr<text::StreamingDetokenizer> detokenizer = tokenizer.make_detokenizer();
+
+  GenerationResponse r;
+  r.prompt_tokens = prompt_tokens;
+  Stopwatch clock;
+  int64_t n = 0;
+  bool any = false;
+  while (auto step = generator.next()) {
+    if (n == 0) {
+      r.prompt_tps = double(prompt_tokens) / std::max(clock.seconds(), 1e-9);
+      clock.restart();
+    }
+    any = true;
+    r.token = step->token;
+    r.logprobs = step->logprobs;
+    r.generation_tokens = n + 1;
+    if (is_eos(step->token)) break;
+    detokenizer->add_token(step->token);
+    if (options.max_tokens >= 0 && n + 1 == options.max_tokens) break;
+    r.text = detokenizer->take_text();
+    r.generation_tps = double(n + 1) / std::max(clock.seconds(), 1e-9);
+    r.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+    if (!on_response(r)) return;
+    ++n;
+  }
+  if (!any) return;  // max_tokens == 0
+  r.text = detokenizer->take_text() + detokenizer->finalize();
+  r.generation_tps = double(r.generation_tokens) / std::max(clock.seconds(), 1e-9);
+  r.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+  r.finish_reason = is_eos(r.token) ? "stop" : "length";
+  on_response(r);
+}
+
+std::string generate(model::Model& model, const text::Tokenizer& tokenizer,
+                     std::vector<int32_t> prompt, const GenerationOptions& options) {
+  std::string text;
+  stream_generate(model, tokenizer, std::move(prompt), options, [&](const GenerationResponse& r) {
+    text += r.text;
+    return true;
+  });
+  return text;
+}
+
+}  // namespace hearth::gen

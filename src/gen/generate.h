@@ -1,0 +1,100 @@
+// Text generation with mlx-lm's API: generate_step (tokens), stream_generate (text pieces with
+// stats) and generate (the whole text). A single request runs as a batch of one through the
+// model's forward pass, so every front end shares this one path.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gen/sampling.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+namespace hearth::gen {
+
+struct GenerationOptions {
+  int max_tokens = 256;  // -1: no limit
+  SamplerParams sampling;
+  std::optional<uint64_t> seed;  // unset: seeded from the OS
+  Sampler sampler;               // overrides `sampling` when set
+  LogitsProcessorParams processors;
+  std::vector<LogitsProcessor> extra_processors;  // run after the ones built from `processors`
+  int prefill_step_size = 2048;
+  int kv_block_size = 32;
+  std::vector<int32_t> extra_eos_token_ids;
+  // Called after each prefill chunk with (tokens processed, prompt tokens).
+  std::function<void(int64_t, int64_t)> prompt_progress;
+};
+
+// One generated token. `logprobs` ([vocab]) is valid until the next call.
+struct TokenStep {
+  int32_t token = 0;
+  std::span<const float> logprobs;
+};
+
+// mlx-lm's generate_step: prefill the prompt (all but its last token in chunks of
+// prefill_step_size), then yield one token per call.
+class TokenGenerator {
+ public:
+  // `cache` may hold a prefix already (prompt caching); a fresh one is made otherwise.
+  TokenGenerator(model::Model& model, std::vector<int32_t> prompt, const GenerationOptions& options,
+                 std::shared_ptr<kv::KvCache> cache = nullptr);
+  // The next token, or nullopt once max_tokens were produced.
+  std::optional<TokenStep> next();
+  const kv::KvCache& cache() const { return *cache_; }
+  int64_t prompt_size() const { return int64_t(prompt_.size()); }
+
+ private:
+  void run_step(std::span<const int32_t> tokens);
+
+  model::Model& model_;
+  std::vector<int32_t> prompt_;
+  GenerationOptions options_;
+  Sampler sampler_;
+  std::vector<LogitsProcessor> processors_;
+  Rng rng_;
+  std::shared_ptr<kv::KvCache> cache_;
+  std::vector<int32_t> history_;
+  std::vector<float> logprobs_, scratch_;
+  int32_t pending_token_ = -1;
+  int produced_ = 0;
+  bool started_ = false;
+};
+
+struct GenerationResponse {
+  std::string text;  // the new piece of text (may be empty)
+  int32_t token = 0;
+  std::span<const float> logprobs;  // valid during the callback
+  int64_t prompt_tokens = 0;
+  double prompt_tps = 0;
+  int64_t generation_tokens = 0;
+  double generation_tps = 0;
+  double peak_memory_gb = 0;
+  std::optional<std::string> finish_reason;  // "stop", "length" or none
+};
+
+// The EOS ids generation stops on: the model config's (generation_config.json included), or the
+// tokenizer's when the config has none, plus `extra`.
+std::vector<int32_t> eos_token_ids(const model::Model& model, const text::Tokenizer& tokenizer,
+                                   std::span<const int32_t> extra = {});
+
+// Encodes a text prompt as mlx-lm does: special tokens are added unless the text already starts
+// with the BOS token.
+std::vector<int32_t> encode_prompt(const text::Tokenizer& tokenizer, const std::string& prompt);
+
+// Streams responses; `on_response` returns false to stop early. The last response carries the
+// finish reason.
+void stream_generate(model::Model& model, const text::Tokenizer& tokenizer,
+                     std::vector<int32_t> prompt, const GenerationOptions& options,
+                     const std::function<bool(const GenerationResponse&)>& on_response);
+
+std::string generate(model::Model& model, const text::Tokenizer& tokenizer,
+                     std::vector<int32_t> prompt, const GenerationOptions& options);
+
+}  // namespace hearth::gen

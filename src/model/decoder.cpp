@@ -1,0 +1,249 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/copy.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+
+namespace hearth::model {
+namespace {
+
+class TensorTaker {
+ public:
+  TensorTaker(io::WeightSet& weights, const DecoderConfig& config)
+      : weights_(weights), config_(config) {}
+
+  Tensor take(const std::string& name, const Dims& expected) {
+    if (!weights_.contains(name))
+      fail(ErrorCode::format, "{}: weight '{}' is missing (architecture {})",
+           weights_.dir().string(), name, config_.architecture);
+    Tensor t = weights_.get(name);
+    if (!(t.shape() == expected))
+      fail(ErrorCode::format, "{}: weight '{}' has shape {} but config.json implies {}",
+           weights_.dir().string(), name, t.shape().str(), expected.str());
+    if (!is_floating(t.dtype()))
+      fail(ErrorCode::unsupported, "{}: weight '{}' has dtype {}; expected a float type",
+           weights_.dir().string(), name, dtype_name(t.dtype()));
+    weights_.erase(name);
+    return t;
+  }
+  Tensor take_optional(const std::string& name, const Dims& expected, bool wanted) {
+    return wanted ? take(name, expected) : Tensor();
+  }
+
+ private:
+  io::WeightSet& weights_;
+  const DecoderConfig& config_;
+};
+
+Tensor host_i32(const std::vector<int32_t>& values, const Dims& shape) {
+  return Tensor::from_vector(values, shape);
+}
+
+}  // namespace
+
+void Linear::apply(const Tensor& x, Tensor& out) const {
+  ops::matmul(x, weight, out, bias.defined() ? &bias : nullptr);
+}
+
+DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device device)
+    : config_(std::move(config)), device_(device), weights_(std::move(weights)) {
+  if (!device_.is_cpu())
+    fail(ErrorCode::unsupported, "device {} is not supported yet by the decoder (CPU only)",
+         device_.str());
+  const DecoderConfig& c = config_;
+  io::WeightSet remaining = weights_;
+  TensorTaker w(remaining, c);
+  const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
+  const int64_t q_out = c.num_heads * D, kv_out = c.num_kv_heads * D;
+  embed_tokens = w.take("model.embed_tokens.weight", {c.vocab_size, H});
+  final_norm = w.take("model.norm.weight", {H});
+  lm_head = c.tie_word_embeddings ? embed_tokens : w.take("lm_head.weight", {c.vocab_size, H});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    DecoderLayer L;
+    L.input_norm = w.take(p + "input_layernorm.weight", {H});
+    L.post_attention_norm = w.take(p + "post_attention_layernorm.weight", {H});
+    L.q = {w.take(p + "self_attn.q_proj.weight", {q_out, H}),
+           w.take_optional(p + "self_attn.q_proj.bias", {q_out}, c.qkv_bias)};
+    L.k = {w.take(p + "self_attn.k_proj.weight", {kv_out, H}),
+           w.take_optional(p + "self_attn.k_proj.bias", {kv_out}, c.qkv_bias)};
+    L.v = {w.take(p + "self_attn.v_proj.weight", {kv_out, H}),
+           w.take_optional(p + "self_attn.v_proj.bias", {kv_out}, c.qkv_bias)};
+    L.o = {w.take(p + "self_attn.o_proj.weight", {H, q_out}),
+           w.take_optional(p + "self_attn.o_proj.bias", {H}, c.o_bias)};
+    L.q_norm = w.take_optional(p + "self_attn.q_norm.weight", {D}, c.qk_norm);
+    L.k_norm = w.take_optional(p + "self_attn.k_norm.weight", {D}, c.qk_norm);
+    L.gate = {w.take(p + "mlp.gate_proj.weight", {I, H}),
+              w.take_optional(p + "mlp.gate_proj.bias", {I}, c.mlp_bias)};
+    L.up = {w.take(p + "mlp.up_proj.weight", {I, H}),
+            w.take_optional(p + "mlp.up_proj.bias", {I}, c.mlp_bias)};
+    L.down = {w.take(p + "mlp.down_proj.weight", {H, I}),
+              w.take_optional(p + "mlp.down_proj.bias", {H}, c.mlp_bias)};
+    L.sliding_window = c.sliding_window[size_t(l)];
+    layers_.push_back(std::move(L));
+  }
+  if (remaining.size() > 0) {
+    std::vector<std::string> left = remaining.names();
+    std::string list;
+    for (size_t i = 0; i < left.size() && i < 5; ++i) list += (i ? ", " : "") + left[i];
+    if (left.size() > 5) list += fmt::format(" and {} more", left.size() - 5);
+    fail(ErrorCode::format, "{}: {} weights are not used by {}: {}", weights_.dir().string(),
+         left.size(), c.architecture, list);
+  }
+  if (c.rope.type != ops::RopeType::dynamic) {
+    ops::RopeFrequencies f = ops::rope_frequencies(c.rope, c.max_position_embeddings);
+    inv_freq_ = Tensor::from_vector(f.inv_freq, {int64_t(f.inv_freq.size())});
+    attention_scaling_ = f.attention_scaling;
+  }
+}
+
+kv::KvLayout DecoderModel::kv_layout(int block_size) const {
+  kv::KvLayout layout;
+  layout.n_layers = int(config_.num_layers);
+  layout.n_kv_heads = int(config_.num_kv_heads);
+  layout.head_dim = int(config_.head_dim);
+  layout.block_size = block_size;
+  layout.dtype = DType::f32;
+  layout.device = device_;
+  return layout;
+}
+
+size_t DecoderModel::weight_bytes_per_token() const {
+  size_t total = final_norm.nbytes() + lm_head.nbytes();
+  auto add = [&](const Tensor& t) { total += t.defined() ? t.nbytes() : 0; };
+  for (const DecoderLayer& L : layers_) {
+    for (const Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm}) add(*t);
+    for (const Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+      add(lin->weight);
+      add(lin->bias);
+    }
+  }
+  return total;
+}
+
+Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
+  const DecoderConfig& c = config_;
+  const int64_t S = int64_t(batch.size());
+  HEARTH_CHECK(S > 0, "forward of an empty batch");
+
+  // Flatten the ragged batch and build the attention metadata.
+  std::vector<int32_t> ids, positions, slots, query_start{0}, context_lens;
+  std::vector<int64_t> logit_rows;
+  size_t max_blocks = 0;
+  int max_q = 0, max_ctx = 0;
+  for (const SequenceInput& in : batch) {
+    HEARTH_CHECK(in.cache != nullptr && !in.tokens.empty(), "forward needs tokens and a cache");
+    for (int32_t id : in.tokens)
+      if (id < 0 || id >= c.vocab_size)
+        fail(ErrorCode::invalid_argument, "token id {} is outside the vocabulary (size {})", id,
+             c.vocab_size);
+    const int64_t start = in.cache->size(), n = int64_t(in.tokens.size());
+    std::vector<int32_t> s = in.cache->prepare_append(n);
+    const int64_t row0 = int64_t(ids.size());
+    for (int64_t i = 0; i < n; ++i) {
+      ids.push_back(in.tokens[size_t(i)]);
+      positions.push_back(int32_t(start + i));
+      slots.push_back(s[size_t(i)]);
+    }
+    if (in.all_logits) {
+      for (int64_t i = 0; i < n; ++i) logit_rows.push_back(row0 + i);
+    } else {
+      logit_rows.push_back(row0 + n - 1);
+    }
+    query_start.push_back(int32_t(ids.size()));
+    context_lens.push_back(int32_t(start + n));
+    max_blocks = std::max(max_blocks, in.cache->blocks().size());
+    max_q = std::max(max_q, int(n));
+    max_ctx = std::max(max_ctx, int(start + n));
+  }
+  std::vector<int32_t> tables(size_t(S) * max_blocks, 0);
+  for (int64_t s = 0; s < S; ++s) {
+    const auto& blocks = batch[size_t(s)].cache->blocks();
+    std::copy(blocks.begin(), blocks.end(), tables.begin() + s * int64_t(max_blocks));
+  }
+  const int64_t T = int64_t(ids.size());
+  ops::AttentionMeta meta;
+  meta.query_start = host_i32(query_start, {S + 1});
+  meta.context_lens = host_i32(context_lens, {S});
+  meta.block_tables = host_i32(tables, {S, int64_t(max_blocks)});
+  meta.max_query_len = max_q;
+  meta.max_context_len = max_ctx;
+  Tensor ids_t = host_i32(ids, {T});
+  Tensor pos_t = host_i32(positions, {T});
+  Tensor slots_t = host_i32(slots, {T});
+
+  Tensor inv_freq = inv_freq_;
+  float rope_scale = attention_scaling_;
+  if (c.rope.type == ops::RopeType::dynamic) {
+    // HF recomputes dynamic NTK frequencies from the largest position of the forward pass.
+    int64_t seq_len = *std::max_element(positions.begin(), positions.end()) + 1;
+    ops::RopeFrequencies f = ops::rope_frequencies(c.rope, seq_len);
+    inv_freq = Tensor::from_vector(f.inv_freq, {int64_t(f.inv_freq.size())});
+    rope_scale = f.attention_scaling;
+  }
+
+  const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
+  const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
+  const Device dev = device_;
+  Tensor x = Tensor::empty({T, H}, DType::f32, dev);
+  Tensor h = Tensor::empty({T, H}, DType::f32, dev);
+  Tensor q = Tensor::empty({T, Hq * D}, DType::f32, dev);
+  Tensor k = Tensor::empty({T, Hkv * D}, DType::f32, dev);
+  Tensor v = Tensor::empty({T, Hkv * D}, DType::f32, dev);
+  Tensor attn = Tensor::empty({T, Hq * D}, DType::f32, dev);
+  Tensor gate = Tensor::empty({T, I}, DType::f32, dev);
+  Tensor up = Tensor::empty({T, I}, DType::f32, dev);
+  Tensor q3 = q.reshape({T, Hq, D}), k3 = k.reshape({T, Hkv, D}), v3 = v.reshape({T, Hkv, D});
+  Tensor attn3 = attn.reshape({T, Hq, D});
+  const float eps = float(c.rms_norm_eps);
+  const float scale = float(1.0 / std::sqrt(double(D)));
+
+  ops::embedding(embed_tokens, ids_t, x);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const DecoderLayer& L = layers_[l];
+    ops::rms_norm(x, L.input_norm, eps, h);
+    L.q.apply(h, q);
+    L.k.apply(h, k);
+    L.v.apply(h, v);
+    if (c.qk_norm) {
+      ops::rms_norm(q3, L.q_norm, eps, q3);
+      ops::rms_norm(k3, L.k_norm, eps, k3);
+    }
+    ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
+    ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
+    Tensor keys = batch[0].cache->pool().keys(int(l));
+    Tensor values = batch[0].cache->pool().values(int(l));
+    ops::write_kv(k3, v3, slots_t, keys, values);
+    meta.sliding_window = L.sliding_window;
+    ops::paged_attention(q3, keys, values, meta, scale, attn3);
+    L.o.apply(attn, h);
+    ops::add(x, h, x);
+    ops::rms_norm(x, L.post_attention_norm, eps, h);
+    L.gate.apply(h, gate);
+    L.up.apply(h, up);
+    ops::silu_mul(gate, up, gate);
+    L.down.apply(gate, h);
+    ops::add(x, h, x);
+  }
+
+  const int64_t R = int64_t(logit_rows.size());
+  Tensor rows = Tensor::empty({R, H}, DType::f32, dev);
+  for (int64_t r = 0; r < R; ++r) {
+    Tensor dst = rows.slice(0, r, r + 1);
+    ops::copy(x.slice(0, logit_rows[size_t(r)], logit_rows[size_t(r)] + 1), dst);
+  }
+  ops::rms_norm(rows, final_norm, eps, rows);
+  Tensor logits = Tensor::empty({R, c.vocab_size}, DType::f32, dev);
+  ops::matmul(rows, lm_head, logits);
+  for (const SequenceInput& in : batch) in.cache->commit(int64_t(in.tokens.size()));
+  return logits;
+}
+
+}  // namespace hearth::model

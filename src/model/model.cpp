@@ -1,0 +1,56 @@
+#include "model/model.h"
+
+#include "io/json_file.h"
+#include "io/weights.h"
+#include "model/decoder.h"
+#include "model/registry.h"
+
+namespace hearth::model {
+
+namespace fs = std::filesystem;
+
+std::unique_ptr<Model> load_model(const fs::path& dir, const LoadOptions& options) {
+  if (!fs::exists(dir)) fail(ErrorCode::not_found, "model folder {} does not exist", dir.string());
+  if (!fs::is_directory(dir))
+    fail(ErrorCode::invalid_argument, "{} is not a model folder", dir.string());
+  fs::path config_path = dir / "config.json";
+  if (!fs::exists(config_path))
+    fail(ErrorCode::not_found, "{}: no config.json (is this a Hugging Face model folder?)",
+         dir.string());
+  nlohmann::json raw = io::read_json_file(config_path);
+  io::JsonObject config(raw, config_path.string());
+
+  std::string arch_name;
+  if (config.has("architectures")) {
+    auto names = config.get<std::vector<std::string>>("architectures");
+    if (names.empty())
+      fail(ErrorCode::config, "{}: 'architectures' is empty", config_path.string());
+    arch_name = names[0];
+  } else {
+    fail(ErrorCode::config, "{}: key 'architectures' is missing", config_path.string());
+  }
+  const Architecture* arch = find_architecture(arch_name);
+  if (!arch) {
+    std::string supported;
+    for (const auto& n : supported_architectures())
+      supported += (supported.empty() ? "" : ", ") + n;
+    fail(ErrorCode::unsupported, "{}: architecture '{}' is not supported (supported: {})",
+         config_path.string(), arch_name, supported);
+  }
+  DecoderConfig cfg = arch->parse_config(config, arch_name);
+
+  fs::path gen_path = dir / "generation_config.json";
+  if (fs::exists(gen_path)) {
+    nlohmann::json gen_raw = io::read_json_file(gen_path);
+    io::JsonObject gen(gen_raw, gen_path.string());
+    // mlx-lm: generation_config.json's eos ids take over from config.json's when present.
+    std::vector<int32_t> eos = parse_token_ids(gen, "eos_token_id");
+    if (!eos.empty()) cfg.eos_token_ids = eos;
+  }
+
+  io::WeightSet weights = io::WeightSet::load_dir(dir);
+  arch->sanitize(weights, cfg);
+  return std::make_unique<DecoderModel>(std::move(cfg), std::move(weights), options.device);
+}
+
+}  // namespace hearth::model

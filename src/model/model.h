@@ -1,0 +1,48 @@
+// The model interface the generation engine drives, and loading a model folder.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kv/kv_cache.h"
+#include "model/config.h"
+
+namespace hearth::model {
+
+// One sequence's share of a forward pass: its new tokens, appended to its cache.
+struct SequenceInput {
+  std::span<const int32_t> tokens;
+  kv::KvCache* cache = nullptr;
+  bool all_logits = false;  // logits for every new token (perplexity, tests), else the last only
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const DecoderConfig& config() const = 0;
+  virtual Device device() const = 0;
+  // Shape of the KV pool this model's caches need.
+  virtual kv::KvLayout kv_layout(int block_size) const = 0;
+  // Weight bytes one decode step reads (every matrix and norm; the embedding table only when
+  // tied to the output head): the numerator of the decode roofline.
+  virtual size_t weight_bytes_per_token() const = 0;
+  // Runs a ragged batch: the tokens of each sequence follow what its cache already holds. Returns
+  // f32 logits [rows, vocab_size], rows in batch order (all new tokens of a sequence with
+  // all_logits, else its last one). Caches are advanced past the new tokens.
+  virtual Tensor forward(std::span<const SequenceInput> batch) = 0;
+};
+
+struct LoadOptions {
+  Device device = Device::cpu();
+};
+
+// Reads config.json (the registry picks the architecture from `architectures`), the weights and
+// generation_config.json (its eos_token_id entries are added to the config's).
+std::unique_ptr<Model> load_model(const std::filesystem::path& dir,
+                                  const LoadOptions& options = {});
+
+}  // namespace hearth::model
