@@ -25,11 +25,12 @@ struct AttentionMeta {
 
 // q: [T, n_heads, head_dim]; out: same shape, f32. n_heads must be a multiple of n_kv_heads
 // (GQA/MQA: query head h reads kv head h / (n_heads / n_kv_heads)). Causal within each sequence.
+// query_start runs from 0 to T: every row of q belongs to a sequence.
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 
 // k, v: [T, n_kv_heads, head_dim]; slots: i32 [T], slot = block * block_size + row. Converts to
-// the cache dtype.
+// the cache dtype. A negative slot skips its token (padding); a slot past the cache is an error.
 void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
               Tensor& v_cache);
 

@@ -19,7 +19,7 @@ struct RopeParams {
   int64_t rotary_dim = 0;  // head_dim * partial_rotary_factor; must be even
   double factor = 1.0;
   int64_t max_position_embeddings = 0;
-  int64_t original_max_position_embeddings = 0;  // llama3, yarn, dynamic
+  int64_t original_max_position_embeddings = 0;  // llama3, yarn (0: max_position_embeddings)
   double low_freq_factor = 1.0;                  // llama3
   double high_freq_factor = 4.0;                 // llama3
   double beta_fast = 32.0;                       // yarn
@@ -36,7 +36,9 @@ struct RopeFrequencies {
 };
 
 // The inverse frequencies HF computes (in float32, in HF's order of operations) for a forward pass
-// whose largest position is seq_len - 1. Only `dynamic` depends on seq_len.
+// whose largest position is seq_len - 1. Only `dynamic` depends on seq_len; like HF it scales
+// against max_position_embeddings. HF keeps a dynamic table for the longest sequence seen until a
+// sequence fits max_position_embeddings again: callers mirror that by passing that length.
 RopeFrequencies rope_frequencies(const RopeParams& params, int64_t seq_len);
 
 // x: f32 [T, H, D]; positions: i32 [T]; inv_freq: f32 [R/2] with R <= D. Rotates the first R

@@ -1,0 +1,51 @@
+// The CPU Backend object: forwards each op to its kernel file.
+#include "ops/cpu/cpu_backend.h"
+
+namespace hearth::ops::cpu {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+  void copy(const Tensor& src, Tensor& dst) override { cpu::copy(src, dst); }
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    cpu::matmul(x, w, bias, out);
+  }
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    cpu::embedding(table, ids, out);
+  }
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    cpu::rms_norm(x, weight, eps, out);
+  }
+  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+            float attention_scaling, Tensor& out) override {
+    cpu::rope(x, positions, inv_freq, attention_scaling, out);
+  }
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    cpu::silu_mul(gate, up, out);
+  }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override { cpu::add(a, b, out); }
+  void softmax(const Tensor& x, Tensor& out) override { cpu::softmax(x, out); }
+  void log_softmax(const Tensor& x, Tensor& out) override { cpu::log_softmax(x, out); }
+  void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                Tensor& v_cache) override {
+    cpu::write_kv(k, v, slots, k_cache, v_cache);
+  }
+  void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                       const AttentionMeta& meta, float scale, Tensor& out) override {
+    cpu::paged_attention(q, k_cache, v_cache, meta, scale, out);
+  }
+  void argmax(const Tensor& x, Tensor& out) override { cpu::argmax(x, out); }
+  void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) override {
+    cpu::top_k(x, k, values, indices);
+  }
+};
+
+}  // namespace
+
+Backend& cpu_backend() {
+  static CpuBackend backend;
+  return backend;
+}
+
+}  // namespace hearth::ops::cpu

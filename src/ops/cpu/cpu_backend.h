@@ -1,0 +1,31 @@
+// The CPU backend: AVX2+FMA+F16C kernels on the global thread pool. backend_for(Device::cpu())
+// creates it on first use; the kernels of each op family live in their own file in this folder.
+#pragma once
+
+#include "ops/backend.h"
+
+namespace hearth::ops::cpu {
+
+// The process-wide CPU backend, created on first call.
+Backend& cpu_backend();
+
+// Kernels, one per Backend method. Arguments were validated by the op front-ends (host tensors,
+// matching shapes and dtypes); these only check what the front-ends cannot (e.g. data values).
+void copy(const Tensor& src, Tensor& dst);
+void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
+void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
+void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
+          Tensor& out);
+void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
+void add(const Tensor& a, const Tensor& b, Tensor& out);
+void softmax(const Tensor& x, Tensor& out);
+void log_softmax(const Tensor& x, Tensor& out);
+void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+              Tensor& v_cache);
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const AttentionMeta& meta, float scale, Tensor& out);
+void argmax(const Tensor& x, Tensor& out);
+void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices);
+
+}  // namespace hearth::ops::cpu

@@ -1,0 +1,33 @@
+// Plain scalar references for every op: straight from the math / the HF definitions, double
+// accumulation, host tensors only. Same signatures as the ops; tests compare backends to these.
+// No SIMD, no threads, no cleverness: they must be obviously correct.
+#pragma once
+
+#include "core/tensor.h"
+#include "ops/attention.h"
+
+namespace hearth::ops::reference {
+
+void copy(const Tensor& src, Tensor& dst);
+void matmul(const Tensor& x, const Tensor& w, Tensor& out, const Tensor* bias = nullptr);
+void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
+void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
+          Tensor& out);
+void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
+void add(const Tensor& a, const Tensor& b, Tensor& out);
+void softmax(const Tensor& x, Tensor& out);
+void log_softmax(const Tensor& x, Tensor& out);
+void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+              Tensor& v_cache);
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const AttentionMeta& meta, float scale, Tensor& out);
+void argmax(const Tensor& x, Tensor& out);
+void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices);
+
+// Element access by multi-index for any strides (shared by the reference files).
+double get(const Tensor& t, std::initializer_list<int64_t> index);
+void set(const Tensor& t, std::initializer_list<int64_t> index, double value);
+int64_t get_int(const Tensor& t, std::initializer_list<int64_t> index);
+
+}  // namespace hearth::ops::reference

@@ -1,0 +1,243 @@
+// write_kv and paged_attention against the reference: decode, prefill, chunked prefill and ragged
+// batches mixing them; block sizes 16 and 32; head dims 64/80/96/128/256; MHA, GQA and MQA;
+// sliding windows; f32/f16/bf16 caches. Block tables are shuffled, and cache rows that a sequence
+// does not own (or has not filled) hold NaN, so reading them would poison the output.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "op_test_util.h"
+#include "ops/attention.h"
+#include "ops/reference/reference.h"
+
+namespace hearth::ops::testing {
+namespace {
+
+class AttentionTest : public OpTest {};
+
+// Online softmax in f32 with the vectorized exp: observed ~3e-7.
+constexpr double kTolerance = 5e-6;
+
+struct SeqSpec {
+  int64_t context;
+  int64_t q_len;
+};
+
+struct Case {
+  std::vector<SeqSpec> seqs;
+  int64_t n_heads, n_kv, head_dim, block_size;
+  int window;
+  DType cache;
+};
+
+std::string describe(const Case& c) {
+  std::string s = "seqs=";
+  for (const SeqSpec& q : c.seqs) s += fmt::format("({},{})", q.context, q.q_len);
+  return s + fmt::format(" heads={}/{} d={} bs={} window={} cache={}", c.n_heads, c.n_kv,
+                         c.head_dim, c.block_size, c.window, dtype_name(c.cache));
+}
+
+struct Built {
+  Tensor q, k_cache, v_cache, query_start, context_lens, block_tables;
+};
+
+Built build(const Case& c, Rng& rng) {
+  Built b;
+  const int64_t num_seqs = int64_t(c.seqs.size());
+  int64_t needed = 0, max_blocks = 1, tokens = 0;
+  for (const SeqSpec& s : c.seqs) {
+    int64_t blocks = (s.context + c.block_size - 1) / c.block_size;
+    needed += blocks;
+    max_blocks = std::max(max_blocks, blocks + 1);  // one spare column, never valid
+    tokens += s.q_len;
+  }
+  const int64_t num_blocks = needed + 3;  // unowned blocks stay NaN
+  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng.engine());
+
+  Dims cache_shape{num_blocks, c.n_kv, c.block_size, c.head_dim};
+  b.k_cache = Tensor::empty(cache_shape, c.cache);
+  b.v_cache = Tensor::empty(cache_shape, c.cache);
+  poison(b.k_cache);
+  poison(b.v_cache);
+  std::vector<int32_t> table(static_cast<size_t>(num_seqs * max_blocks), -7);
+  std::vector<int32_t> starts{0}, lens;
+  size_t next = 0;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const SeqSpec& spec = c.seqs[size_t(s)];
+    int64_t blocks = (spec.context + c.block_size - 1) / c.block_size;
+    for (int64_t j = 0; j < blocks; ++j) table[size_t(s * max_blocks + j)] = ids[next++];
+    for (int64_t t = 0; t < spec.context; ++t) {
+      int64_t block = table[size_t(s * max_blocks + t / c.block_size)];
+      for (Tensor* cache : {&b.k_cache, &b.v_cache}) {
+        Tensor rows = cache->select(0, block).select(1, t % c.block_size);  // [n_kv, d]
+        reference::copy(random_float({c.n_kv, c.head_dim}, c.cache, rng), rows);
+      }
+    }
+    starts.push_back(starts.back() + int32_t(spec.q_len));
+    lens.push_back(int32_t(spec.context));
+  }
+  // Queries scaled up a little so some softmaxes are peaked.
+  b.q = random_float_padded({tokens, c.n_heads, c.head_dim}, DType::f32, rng, tokens % 2 ? 4 : 0,
+                            3.0f);
+  b.query_start = Tensor::from_vector(starts, {num_seqs + 1});
+  b.context_lens = Tensor::from_vector(lens, {num_seqs});
+  b.block_tables = Tensor::from_vector(table, {num_seqs, max_blocks});
+  return b;
+}
+
+void run_case(AttentionTest& t, const Case& c, Rng& rng) {
+  SCOPED_TRACE(describe(c));
+  Built b = build(c, rng);
+  AttentionMeta meta;
+  meta.query_start = b.query_start;
+  meta.context_lens = b.context_lens;
+  meta.block_tables = b.block_tables;
+  meta.sliding_window = c.window;
+  for (const SeqSpec& s : c.seqs) {
+    meta.max_query_len = std::max<int>(meta.max_query_len, int(s.q_len));
+    meta.max_context_len = std::max<int>(meta.max_context_len, int(s.context));
+  }
+  float scale = 1.0f / std::sqrt(float(c.head_dim));
+  Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
+  reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
+
+  AttentionMeta dmeta = meta;
+  dmeta.query_start = t.to_dev(meta.query_start);
+  dmeta.context_lens = t.to_dev(meta.context_lens);
+  dmeta.block_tables = t.to_dev(meta.block_tables);
+  Tensor out = Tensor::empty(b.q.shape(), DType::f32);
+  poison(out);
+  Tensor dout = t.to_dev(out);
+  paged_attention(t.to_dev(b.q), t.to_dev(b.k_cache), t.to_dev(b.v_cache), dmeta, scale, dout);
+  t.fetch(dout, out);
+  t.expect_close(out, ref, kTolerance);
+}
+
+const DType kCacheDtypes[] = {DType::f32, DType::f16, DType::bf16};
+
+TEST_P(AttentionTest, DecodeAcrossHeadDimsAndGroups) {
+  Rng rng(81);
+  for (DType cache : kCacheDtypes)
+    for (int64_t d : {64, 80, 96, 128, 256})
+      for (auto [h, kv] : {std::pair<int64_t, int64_t>{4, 4}, {8, 2}, {6, 1}})
+        for (int64_t ctx : {1, 17, 100})
+          run_case(*this, {{{ctx, 1}}, h, kv, d, d == 80 ? 32 : 16, 0, cache}, rng);
+}
+
+TEST_P(AttentionTest, DecodeLongContextsAndBlockBoundaries) {
+  Rng rng(82);
+  for (DType cache : kCacheDtypes)
+    for (int64_t bs : {16, 32})
+      for (int64_t ctx : {15, 16, 31, 32, 33, 64, 65, 1000, 3001})
+        run_case(*this, {{{ctx, 1}}, 8, 1, 64, bs, 0, cache}, rng);
+}
+
+TEST_P(AttentionTest, PrefillAndChunkedPrefill) {
+  Rng rng(83);
+  for (DType cache : kCacheDtypes) {
+    for (int64_t bs : {16, 32}) {
+      run_case(*this, {{{1, 1}}, 2, 1, 64, bs, 0, cache}, rng);
+      run_case(*this, {{{17, 17}}, 4, 2, 64, bs, 0, cache}, rng);
+      run_case(*this, {{{70, 70}}, 4, 4, 96, bs, 0, cache}, rng);
+      run_case(*this, {{{90, 37}}, 8, 2, 128, bs, 0, cache}, rng);  // chunk after 53 cached
+      run_case(*this, {{{48, 16}}, 2, 1, 256, bs, 0, cache}, rng);
+      run_case(*this, {{{33, 2}}, 6, 3, 80, bs, 0, cache}, rng);  // speculative verify
+    }
+  }
+}
+
+TEST_P(AttentionTest, RaggedBatches) {
+  Rng rng(84);
+  for (DType cache : kCacheDtypes) {
+    run_case(*this, {{{37, 37}, {100, 1}, {16, 5}, {33, 1}, {1, 1}}, 8, 2, 64, 16, 0, cache}, rng);
+    run_case(*this, {{{5, 1}, {200, 1}, {64, 1}}, 4, 1, 128, 32, 0, cache}, rng);
+    run_case(*this, {{{50, 20}, {19, 19}}, 4, 2, 80, 16, 0, cache}, rng);
+  }
+}
+
+TEST_P(AttentionTest, SlidingWindows) {
+  Rng rng(85);
+  for (DType cache : kCacheDtypes) {
+    for (int window : {1, 7, 16, 40}) {
+      run_case(*this, {{{60, 60}}, 4, 2, 64, 16, window, cache}, rng);
+      run_case(*this, {{{100, 1}, {35, 10}}, 4, 4, 64, 32, window, cache}, rng);
+      run_case(*this, {{{300, 1}}, 8, 1, 128, 16, window, cache}, rng);
+    }
+  }
+}
+
+TEST_P(AttentionTest, WriteKvConvertsAndSkipsPadding) {
+  Rng rng(86);
+  for (DType src : {DType::f32, DType::bf16}) {
+    for (DType cache : kCacheDtypes) {
+      SCOPED_TRACE(fmt::format("k/v {} cache {}", dtype_name(src), dtype_name(cache)));
+      const int64_t blocks = 5, kv = 3, bs = 16, d = 80, tokens = 9;
+      Tensor kc = Tensor::empty({blocks, kv, bs, d}, cache), vc = Tensor::empty(kc.shape(), cache);
+      poison(kc);
+      poison(vc);
+      Tensor k = random_float_padded({tokens, kv, d}, src, rng, 5);
+      Tensor v = random_float({tokens, kv, d}, src, rng);
+      std::vector<int32_t> slots = {0, 17, 79, 40, -1, 41, 15, 16, 63};
+      Tensor ts = Tensor::from_vector(slots, {tokens});
+      Tensor rk = Tensor::empty(kc.shape(), cache), rv = Tensor::empty(vc.shape(), cache);
+      poison(rk);
+      poison(rv);
+      reference::write_kv(k, v, ts, rk, rv);
+      Tensor dk = to_dev(kc), dv = to_dev(vc);
+      write_kv(to_dev(k), to_dev(v), to_dev(ts), dk, dv);
+      fetch(dk, kc);
+      fetch(dv, vc);
+      // Exactly the 8 written slots changed; everything else still holds the poison.
+      EXPECT_EQ(count_poison(kc), (blocks * bs - 8) * kv * d);
+      EXPECT_EQ(count_poison(vc), (blocks * bs - 8) * kv * d);
+      EXPECT_EQ(values_of(kc).size(), values_of(rk).size());
+      std::vector<double> a = values_of(kc), r = values_of(rk), av = values_of(vc),
+                          rv2 = values_of(rv);
+      int mismatches = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        mismatches += !(a[i] == r[i] || (std::isnan(a[i]) && std::isnan(r[i])));
+        mismatches += !(av[i] == rv2[i] || (std::isnan(av[i]) && std::isnan(rv2[i])));
+      }
+      EXPECT_EQ(mismatches, 0);
+    }
+  }
+}
+
+TEST_P(AttentionTest, BadMetadataIsAnError) {
+  if (!device().is_cpu()) GTEST_SKIP() << "metadata values are checked on the host only";
+  Rng rng(87);
+  Case c{{{20, 20}}, 2, 1, 64, 16, 0, DType::f32};
+  Built b = build(c, rng);
+  AttentionMeta meta;
+  meta.query_start = b.query_start;
+  meta.context_lens = b.context_lens;
+  meta.block_tables = b.block_tables;
+  Tensor out = Tensor::empty(b.q.shape(), DType::f32);
+  auto expect_error = [&](const char* what) {
+    try {
+      paged_attention(b.q, b.k_cache, b.v_cache, meta, 0.125f, out);
+      ADD_FAILURE() << "no error for " << what;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument) << what;
+    }
+  };
+  meta.context_lens = Tensor::from_vector(std::vector<int32_t>{19}, {1});  // fewer than queries
+  expect_error("context shorter than the queries");
+  meta.context_lens = Tensor::from_vector(std::vector<int32_t>{200}, {1});  // past the table
+  expect_error("context longer than the block table");
+  meta.context_lens = b.context_lens;
+  meta.block_tables = Tensor::from_vector(std::vector<int32_t>{0, 99, 0}, {1, 3});
+  expect_error("block id past the cache");
+  meta.block_tables = b.block_tables;
+  meta.query_start = Tensor::from_vector(std::vector<int32_t>{0, 19}, {2});
+  expect_error("query_start not covering q");
+}
+
+HEARTH_OP_TEST_ON_ALL_DEVICES(AttentionTest);
+
+}  // namespace
+}  // namespace hearth::ops::testing

@@ -1,0 +1,85 @@
+// matmul (GEMV and GEMM paths) against the reference: f32/f16/bf16 weights, optional bias of any
+// float dtype, padded x/out rows, shapes that are not multiples of the SIMD width or tile sizes.
+#include <fmt/format.h>
+
+#include "op_test_util.h"
+#include "ops/matmul.h"
+#include "ops/reference/reference.h"
+
+namespace hearth::ops::testing {
+namespace {
+
+class MatmulTest : public OpTest {};
+
+struct Shape {
+  int64_t m, n, k;
+};
+
+// f32 accumulation over K <= ~1000 terms of O(1) products: observed <= 4e-7 on the CPU backend;
+// a dropped or doubled term would show up as >= 1e-3.
+constexpr double kTolerance = 2e-6;
+
+void run_case(MatmulTest& t, Rng& rng, Shape s, DType w_dtype, int bias_kind, int64_t x_pad,
+              int64_t out_pad) {
+  SCOPED_TRACE(fmt::format("m={} n={} k={} w={} bias={} x_pad={} out_pad={}", s.m, s.n, s.k,
+                           dtype_name(w_dtype), bias_kind, x_pad, out_pad));
+  Tensor x = random_float_padded({s.m, s.k}, DType::f32, rng, x_pad);
+  Tensor w = random_float({s.n, s.k}, w_dtype, rng);
+  DType bias_dtype = bias_kind == 1 ? DType::f32 : DType::bf16;
+  Tensor bias = bias_kind ? random_float({s.n}, bias_dtype, rng) : Tensor();
+  Tensor out = empty_padded({s.m, s.n}, DType::f32, out_pad);
+  poison(out);
+  Tensor ref = Tensor::empty({s.m, s.n}, DType::f32);
+  reference::matmul(x, w, ref, bias_kind ? &bias : nullptr);
+
+  Tensor dx = t.to_dev(x), dw = t.to_dev(w), dout = t.to_dev(out);
+  Tensor dbias = bias_kind ? t.to_dev(bias) : Tensor();
+  matmul(dx, dw, dout, bias_kind ? &dbias : nullptr);
+  t.fetch(dout, out);
+  t.expect_close(out, ref, kTolerance);
+}
+
+TEST_P(MatmulTest, GemvShapes) {
+  Rng rng(101);
+  for (DType w : {DType::f32, DType::f16, DType::bf16}) {
+    for (int64_t m : {1, 2, 3, 4}) {
+      for (Shape s : {Shape{m, 1, 1}, Shape{m, 3, 7}, Shape{m, 4, 8}, Shape{m, 5, 9},
+                      Shape{m, 17, 64}, Shape{m, 64, 100}, Shape{m, 33, 333}, Shape{m, 9, 1031}}) {
+        run_case(*this, rng, s, w, int(rng.integer(0, 2)), rng.integer(0, 1) * 3,
+                 rng.integer(0, 1) * 5);
+      }
+    }
+  }
+}
+
+TEST_P(MatmulTest, GemmShapes) {
+  Rng rng(202);
+  const Shape shapes[] = {{5, 16, 8},     {6, 16, 256},   {7, 17, 257},   {12, 33, 100},
+                          {17, 1, 7},     {17, 15, 31},   {31, 100, 300}, {64, 64, 64},
+                          {64, 257, 129}, {100, 48, 513}, {13, 130, 1},   {97, 71, 260}};
+  for (DType w : {DType::f32, DType::f16, DType::bf16})
+    for (Shape s : shapes)
+      run_case(*this, rng, s, w, int(rng.integer(0, 2)), rng.integer(0, 1) * 3,
+               rng.integer(0, 1) * 5);
+}
+
+TEST_P(MatmulTest, LargerGemmCrossesTiles) {
+  // Large enough for several K panels, N tiles and M blocks in every thread.
+  Rng rng(303);
+  for (DType w : {DType::f32, DType::bf16}) run_case(*this, rng, {150, 300, 600}, w, 1, 0, 0);
+  run_case(*this, rng, {40, 530, 300}, DType::f16, 2, 3, 2);
+}
+
+TEST_P(MatmulTest, EmptyDimensions) {
+  Rng rng(404);
+  run_case(*this, rng, {3, 5, 0}, DType::f32, 1, 0, 0);  // K = 0: out = bias
+  Tensor x = random_float({0, 8}, DType::f32, rng), w = random_float({4, 8}, DType::bf16, rng);
+  Tensor out = Tensor::empty({0, 4}, DType::f32);
+  Tensor dout = to_dev(out);
+  matmul(to_dev(x), to_dev(w), dout);
+}
+
+HEARTH_OP_TEST_ON_ALL_DEVICES(MatmulTest);
+
+}  // namespace
+}  // namespace hearth::ops::testing
