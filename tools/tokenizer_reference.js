@@ -101,7 +101,14 @@ async function reference(tokenizerFile, corpus, seed) {
     for (let k = 0; k < n; k++) ids.push(Math.floor(r() * size));
     decodes.push({ ids, text: await tok.decode(ids, false), text_skip: await tok.decode(ids, true) });
   }
-  return { cases, decodes };
+  // Vocabulary size and id <-> token look-ups.
+  const tokens = [];
+  for (let i = 0; i < 100; i++) {
+    const id = Math.floor(r() * (size + 5));
+    const token = tok.idToToken(id);
+    tokens.push({ id, token, back: token === null ? null : tok.tokenToId(token) });
+  }
+  return { vocab_size: size, tokens, cases, decodes };
 }
 
 async function main() {

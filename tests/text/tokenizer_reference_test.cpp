@@ -84,6 +84,19 @@ TEST_P(Reference, EncodeDecodeStream) {
   const auto expected = testing::read_json((*entry)["expected"].get<std::string>());
   const Tokenizer tok = Tokenizer::from_dir((*entry)["dir"].get<std::string>());
 
+  EXPECT_EQ(tok.vocab_size(), expected["vocab_size"].get<int64_t>());
+  for (const auto& t : expected["tokens"]) {
+    const auto id = t["id"].get<int32_t>();
+    if (t["token"].is_null()) {
+      EXPECT_FALSE(tok.id_to_token(id).has_value()) << name << " id " << id;
+      continue;
+    }
+    EXPECT_EQ(tok.id_to_token(id).value_or("<none>"), t["token"].get<std::string>())
+        << name << " id " << id;
+    EXPECT_EQ(tok.token_to_id(t["token"].get<std::string>()).value_or(-1), t["back"].get<int32_t>())
+        << name << " token " << t["token"];
+  }
+
   size_t failures = 0;
   const auto& cases = expected["cases"];
   ASSERT_GT(cases.size(), 50u);

@@ -35,3 +35,39 @@ inline nlohmann::json read_json(const std::filesystem::path& path) {
 }
 
 }  // namespace hearth::text::testing
+
+namespace hearth::text::testing {
+
+// A fresh folder for a test's files, under gtest's temporary directory.
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  auto dir = std::filesystem::path(::testing::TempDir()) / "hearth_text" /
+             (std::string(info->test_suite_name()) + "." + info->name() + "." + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+// A tiny byte-level BPE tokenizer.json ("a", "b", "ab", ...), which tests then modify.
+inline nlohmann::json tiny_bpe() {
+  return nlohmann::json::parse(R"({
+    "version": "1.0", "truncation": null, "padding": null,
+    "added_tokens": [{"id": 6, "content": "<s>", "single_word": false, "lstrip": false,
+                      "rstrip": false, "normalized": false, "special": true}],
+    "normalizer": null,
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                      "use_regex": true},
+    "post_processor": null,
+    "decoder": {"type": "ByteLevel"},
+    "model": {"type": "BPE", "dropout": null, "unk_token": null, "fuse_unk": false,
+              "byte_fallback": false, "vocab": {"a": 0, "b": 1, "c": 2, "ab": 3, "abc": 4, "Ġ": 5,
+              "<s>": 6}, "merges": ["a b", "ab c"]}
+  })");
+}
+
+}  // namespace hearth::text::testing
