@@ -19,9 +19,11 @@ namespace {
 // HF caches up to 10,000 words shorter than 256 bytes (utils/cache.rs); same limits here.
 constexpr size_t kCacheCapacity = 10'000;
 constexpr size_t kCacheMaxWordBytes = 256;
-// Code points below this get their single-character ids from a table (covers ASCII, Latin and
-// all GPT-2 byte-level characters) instead of a hash lookup.
-constexpr char32_t kCharTableSize = 0x800;
+// Code points below this (the BMP: scripts, CJK, SentencePiece's U+2581, all GPT-2 byte-level
+// characters) get their single-character ids from a table instead of a string-hash lookup.
+constexpr char32_t kCharTableSize = 0x10000;
+// SentencePiece's word-start marker U+2581, in UTF-8.
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";
 
 // Open-addressing hash map (a, b) -> (rank, new_id) for the merges; far faster than
 // std::unordered_map for 64-bit keys on the hot path.
@@ -30,27 +32,26 @@ class MergeMap {
   void build(size_t n) {
     size_t cap = 16;
     while (cap < n * 2) cap <<= 1;
-    keys_.assign(cap, kEmpty);
-    values_.assign(cap, 0);
+    slots_.assign(cap, Slot{kEmpty, 0});
     mask_ = cap - 1;
   }
   void insert(int32_t a, int32_t b, uint32_t rank, int32_t new_id) {
     const uint64_t key = pack(a, b);
     size_t i = slot(key);
-    while (keys_[i] != kEmpty && keys_[i] != key) i = (i + 1) & mask_;
-    keys_[i] = key;
-    values_[i] = (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(new_id);
+    while (slots_[i].key != kEmpty && slots_[i].key != key) i = (i + 1) & mask_;
+    slots_[i] = {key, (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(new_id)};
   }
   // Returns false when (a, b) is not a merge.
   bool find(int32_t a, int32_t b, uint32_t& rank, int32_t& new_id) const {
     const uint64_t key = pack(a, b);
     for (size_t i = slot(key);; i = (i + 1) & mask_) {
-      if (keys_[i] == key) {
-        rank = static_cast<uint32_t>(values_[i] >> 32);
-        new_id = static_cast<int32_t>(values_[i] & 0xFFFFFFFFu);
+      const Slot& s = slots_[i];
+      if (s.key == key) {
+        rank = static_cast<uint32_t>(s.value >> 32);
+        new_id = static_cast<int32_t>(s.value & 0xFFFFFFFFu);
         return true;
       }
-      if (keys_[i] == kEmpty) return false;
+      if (s.key == kEmpty) return false;
     }
   }
 
@@ -60,8 +61,11 @@ class MergeMap {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
   size_t slot(uint64_t key) const { return ((key * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
-  std::vector<uint64_t> keys_;
-  std::vector<uint64_t> values_;
+  struct Slot {
+    uint64_t key;
+    uint64_t value;  // rank << 32 | new_id
+  };
+  std::vector<Slot> slots_;  // key and value side by side: one cache miss per probe
   size_t mask_ = 0;
 };
 
@@ -76,6 +80,7 @@ struct Candidate {
   uint32_t rank;
   int32_t pos;
   int32_t new_id;
+  int32_t left_id, right_id;  // the pair when queued
   // std::priority_queue pops the largest: invert so the lowest rank, then leftmost, comes first.
   bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
 };
@@ -106,10 +111,24 @@ class Bpe final : public Model {
       unk_id_ = vocab_.find(unk);
     }
     load_merges(json_field(j, "merges", path), path.child("merges"));
+    // SentencePiece-style BPE (no pre-tokenizer) sees whole texts as one word; cutting them at
+    // word starts is exact when merges cannot cross the cut. That needs: no ignore_merges (it
+    // looks the whole word up), no affixes (they depend on word ends), U+2581 in the vocab (so
+    // unknown characters cannot fuse across a cut), and no merge glueing a character to a
+    // following U+2581, except the characters listed in glued_before_metaspace_ (Gemma 3 has one:
+    // ">▁</"), before which no cut is made.
+    split_at_metaspace_ = !ignore_merges_ && prefix_.empty() && suffix_.empty() &&
+                          vocab_.find(kMetaspace).has_value();
+    std::sort(glued_before_metaspace_.begin(), glued_before_metaspace_.end());
 
     char_ids_.assign(kCharTableSize, -1);
-    for (char32_t c = 0; c < kCharTableSize; ++c) {
-      if (const auto id = vocab_.find(unicode::to_utf8(c))) char_ids_[c] = *id;
+    for (const auto& [token, id] : vocab_.map()) {
+      if (token.empty() ||
+          unicode::sequence_length(static_cast<unsigned char>(token[0])) != token.size())
+        continue;
+      size_t pos = 0;
+      const char32_t c = unicode::next_code_point(token, pos);
+      if (c < kCharTableSize) char_ids_[c] = id;
     }
     byte_ids_.fill(-1);
     for (int b = 0; b < 256; ++b) {
@@ -125,6 +144,30 @@ class Bpe final : public Model {
         return;
       }
     }
+    if (split_at_metaspace_) {
+      // Cut before each U+2581 that starts a word; no merge crosses these cuts (checked at load),
+      // so the pieces merge exactly as the whole word would, and short pieces hit the cache.
+      size_t begin = 0;
+      for (size_t i = 1; i + 2 < word.size(); ++i) {
+        if (word.compare(i, 3, kMetaspace) != 0) continue;
+        size_t prev = i - 1;
+        while (prev > 0 && (static_cast<unsigned char>(word[prev]) & 0xC0) == 0x80) --prev;
+        size_t pos = prev;
+        const char32_t c = unicode::next_code_point(word, pos);
+        if (c != 0x2581 && !std::binary_search(glued_before_metaspace_.begin(),
+                                               glued_before_metaspace_.end(), c)) {
+          tokenize_piece(word.substr(begin, i - begin), out);
+          begin = i;
+        }
+        i += 2;
+      }
+      tokenize_piece(word.substr(begin), out);
+      return;
+    }
+    tokenize_piece(word, out);
+  }
+
+  void tokenize_piece(std::string_view word, std::vector<int32_t>& out) const {
     const bool cacheable = word.size() < kCacheMaxWordBytes;
     if (cacheable) {
       std::lock_guard lock(cache_mutex_);
@@ -188,6 +231,22 @@ class Bpe final : public Model {
             fmt::format("merged token '{}{}' is not in the vocab", a, b.substr(prefix_.size())));
       }
       merges_.insert(*a_id, *b_id, rank++, *new_id);
+      note_glued_metaspace(a + b.substr(prefix_.size()));
+    }
+  }
+
+  // Records characters that a merge result joins to a following U+2581.
+  void note_glued_metaspace(std::string_view merged) {
+    for (size_t i = merged.find(kMetaspace, 1); i != std::string_view::npos;
+         i = merged.find(kMetaspace, i + 3)) {
+      size_t prev = i - 1;
+      while (prev > 0 && (static_cast<unsigned char>(merged[prev]) & 0xC0) == 0x80) --prev;
+      size_t pos = prev;
+      const char32_t c = unicode::next_code_point(merged, pos);
+      if (c != 0x2581 && std::find(glued_before_metaspace_.begin(), glued_before_metaspace_.end(),
+                                   c) == glued_before_metaspace_.end()) {
+        glued_before_metaspace_.push_back(c);
+      }
     }
   }
 
@@ -250,7 +309,7 @@ class Bpe final : public Model {
     int32_t new_id;
     for (size_t i = 0; i + 1 < symbols.size(); ++i) {
       if (merges_.find(symbols[i].id, symbols[i + 1].id, rank, new_id)) {
-        queue.push({rank, static_cast<int32_t>(i), new_id});
+        queue.push({rank, static_cast<int32_t>(i), new_id, symbols[i].id, symbols[i + 1].id});
       }
     }
     while (!queue.empty()) {
@@ -259,19 +318,22 @@ class Bpe final : public Model {
       Symbol& left = symbols[static_cast<size_t>(top.pos)];
       if (left.removed || left.next < 0) continue;
       Symbol& right = symbols[static_cast<size_t>(left.next)];
-      // Skip entries made stale by an earlier merge of either symbol.
-      if (!merges_.find(left.id, right.id, rank, new_id) || new_id != top.new_id) continue;
-      left.id = new_id;
+      // Skip entries made stale by an earlier merge of either symbol. HF re-looks the pair up and
+      // compares the merged id; comparing the pair's ids is equivalent and cheaper, because a
+      // symbol only changes by absorbing its right neighbour, so a changed pair covers more text
+      // and can never yield the same token again.
+      if (left.id != top.left_id || right.id != top.right_id) continue;
+      left.id = top.new_id;
       right.removed = true;
       left.next = right.next;
       if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = top.pos;
       if (left.prev >= 0 &&
           merges_.find(symbols[static_cast<size_t>(left.prev)].id, left.id, rank, new_id)) {
-        queue.push({rank, left.prev, new_id});
+        queue.push({rank, left.prev, new_id, symbols[static_cast<size_t>(left.prev)].id, left.id});
       }
       if (left.next >= 0 &&
           merges_.find(left.id, symbols[static_cast<size_t>(left.next)].id, rank, new_id)) {
-        queue.push({rank, top.pos, new_id});
+        queue.push({rank, top.pos, new_id, left.id, symbols[static_cast<size_t>(left.next)].id});
       }
     }
     for (const auto& s : symbols) {
@@ -285,6 +347,8 @@ class Bpe final : public Model {
   bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
   std::optional<int32_t> unk_id_;
   std::vector<int32_t> char_ids_;
+  bool split_at_metaspace_ = false;
+  std::vector<char32_t> glued_before_metaspace_;  // sorted
   std::array<int32_t, 256> byte_ids_{};
 
   mutable std::mutex cache_mutex_;
