@@ -185,35 +185,27 @@ bool Tokenizer::is_special(int32_t id) const {
 }
 
 std::optional<int32_t> Tokenizer::bos_token_id() const {
-  if (!impl_->bos_token) return std::nullopt;
-  return impl_->token_to_id(*impl_->bos_token);
+  const auto bos = impl_->special("bos_token");
+  if (!bos) return std::nullopt;
+  return impl_->token_to_id(*bos);
 }
 
 std::vector<int32_t> Tokenizer::eos_token_ids() const {
   std::vector<int32_t> ids;
-  if (impl_->eos_token) {
-    if (const auto id = impl_->token_to_id(*impl_->eos_token)) ids.push_back(*id);
+  if (const auto eos = impl_->special("eos_token")) {
+    if (const auto id = impl_->token_to_id(*eos)) ids.push_back(*id);
   }
   return ids;
 }
 
 nlohmann::json Tokenizer::special_tokens() const {
   nlohmann::json j = nlohmann::json::object();
-  const auto put = [&](const char* key, const std::optional<std::string>& v) {
-    if (v) j[key] = *v;
-  };
-  put("bos_token", impl_->bos_token);
-  put("eos_token", impl_->eos_token);
-  put("unk_token", impl_->unk_token);
-  put("pad_token", impl_->pad_token);
-  if (impl_->additional_special_tokens.is_array()) {
-    j["additional_special_tokens"] = impl_->additional_special_tokens;
-  }
+  for (const auto& [name, token] : impl_->named_special) j[name] = token;
   return j;
 }
 
 bool Tokenizer::has_chat_template() const {
-  return impl_->default_template.has_value() || !impl_->named_templates.empty();
+  return !impl_->templates.empty();
 }
 
 Tokenizer::Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}

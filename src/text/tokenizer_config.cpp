@@ -1,6 +1,7 @@
-// What tokenizer_config.json (and special_tokens_map.json, chat_template.jinja) add to
-// tokenizer.json: special token strings, added_tokens_decoder, chat templates and transformers'
-// add_bos_token / add_eos_token.
+// What tokenizer_config.json, special_tokens_map.json and chat template files add to
+// tokenizer.json, following transformers 5.17's from_pretrained: named special tokens,
+// added_tokens_decoder and chat templates. add_bos_token / add_eos_token are not applied:
+// transformers 5 drops them when a tokenizer.json exists, whose post-processor decides.
 #include <fstream>
 #include <sstream>
 
@@ -10,21 +11,48 @@
 namespace hearth::text {
 namespace {
 
-// A special token given as a string or as an AddedToken dict {"content": ...}.
+// A special token given as a string or as an AddedToken dict {"content": ...}; nullopt for
+// anything else (booleans such as add_bos_token, null).
 std::optional<std::string> token_string(const nlohmann::json& v, const JsonPath& path) {
-  if (v.is_null()) return std::nullopt;
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object()) return json_string(v, "content", path);
-  path.fail("must be a string or an object with 'content'");
+  if (v.is_object() && v.contains("content")) return json_string(v, "content", path);
+  return std::nullopt;
 }
 
-// transformers' Llama/Gemma-style tokenizers rebuild the post-processor from add_bos_token /
-// add_eos_token (update_post_processor), overriding tokenizer.json; others keep tokenizer.json's.
-bool rebuilds_post_processor(const std::string& tokenizer_class) {
-  std::string c = tokenizer_class;
-  if (c.size() > 4 && c.compare(c.size() - 4, 4, "Fast") == 0) c.resize(c.size() - 4);
-  return c == "LlamaTokenizer" || c == "GemmaTokenizer" || c == "CodeLlamaTokenizer" ||
-         c == "CohereTokenizer";
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(ErrorCode::io, "{}: cannot open file", path.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Named special tokens of one file: "*_token" keys holding a token, and extra_special_tokens
+// when it is a dict of name -> token (model-specific tokens such as Gemma 3's image_token).
+void collect_special(const nlohmann::json& obj, const JsonPath& path,
+                     std::map<std::string, std::string>& out) {
+  for (const auto& [key, value] : obj.items()) {
+    if (key == "extra_special_tokens" && value.is_object()) {
+      for (const auto& [name, token] : value.items()) {
+        if (auto s = token_string(token, path.child(key).child(name))) out[name] = *s;
+      }
+    } else if (ends_with(key, "_token")) {
+      if (value.is_null()) {
+        out.erase(key);
+      } else if (value.is_string() || value.is_object()) {
+        const auto s = token_string(value, path.child(key));
+        if (!s) path.child(key).fail("must be a string or an object with 'content'");
+        out[key] = *s;
+      } else if (!value.is_boolean()) {
+        path.child(key).fail("must be a string or an object with 'content'");
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -39,26 +67,11 @@ void Tokenizer::Impl::load_config(const std::filesystem::path& dir) {
   if (config && !config->is_object()) cpath.fail("expected a JSON object");
   if (map && !map->is_object()) mpath.fail("expected a JSON object");
 
-  const auto special = [&](const char* key) -> std::optional<std::string> {
-    if (config && config->contains(key)) return token_string((*config)[key], cpath.child(key));
-    if (map && map->contains(key)) return token_string((*map)[key], mpath.child(key));
-    return std::nullopt;
-  };
-  bos_token = special("bos_token");
-  eos_token = special("eos_token");
-  unk_token = special("unk_token");
-  pad_token = special("pad_token");
-  for (const auto* source : {&config, &map}) {
-    if (*source && (*source)->contains("additional_special_tokens") &&
-        additional_special_tokens.is_null()) {
-      const JsonPath p = (source == &config ? cpath : mpath).child("additional_special_tokens");
-      const auto& list = (**source)["additional_special_tokens"];
-      if (!list.is_array()) p.fail("must be an array");
-      additional_special_tokens = nlohmann::json::array();
-      for (size_t i = 0; i < list.size(); ++i) {
-        if (auto s = token_string(list[i], p.index(i))) additional_special_tokens.push_back(*s);
-      }
-    }
+  if (config) collect_special(*config, cpath, named_special);
+  // transformers reads special_tokens_map.json only for configs without added_tokens_decoder
+  // (the legacy layout); its values then win.
+  if (map && !(config && config->contains("added_tokens_decoder"))) {
+    collect_special(*map, mpath, named_special);
   }
 
   if (config) {
@@ -87,50 +100,36 @@ void Tokenizer::Impl::load_config(const std::filesystem::path& dir) {
       const JsonPath p = cpath.child("chat_template");
       template_origin = config_file.string();
       if (it->is_string()) {
-        default_template = it->get<std::string>();
+        templates["default"] = it->get<std::string>();
       } else if (it->is_array()) {
         for (size_t i = 0; i < it->size(); ++i) {
           const auto& e = (*it)[i];
-          named_templates.emplace_back(json_string(e, "name", p.index(i)),
-                                       json_string(e, "template", p.index(i)));
+          templates[json_string(e, "name", p.index(i))] = json_string(e, "template", p.index(i));
         }
       } else {
         p.fail("must be a string or a list of {name, template}");
       }
     }
-
-    const std::string cls = json_string_or(*config, "tokenizer_class", "", cpath);
-    if (rebuilds_post_processor(cls) &&
-        (config->contains("add_bos_token") || config->contains("add_eos_token"))) {
-      const bool add_bos = json_bool_or(*config, "add_bos_token", true, cpath);
-      const bool add_eos = json_bool_or(*config, "add_eos_token", false, cpath);
-      nlohmann::json single = nlohmann::json::array();
-      nlohmann::json specials = nlohmann::json::object();
-      const auto add_token = [&](const std::optional<std::string>& token, const char* key) {
-        if (!token) cpath.child(key).fail("is required by add_bos_token / add_eos_token");
-        const auto id = token_to_id(*token);
-        if (!id) cpath.child(key).fail(fmt::format("'{}' is not in the vocabulary", *token));
-        single.push_back({{"SpecialToken", {{"id", *token}, {"type_id", 0}}}});
-        specials[*token] = {{"id", *token}, {"ids", {*id}}, {"tokens", {*token}}};
-      };
-      if (add_bos) add_token(bos_token, "bos_token");
-      single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
-      if (add_eos) add_token(eos_token, "eos_token");
-      post_processor = make_post_processor(
-          {{"type", "TemplateProcessing"}, {"single", single}, {"special_tokens", specials}},
-          cpath.child("add_bos_token"));
-    }
   }
 
-  // Newer HF layout: the template in its own file, which takes precedence.
-  const auto jinja = dir / "chat_template.jinja";
-  if (std::filesystem::exists(jinja)) {
-    std::ifstream in(jinja, std::ios::binary);
-    if (!in) fail(ErrorCode::io, "{}: cannot open file", jinja.string());
-    std::ostringstream s;
-    s << in.rdbuf();
-    default_template = s.str();
-    template_origin = jinja.string();
+  // Newer layout: chat_template.jinja (the default) and additional_chat_templates/NAME.jinja;
+  // when present they replace the config's templates.
+  std::map<std::string, std::string> from_files;
+  std::string files_origin;
+  if (const auto jinja = dir / "chat_template.jinja"; std::filesystem::exists(jinja)) {
+    from_files["default"] = read_text(jinja);
+    files_origin = jinja.string();
+  }
+  if (const auto extra = dir / "additional_chat_templates"; std::filesystem::is_directory(extra)) {
+    for (const auto& entry : std::filesystem::directory_iterator(extra)) {
+      if (entry.path().extension() != ".jinja") continue;
+      from_files[entry.path().stem().string()] = read_text(entry.path());
+      if (files_origin.empty()) files_origin = entry.path().string();
+    }
+  }
+  if (!from_files.empty()) {
+    templates = std::move(from_files);
+    template_origin = files_origin;
   }
 }
 

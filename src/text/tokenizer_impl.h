@@ -3,6 +3,7 @@
 // tokenizer.cpp, tokenizer_config.cpp, tokenizer_chat.cpp and detokenizer.cpp.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -72,12 +73,21 @@ struct Tokenizer::Impl {
   std::unique_ptr<Decoder> decoder;
   AddedVocabulary added;
 
-  // From tokenizer_config.json / special_tokens_map.json.
-  std::optional<std::string> bos_token, eos_token, unk_token, pad_token;
-  nlohmann::json additional_special_tokens;  // null or array of strings
-  std::optional<std::string> default_template;
-  std::vector<std::pair<std::string, std::string>> named_templates;  // name -> template
+  // Named special tokens as transformers 5 keeps them (special_tokens_map): bos_token,
+  // eos_token, unk_token, sep_token, pad_token, cls_token, mask_token and model-specific ones
+  // (other "*_token" keys, extra_special_tokens given as a dict), from tokenizer_config.json and
+  // special_tokens_map.json.
+  std::map<std::string, std::string> named_special;
+  // Chat templates by name; a single template is "default". Files (chat_template.jinja,
+  // additional_chat_templates/NAME.jinja) replace tokenizer_config.json's chat_template.
+  std::map<std::string, std::string> templates;
   std::string template_origin;
+
+  std::optional<std::string> special(const std::string& name) const {
+    const auto it = named_special.find(name);
+    if (it == named_special.end()) return std::nullopt;
+    return it->second;
+  }
 
   void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out) const;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;

@@ -150,7 +150,8 @@ TEST(TokenizerConfig, ChatTemplateFile) {
   EXPECT_TRUE(Tokenizer::from_dir(dir).has_chat_template());
 }
 
-TEST(TokenizerConfig, AddBosAndEosRebuildLlamaPostProcessor) {
+TEST(TokenizerConfig, AddBosAndEosFlagsDoNotOverrideTokenizerJson) {
+  // transformers 5.17 drops add_bos_token / add_eos_token when tokenizer.json exists.
   auto j = tiny_bpe();
   j["model"]["vocab"]["</s>"] = 7;
   const nlohmann::json config = {{"tokenizer_class", "LlamaTokenizerFast"},
@@ -158,11 +159,33 @@ TEST(TokenizerConfig, AddBosAndEosRebuildLlamaPostProcessor) {
                                  {"eos_token", "</s>"},
                                  {"add_bos_token", true},
                                  {"add_eos_token", true}};
-  EXPECT_EQ(load(j, "llama", config).encode("ab"), (Ids{6, 3, 7}));
-  EXPECT_EQ(load(j, "llama2", config).encode("ab", false), (Ids{3}));
-  auto other = config;
-  other["tokenizer_class"] = "PreTrainedTokenizerFast";  // keeps tokenizer.json's (none here)
-  EXPECT_EQ(load(j, "other", other).encode("ab"), (Ids{3}));
+  EXPECT_EQ(load(j, "llama", config).encode("ab"), (Ids{3}));
+}
+
+TEST(TokenizerConfig, ModelSpecificSpecialTokensAndLegacyMap) {
+  const auto dir = fresh_dir("named");
+  write_file(dir / "tokenizer.json", tiny_bpe().dump());
+  write_file(
+      dir / "tokenizer_config.json",
+      R"({"bos_token": "<s>", "image_token": "<img>", "add_bos_token": true, "pad_token": null,
+                 "extra_special_tokens": {"boi_token": "<boi>"}, "additional_special_tokens": ["<x>"]})");
+  write_file(dir / "special_tokens_map.json",
+             R"({"eos_token": {"content": "</s>"}, "bos_token": "<b>"})");
+  const Tokenizer t = Tokenizer::from_dir(dir);
+  EXPECT_EQ(t.special_tokens(), (nlohmann::json{{"bos_token", "<b>"},
+                                                {"eos_token", "</s>"},
+                                                {"image_token", "<img>"},
+                                                {"boi_token", "<boi>"}}));
+}
+
+TEST(TokenizerConfig, TemplateFilesReplaceConfigTemplates) {
+  const auto dir = fresh_dir("files");
+  write_file(dir / "tokenizer.json", tiny_bpe().dump());
+  write_file(dir / "tokenizer_config.json", R"({"chat_template": "config"})");
+  std::filesystem::create_directories(dir / "additional_chat_templates");
+  write_file(dir / "additional_chat_templates" / "tool_use.jinja", "tools");
+  const Tokenizer t = Tokenizer::from_dir(dir);
+  EXPECT_TRUE(t.has_chat_template());
 }
 
 struct PackageFacts {
