@@ -7,12 +7,16 @@
 
 namespace hearth::text {
 
+// JSON here is nlohmann::ordered_json: templates print dicts (tojson, str) in insertion order,
+// as Python does, so key order must survive from the request to the template. A plain
+// nlohmann::json converts implicitly (its keys then come sorted).
 struct ChatOptions {
   bool add_generation_prompt = true;
   bool continue_final_message = false;
-  nlohmann::json tools;      // null or an array of tool definitions (JSON schema, as OpenAI's)
-  nlohmann::json documents;  // null or an array of documents
-  nlohmann::json extra = nlohmann::json::object();  // other template kwargs (enable_thinking, ...)
+  nlohmann::ordered_json tools;  // null or an array of tool definitions (JSON schema, as OpenAI's)
+  nlohmann::ordered_json documents;                                 // null or an array of documents
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // other template kwargs
+                                                                    // (enable_thinking, ...)
 };
 
 class ChatTemplate {
@@ -25,7 +29,7 @@ class ChatTemplate {
   // does: the context holds messages, tools, documents, add_generation_prompt, every entry of
   // `special_tokens` (bos_token, eos_token, ...) and the extra kwargs. raise_exception() in the
   // template and runtime errors become `invalid_argument` errors naming the template line.
-  std::string apply(const nlohmann::json& messages, const ChatOptions& options,
+  std::string apply(const nlohmann::ordered_json& messages, const ChatOptions& options,
                     const nlohmann::json& special_tokens) const;
 
   const std::string& source() const;

@@ -1,0 +1,140 @@
+// Host objects shared by the built-ins: bound methods, builtin functions, generators, dict views
+// and namespaces.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "text/jinja/value.h"
+
+namespace hearth::text::jinja {
+
+using MethodFn = Value (*)(Interpreter& interp, const Value& self, const Args& args);
+using FunctionFn = Value (*)(Interpreter& interp, const Args& args);
+
+// `"abc".upper` before it is called.
+class BoundMethod final : public Object {
+ public:
+  BoundMethod(Value self, std::string name, MethodFn fn)
+      : self_(std::move(self)), name_(std::move(name)), fn_(fn) {}
+  std::string type_name() const override { return "builtin_function_or_method"; }
+  bool callable() const override { return true; }
+  Value call(Interpreter& interp, Args& args) const override { return fn_(interp, self_, args); }
+  std::string repr() const override {
+    return fmt::format("<built-in method {} of {} object>", name_, jinja::type_name(self_));
+  }
+
+ private:
+  Value self_;
+  std::string name_;
+  MethodFn fn_;
+};
+
+class BuiltinFunction final : public Object {
+ public:
+  BuiltinFunction(std::string name, FunctionFn fn) : name_(std::move(name)), fn_(fn) {}
+  std::string type_name() const override { return "function"; }
+  bool callable() const override { return true; }
+  Value call(Interpreter& interp, Args& args) const override { return fn_(interp, args); }
+  std::string repr() const override { return fmt::format("<function {}>", name_); }
+
+ private:
+  std::string name_;
+  FunctionFn fn_;
+};
+
+// A Python generator or iterator: always truthy, no len(), exhausted by iteration.
+class GeneratorObject final : public Object {
+ public:
+  GeneratorObject(std::vector<Value> items, std::string origin)
+      : items_(std::move(items)), origin_(std::move(origin)) {}
+  std::string type_name() const override { return "generator"; }
+  std::string repr() const override { return fmt::format("<generator object {}>", origin_); }
+  bool iterable() const override { return true; }
+  std::vector<Value> iterate() const override {
+    std::vector<Value> rest(items_.begin() + static_cast<std::ptrdiff_t>(pos_), items_.end());
+    pos_ = items_.size();
+    return rest;
+  }
+
+ private:
+  std::vector<Value> items_;
+  mutable size_t pos_ = 0;
+  std::string origin_;
+};
+
+// dict.items() / keys() / values(): iterable views with a len() (not subscriptable).
+class DictView final : public Object {
+ public:
+  enum class Kind { items, keys, values };
+  DictView(Value dict, Kind kind) : dict_(std::move(dict)), kind_(kind) {}
+  std::string type_name() const override {
+    return kind_ == Kind::items ? "dict_items" : kind_ == Kind::keys ? "dict_keys" : "dict_values";
+  }
+  bool iterable() const override { return true; }
+  std::vector<Value> iterate() const override {
+    std::vector<Value> out;
+    for (const auto& [k, v] : dict_.dict_data().entries) {
+      if (kind_ == Kind::items) {
+        out.push_back(Value::tuple({k, v}));
+      } else {
+        out.push_back(kind_ == Kind::keys ? k : v);
+      }
+    }
+    return out;
+  }
+  std::optional<int64_t> length() const override {
+    return static_cast<int64_t>(dict_.dict_data().entries.size());
+  }
+  std::string repr() const override {
+    return type_name() + "(" + jinja::repr(Value::list(iterate())) + ")";
+  }
+
+ private:
+  Value dict_;
+  Kind kind_;
+};
+
+// range(): iterable with a len(), printed as Python prints it.
+class RangeObject final : public Object {
+ public:
+  RangeObject(int64_t start, int64_t step, int64_t count, std::string repr)
+      : start_(start), step_(step), count_(count), repr_(std::move(repr)) {}
+  std::string type_name() const override { return "range"; }
+  bool iterable() const override { return true; }
+  std::vector<Value> iterate() const override {
+    std::vector<Value> out;
+    out.reserve(static_cast<size_t>(count_));
+    for (int64_t i = 0; i < count_; ++i) out.emplace_back(start_ + i * step_);
+    return out;
+  }
+  std::optional<int64_t> length() const override { return count_; }
+  std::string repr() const override { return repr_; }
+
+ private:
+  int64_t start_, step_, count_;
+  std::string repr_;
+};
+
+// namespace(): the one mutable object templates get (`{% set ns.attr = value %}`).
+class NamespaceObject final : public Object {
+ public:
+  explicit NamespaceObject(DictData attrs) : attrs_(std::move(attrs)) {}
+  std::string type_name() const override { return "Namespace"; }
+  std::optional<Value> get_attr(const Value&, const std::string& name) const override {
+    if (const Value* v = attrs_.find(std::string_view(name))) return *v;
+    return std::nullopt;
+  }
+  std::string repr() const override {
+    return "<Namespace " + jinja::repr(Value::dict(attrs_)) + ">";
+  }
+  void set_attr(const std::string& name, Value value) const {
+    attrs_.set(Value(name), std::move(value));
+  }
+
+ private:
+  mutable DictData attrs_;
+};
+
+}  // namespace hearth::text::jinja
