@@ -9,5 +9,7 @@ namespace hearth::cli {
 
 int run_generate(const std::vector<std::string>& args);
 int run_benchmark(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
+int run_chat_template(const std::vector<std::string>& args);
 
 }  // namespace hearth::cli

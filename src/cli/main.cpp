@@ -19,6 +19,9 @@ struct Command {
 const Command kCommands[] = {
     {"generate", hearth::cli::run_generate, "generate text from a prompt"},
     {"benchmark", hearth::cli::run_benchmark, "measure prompt and generation speed"},
+    {"tokenize", hearth::cli::run_tokenize, "encode text to token ids or decode ids to text"},
+    {"chat-template", hearth::cli::run_chat_template,
+     "print the prompt a conversation renders to with the model's chat template"},
 };
 
 void print_usage(std::FILE* out) {
