@@ -44,39 +44,49 @@ AddedToken parse_added_token(const nlohmann::json& j, const JsonPath& path) {
 }  // namespace
 
 Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
-  auto impl = std::make_shared<Impl>();
-  const auto file = dir / "tokenizer.json";
-  impl->file = file.string();
-  const nlohmann::json j = *read_json_file(file, true);
-  if (!j.is_object()) fail(ErrorCode::format, "{}: expected a JSON object", impl->file);
-  const JsonPath root{impl->file, ""};
-  if (const auto v = j.find("version"); v != j.end() && (!v->is_string() || *v != "1.0")) {
-    root.child("version").fail(fmt::format("unknown tokenizer version {}", v->dump()));
-  }
-  const auto get = [&](const char* key) -> const nlohmann::json& {
-    static const nlohmann::json kNull;
-    const auto it = j.find(key);
-    return it == j.end() ? kNull : *it;
-  };
-  impl->normalizer = make_normalizer(get("normalizer"), root.child("normalizer"));
-  impl->pre_tokenizer = make_pre_tokenizer(get("pre_tokenizer"), root.child("pre_tokenizer"));
-  if (get("model").is_null()) root.fail("missing key 'model'");
-  impl->model = make_model(get("model"), root.child("model"));
-  impl->post_processor = make_post_processor(get("post_processor"), root.child("post_processor"));
-  impl->decoder = make_decoder(get("decoder"), root.child("decoder"));
-  // truncation and padding are per-call options in transformers (off by default); not applied.
-
-  const auto& added = get("added_tokens");
-  if (!added.is_null()) {
-    if (!added.is_array()) root.child("added_tokens").fail("must be an array");
-    std::vector<AddedToken> tokens;
-    for (size_t i = 0; i < added.size(); ++i) {
-      tokens.push_back(parse_added_token(added[i], root.child("added_tokens").index(i)));
+  const auto build = [&]() -> std::shared_ptr<Impl> {
+    auto impl = std::make_shared<Impl>();
+    const auto file = dir / "tokenizer.json";
+    impl->file = file.string();
+    const nlohmann::json j = *read_json_file(file, true);
+    if (!j.is_object()) fail(ErrorCode::format, "{}: expected a JSON object", impl->file);
+    const JsonPath root{impl->file, ""};
+    if (const auto v = j.find("version"); v != j.end() && (!v->is_string() || *v != "1.0")) {
+      root.child("version").fail(fmt::format("unknown tokenizer version {}", v->dump()));
     }
-    impl->added.add(tokens, *impl->model, impl->normalizer.get());
+    const auto get = [&](const char* key) -> const nlohmann::json& {
+      static const nlohmann::json kNull;
+      const auto it = j.find(key);
+      return it == j.end() ? kNull : *it;
+    };
+    impl->normalizer = make_normalizer(get("normalizer"), root.child("normalizer"));
+    impl->pre_tokenizer = make_pre_tokenizer(get("pre_tokenizer"), root.child("pre_tokenizer"));
+    if (get("model").is_null()) root.fail("missing key 'model'");
+    impl->model = make_model(get("model"), root.child("model"));
+    impl->post_processor = make_post_processor(get("post_processor"), root.child("post_processor"));
+    impl->decoder = make_decoder(get("decoder"), root.child("decoder"));
+    // truncation and padding are per-call options in transformers (off by default); not applied.
+
+    const auto& added = get("added_tokens");
+    if (!added.is_null()) {
+      if (!added.is_array()) root.child("added_tokens").fail("must be an array");
+      std::vector<AddedToken> tokens;
+      for (size_t i = 0; i < added.size(); ++i) {
+        tokens.push_back(parse_added_token(added[i], root.child("added_tokens").index(i)));
+      }
+      impl->added.add(tokens, *impl->model, impl->normalizer.get());
+    }
+    impl->load_config(dir);
+    return impl;
+  };
+  try {
+    return Tokenizer(build());
+  } catch (const nlohmann::json::exception& e) {
+    // A value of the wrong JSON type that no accessor checked: still a clear error, no crash.
+    fail(ErrorCode::format,
+         "{}: unexpected JSON value in tokenizer.json or tokenizer_config.json: {}", dir.string(),
+         e.what());
   }
-  impl->load_config(dir);
-  return Tokenizer(std::move(impl));
 }
 
 void Tokenizer::Impl::encode(std::string_view input, bool add_special_tokens,

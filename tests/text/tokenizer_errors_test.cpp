@@ -2,6 +2,8 @@
 // hearth::Error naming the file and the key, never crash.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "core/error.h"
 #include "text/tokenizer.h"
 #include "tokenizer_test_util.h"
@@ -140,6 +142,16 @@ TEST(TokenizerErrors, BadVocabAndValues) {
   expect_mentions(load_error(j, "version"), {"unknown tokenizer version", "at version"});
 }
 
+TEST(TokenizerErrors, WrongJsonTypesDeepInside) {
+  auto j = tiny_bpe();
+  j["post_processor"] = nlohmann::json::parse(R"({"type": "TemplateProcessing",
+      "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+      "special_tokens": {"<s>": {"id": "<s>", "ids": ["one"], "tokens": ["<s>"]}}})");
+  const Error e = load_error(j, "deep");
+  EXPECT_EQ(e.code(), ErrorCode::format);
+  expect_mentions(e, {"tokenizer.json"});
+}
+
 TEST(TokenizerErrors, BadTokenizerConfig) {
   const auto dir = fresh_dir("config");
   write_file(dir / "tokenizer.json", tiny_bpe().dump());
@@ -159,6 +171,65 @@ TEST(TokenizerErrors, BadTokenizerConfig) {
   }
   write_file(dir / "tokenizer_config.json", R"({"bos_token": 7})");
   EXPECT_THROW(Tokenizer::from_dir(dir), Error);
+}
+
+}  // namespace
+}  // namespace hearth::text
+
+namespace hearth::text {
+namespace {
+
+// Replaces one random node of `j` by a random value.
+void mutate(nlohmann::json& j, std::mt19937& rng) {
+  nlohmann::json* node = &j;
+  while ((node->is_object() || node->is_array()) && !node->empty() && rng() % 3 != 0) {
+    auto it = node->begin();
+    std::advance(it, rng() % node->size());
+    node = &*it;
+  }
+  static const nlohmann::json kValues[] = {nullptr,
+                                           0,
+                                           -1,
+                                           1.5,
+                                           "",
+                                           "Foo",
+                                           "a b",
+                                           true,
+                                           nlohmann::json::array(),
+                                           nlohmann::json::object(),
+                                           nlohmann::json::array({"a", "b"}),
+                                           nlohmann::json::object({{"type", "Sequence"}}),
+                                           nlohmann::json::object({{"String", " "}}),
+                                           nlohmann::json::object({{"Regex", "("}})};
+  *node = kValues[rng() % std::size(kValues)];
+}
+
+// Randomly damaged files load or fail with hearth::Error; nothing else escapes and nothing crashes.
+TEST(TokenizerErrors, RandomlyDamagedFilesFailCleanly) {
+  std::mt19937 rng(1234);
+  const auto dir = testing::fresh_dir("fuzz");
+  int loaded = 0;
+  for (int i = 0; i < 600; ++i) {
+    auto j = testing::tiny_bpe();
+    j["normalizer"] = nlohmann::json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFC"},
+        {"type": "Replace", "pattern": {"String": "a"}, "content": "b"}]})");
+    j["post_processor"] = nlohmann::json::parse(R"({"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [6], "tokens": ["<s>"]}}})");
+    for (int k = 0; k < 1 + static_cast<int>(rng() % 3); ++k) mutate(j, rng);
+    testing::write_file(dir / "tokenizer.json", j.dump());
+    try {
+      const Tokenizer t = Tokenizer::from_dir(dir);
+      const auto ids = t.encode("abc ab <s> a\xC3\xA9", true);
+      (void)t.decode(ids, true);
+      auto d = t.make_detokenizer();
+      for (const int32_t id : ids) d->add_token(id);
+      (void)d->finalize();
+      ++loaded;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_GT(loaded, 0);
 }
 
 }  // namespace
