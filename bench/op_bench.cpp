@@ -82,7 +82,11 @@ double read_bandwidth_gbs(int reps) {
   const int64_t n = int64_t(bytes / 4);
   std::vector<float> sink(64);
   double t = best_time(reps, [&] {
-    parallel_for(n / 64, 1, [&](int64_t b, int64_t e) {
+    // Split like the GEMV: several contiguous chunks per thread, claimed dynamically.
+    const int64_t chunks = 8 * ThreadPool::global().num_threads();
+    const int64_t lines = n / 64;
+    ThreadPool::global().run(chunks, [&](int64_t c) {
+      const int64_t b = lines * c / chunks, e = lines * (c + 1) / chunks;
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       for (int64_t i = b * 64; i < e * 64; i += 32) {
         a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
@@ -92,7 +96,7 @@ double read_bandwidth_gbs(int reps) {
       }
       float out[8];
       _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-      sink[size_t(b % 64)] += out[0];
+      sink[size_t(c % 64)] += out[0];
     });
   });
   return double(bytes) / t / 1e9;

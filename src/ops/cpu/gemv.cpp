@@ -16,6 +16,8 @@ namespace {
 // Weight bytes per thread below which the product runs on the calling thread (a pool wake-up
 // costs about as much as streaming 64 KiB on the 2-core Zen dev VM).
 constexpr int64_t kGemvMinBytesPerThread = 64 * 1024;
+// Work chunks per thread (see gemv_rows).
+constexpr int64_t kChunksPerThread = 8;
 
 // Weight rows advanced together, by the number of x rows: 12 accumulators (of the 16 ymm
 // registers) in every case. More rows in flight means more independent streams for the memory
@@ -93,7 +95,14 @@ void gemv_rows(const MatmulArgs& a) {
   const int64_t bytes_per_group = kN * a.k * int64_t(sizeof(W));
   const int64_t grain =
       std::max<int64_t>(1, kGemvMinBytesPerThread / std::max<int64_t>(bytes_per_group, 1));
-  parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
+  // Contiguous chunks of row groups, several per thread and claimed dynamically: on a shared
+  // machine a thread that loses its core for a while does not hold the others up.
+  const int threads = ThreadPool::global().num_threads();
+  const int64_t chunks =
+      std::min<int64_t>((groups + grain - 1) / grain, kChunksPerThread * threads);
+  const int64_t per_chunk = (groups + chunks - 1) / chunks;
+  ThreadPool::global().run(chunks, [&](int64_t chunk) {
+    const int64_t g0 = chunk * per_chunk, g1 = std::min(groups, g0 + per_chunk);
     for (int64_t g = g0; g < g1; ++g) {
       int64_t n0 = g * kN;
       if (n0 + kN <= a.n) {
