@@ -274,6 +274,19 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::string cpu = "unknown";
+  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "model name", 10) == 0) {
+        const char* colon = std::strchr(line, ':');
+        cpu = colon ? std::string(colon + 2) : cpu;
+        if (!cpu.empty() && cpu.back() == '\n') cpu.pop_back();
+        break;
+      }
+    std::fclose(f);
+  }
+  std::printf("cpu: %s\n", cpu.c_str());
   int threads = ThreadPool::global().num_threads();
   double bandwidth = read_bandwidth_gbs(reps);
   double peak = fma_peak_gflops(std::min(reps, 3));

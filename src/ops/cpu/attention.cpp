@@ -7,8 +7,8 @@
 //   - decode (one query row per sequence): one item per sequence covering all its kv heads, so a
 //     tile reads one contiguous [n_kv, rows, head_dim] run of each block (long runs let the
 //     hardware prefetchers help; per-head items read 2 KiB pieces 16 KiB apart and stall on
-//     DRAM latency). Few sequences with long contexts split their keys across threads, and the
-//     partial results are merged.
+//     DRAM latency). With few sequences, the kv heads are cut into one range per thread and long
+//     contexts also split their keys; split results are merged.
 //   - prefill: one item per (sequence, kv head, tile of query rows); all query heads of a GQA
 //     group share the item so every K/V row is widened once per group.
 #include <algorithm>
@@ -330,9 +330,9 @@ bool splitting_enabled() {
   return enabled;
 }
 
-// A decode sequence whose keys were split: its partial results and where they go.
+// A decode (sequence, kv head range) whose keys were split: where its partial results are.
 struct Merge {
-  int32_t seq;
+  int32_t seq, kv_begin, kv_end;
   int64_t first_partial, count;
 };
 
@@ -341,8 +341,11 @@ void paged_attention_typed(const Problem& p, const std::vector<Seq>& seqs) {
   const int64_t threads = ThreadPool::global().num_threads();
   int64_t decode_seqs = 0;
   for (const Seq& s : seqs) decode_seqs += s.q_len == 1;
+  // Few decode sequences: split each one's kv heads into ranges (still contiguous runs of each
+  // block), then its keys, until every thread has several items.
   const bool split =
       splitting_enabled() && decode_seqs > 0 && decode_seqs < kMinItemsPerThread * threads;
+  const int64_t head_parts = split ? std::min<int64_t>(p.n_kv, threads) : 1;
   std::vector<Item> items;
   std::vector<Merge> merges;
   int64_t num_partials = 0;
@@ -351,19 +354,25 @@ void paged_attention_typed(const Problem& p, const std::vector<Seq>& seqs) {
     if (seq.q_len == 1) {
       const int64_t visible = p.window > 0 ? std::min<int64_t>(p.window, seq.context) : seq.context;
       int64_t splits = 1;
-      if (split)
-        splits = std::max<int64_t>(
-            1, std::min<int64_t>((kMinItemsPerThread * threads + decode_seqs - 1) / decode_seqs,
-                                 visible / kMinKeysPerSplit));
-      if (splits == 1) {
-        items.push_back({int32_t(s), 0, int32_t(p.n_kv), 0, 1});
-        continue;
+      if (split) {
+        const int64_t wanted = kMinItemsPerThread * threads;
+        const int64_t per_part =
+            (wanted + decode_seqs * head_parts - 1) / (decode_seqs * head_parts);
+        splits = std::max<int64_t>(1, std::min<int64_t>(per_part, visible / kMinKeysPerSplit));
       }
-      merges.push_back({int32_t(s), num_partials, splits});
-      const int64_t key_begin = seq.context - visible;
-      for (int64_t c = 0; c < splits; ++c)
-        items.push_back({int32_t(s), 0, int32_t(p.n_kv), 0, 1, key_begin + visible * c / splits,
-                         key_begin + visible * (c + 1) / splits, num_partials++});
+      for (int64_t part = 0; part < head_parts; ++part) {
+        const int32_t kv0 = int32_t(p.n_kv * part / head_parts);
+        const int32_t kv1 = int32_t(p.n_kv * (part + 1) / head_parts);
+        if (splits == 1) {
+          items.push_back({int32_t(s), kv0, kv1, 0, 1});
+          continue;
+        }
+        merges.push_back({int32_t(s), kv0, kv1, num_partials, splits});
+        const int64_t key_begin = seq.context - visible;
+        for (int64_t c = 0; c < splits; ++c)
+          items.push_back({int32_t(s), kv0, kv1, 0, 1, key_begin + visible * c / splits,
+                           key_begin + visible * (c + 1) / splits, num_partials++});
+      }
       continue;
     }
     for (int64_t r0 = 0; r0 < seq.q_len; r0 += kQueryTile)
@@ -389,11 +398,12 @@ void paged_attention_typed(const Problem& p, const std::vector<Seq>& seqs) {
   // out = sum_c exp(m_c - M) acc_c / sum_c exp(m_c - M) l_c over the splits c of a sequence.
   for (const Merge& mg : merges) {
     const Seq& seq = seqs[size_t(mg.seq)];
-    for (int64_t r = 0; r < p.n_heads; ++r) {  // decode rows are the query heads in order
+    const int64_t rows = (mg.kv_end - mg.kv_begin) * p.group;  // decode rows: the query heads
+    for (int64_t r = 0; r < rows; ++r) {
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t c = 0; c < mg.count; ++c)
         mx = std::max(mx, partials[size_t(mg.first_partial + c)].m[size_t(r)]);
-      float* op = p.out + seq.q_begin * p.o_s0 + r * p.o_s1;
+      float* op = p.out + seq.q_begin * p.o_s0 + (mg.kv_begin * p.group + r) * p.o_s1;
       std::fill(op, op + p.head_dim, 0.0f);
       float total = 0.0f;
       for (int64_t c = 0; c < mg.count; ++c) {
