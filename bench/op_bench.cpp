@@ -3,7 +3,7 @@
 // the bandwidth-bound GEMV of decode, and an FMA-throughput probe for the compute-bound GEMM of
 // prefill. Every figure is the best of several repetitions (the dev VMs are shared and noisy).
 //
-//   build/bin/op_bench [--quick] [--only gemv|gemm|attention] [--reps N]
+//   build/bin/op_bench [--quick] [--only gemv|gemm|attention] [--reps N] [--cpu-time]
 //
 // HEARTH_NUM_THREADS sets the thread count (default: all hardware threads).
 #include <immintrin.h>
@@ -12,7 +12,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -30,14 +33,31 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Best wall time of `reps` runs of fn (after one warm-up run).
+// --cpu-time: time with the calling thread's CPU clock instead of the wall clock. Only meaningful
+// with HEARTH_NUM_THREADS=1; it keeps single-thread tuning measurements steady while other jobs
+// share the machine.
+bool g_cpu_time = false;
+
+double thread_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// Best time of `reps` runs of fn (after one warm-up run).
 double best_time(int reps, const std::function<void()>& fn) {
   fn();
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    fn();
-    best = std::min(best, seconds_since(t0));
+    if (g_cpu_time) {
+      double t0 = thread_seconds();
+      fn();
+      best = std::min(best, thread_seconds() - t0);
+    } else {
+      auto t0 = Clock::now();
+      fn();
+      best = std::min(best, seconds_since(t0));
+    }
   }
   return best;
 }
@@ -62,7 +82,11 @@ double read_bandwidth_gbs(int reps) {
   const int64_t n = int64_t(bytes / 4);
   std::vector<float> sink(64);
   double t = best_time(reps, [&] {
-    parallel_for(n / 64, 1, [&](int64_t b, int64_t e) {
+    // Split like the GEMV: several contiguous chunks per thread, claimed dynamically.
+    const int64_t chunks = 8 * ThreadPool::global().num_threads();
+    const int64_t lines = n / 64;
+    ThreadPool::global().run(chunks, [&](int64_t c) {
+      const int64_t b = lines * c / chunks, e = lines * (c + 1) / chunks;
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       for (int64_t i = b * 64; i < e * 64; i += 32) {
         a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
@@ -72,7 +96,7 @@ double read_bandwidth_gbs(int reps) {
       }
       float out[8];
       _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-      sink[size_t(b % 64)] += out[0];
+      sink[size_t(c % 64)] += out[0];
     });
   });
   return double(bytes) / t / 1e9;
@@ -163,47 +187,66 @@ void bench_gemm(double peak, int reps, bool quick) {
   }
 }
 
-// Decode attention over a bf16 paged cache: bytes of K and V read per step vs read bandwidth.
+// Paged attention over bf16 caches. Like GEMV, several layers' caches (>= 512 MiB in all, each
+// with its own shuffled block order, as a pool hands blocks out) are used in turn, so K/V stream
+// from DRAM as in a real step.
 void bench_attention(double bandwidth, int reps) {
-  std::printf("\n## Paged attention\n\n");
-  std::printf("| case | heads q/kv x dim | context | cache | ms | KV GB/s | of read bandwidth |\n");
-  std::printf("|---|---|---:|---|---:|---:|---:|\n");
+  std::printf("\n## Paged attention (bf16 KV cache, block size 16)\n\n");
+  std::printf("| case | heads q/kv x dim | context | us / layer | KV GB/s | of read bandwidth |\n");
+  std::printf("|---|---|---:|---:|---:|---:|\n");
   struct Case {
     const char* name;
     int64_t batch, q_len, context, heads, kv, dim;
   };
   const Case cases[] = {{"decode", 1, 1, 4096, 32, 8, 64},
                         {"decode", 1, 1, 32768, 32, 8, 128},
+                        {"decode, MQA", 1, 1, 16384, 16, 1, 128},
                         {"decode x8", 8, 1, 4096, 32, 8, 64},
                         {"prefill", 1, 512, 512, 32, 8, 64}};
   for (const Case& c : cases) {
     const int64_t bs = 16;
     const int64_t blocks_per_seq = (c.context + bs - 1) / bs;
     const int64_t num_blocks = blocks_per_seq * c.batch;
-    Tensor kc = Tensor::empty({num_blocks, c.kv, bs, c.dim}, DType::bf16);
-    Tensor vc = Tensor::empty({num_blocks, c.kv, bs, c.dim}, DType::bf16);
-    fill(kc);
-    fill(vc);
-    std::vector<int32_t> qs{0}, lens, table;
+    const size_t layer_bytes = size_t(num_blocks * c.kv * bs * c.dim) * 2 * 2;
+    const int layers = int(std::max<size_t>(1, (size_t(512) << 20) / layer_bytes));
+    std::vector<Tensor> kcs, vcs, tables;
+    std::mt19937 rng(7);
+    for (int l = 0; l < layers; ++l) {
+      kcs.push_back(Tensor::empty({num_blocks, c.kv, bs, c.dim}, DType::bf16));
+      vcs.push_back(Tensor::empty({num_blocks, c.kv, bs, c.dim}, DType::bf16));
+      fill(kcs.back());
+      fill(vcs.back());
+      std::vector<int32_t> table(static_cast<size_t>(num_blocks));
+      std::iota(table.begin(), table.end(), 0);
+      std::shuffle(table.begin(), table.end(), rng);
+      tables.push_back(Tensor::from_vector(table, {c.batch, blocks_per_seq}));
+    }
+    std::vector<int32_t> qs{0}, lens;
     for (int64_t s = 0; s < c.batch; ++s) {
       qs.push_back(int32_t((s + 1) * c.q_len));
       lens.push_back(int32_t(c.context));
-      for (int64_t b = 0; b < blocks_per_seq; ++b) table.push_back(int32_t(s * blocks_per_seq + b));
     }
     ops::AttentionMeta meta;
     meta.query_start = Tensor::from_vector(qs, {c.batch + 1});
     meta.context_lens = Tensor::from_vector(lens, {c.batch});
-    meta.block_tables = Tensor::from_vector(table, {c.batch, blocks_per_seq});
     meta.max_query_len = int(c.q_len);
     meta.max_context_len = int(c.context);
     Tensor q = Tensor::empty({c.batch * c.q_len, c.heads, c.dim}, DType::f32);
     fill(q);
     Tensor out = Tensor::empty(q.shape(), DType::f32);
-    double t = best_time(reps, [&] { ops::paged_attention(q, kc, vc, meta, 0.125f, out); });
-    double kv_bytes = double(kc.nbytes() + vc.nbytes());
-    std::printf("| %s | %lld/%lld x %lld | %lld | bf16 | %.3f | %.1f | %.0f%% |\n", c.name,
+    double t =
+        best_time(reps,
+                  [&] {
+                    for (int l = 0; l < layers; ++l) {
+                      meta.block_tables = tables[size_t(l)];
+                      ops::paged_attention(q, kcs[size_t(l)], vcs[size_t(l)], meta, 0.125f, out);
+                    }
+                  }) /
+        layers;
+    double gbs = double(layer_bytes) / t / 1e9;
+    std::printf("| %s | %lld/%lld x %lld | %lld | %.1f | %.1f | %.0f%% |\n", c.name,
                 (long long)c.heads, (long long)c.kv, (long long)c.dim, (long long)c.context,
-                t * 1e3, kv_bytes / t / 1e9, 100.0 * kv_bytes / t / 1e9 / bandwidth);
+                t * 1e6, gbs, 100.0 * gbs / bandwidth);
     std::fflush(stdout);
   }
 }
@@ -220,13 +263,30 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--cpu-time") {
+      g_cpu_time = true;
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: op_bench [--quick] [--only gemv|gemm|attention] [--reps N]\n");
+      std::fprintf(
+          stderr,
+          "usage: op_bench [--quick] [--only gemv|gemm|attention] [--reps N] [--cpu-time]\n");
       return 2;
     }
   }
+  std::string cpu = "unknown";
+  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "model name", 10) == 0) {
+        const char* colon = std::strchr(line, ':');
+        cpu = colon ? std::string(colon + 2) : cpu;
+        if (!cpu.empty() && cpu.back() == '\n') cpu.pop_back();
+        break;
+      }
+    std::fclose(f);
+  }
+  std::printf("cpu: %s\n", cpu.c_str());
   int threads = ThreadPool::global().num_threads();
   double bandwidth = read_bandwidth_gbs(reps);
   double peak = fma_peak_gflops(std::min(reps, 3));

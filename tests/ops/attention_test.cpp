@@ -136,6 +136,16 @@ TEST_P(AttentionTest, DecodeLongContextsAndBlockBoundaries) {
         run_case(*this, {{{ctx, 1}}, 8, 1, 64, bs, 0, cache}, rng);
 }
 
+TEST_P(AttentionTest, LongDecodeSplitsWithWindowsAndGroups) {
+  // Long single-sequence decodes are split across threads and merged; windows move the first key.
+  Rng rng(88);
+  for (DType cache : kCacheDtypes) {
+    run_case(*this, {{{3000, 1}}, 4, 1, 128, 16, 600, cache}, rng);
+    run_case(*this, {{{2500, 1}}, 8, 2, 64, 32, 0, cache}, rng);
+    run_case(*this, {{{1537, 1}, {700, 1}}, 2, 1, 80, 16, 1100, cache}, rng);
+  }
+}
+
 TEST_P(AttentionTest, PrefillAndChunkedPrefill) {
   Rng rng(83);
   for (DType cache : kCacheDtypes) {

@@ -42,7 +42,7 @@ void run_case(MatmulTest& t, Rng& rng, Shape s, DType w_dtype, int bias_kind, in
 TEST_P(MatmulTest, GemvShapes) {
   Rng rng(101);
   for (DType w : {DType::f32, DType::f16, DType::bf16}) {
-    for (int64_t m : {1, 2, 3, 4}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 8, 11, 16}) {
       for (Shape s : {Shape{m, 1, 1}, Shape{m, 3, 7}, Shape{m, 4, 8}, Shape{m, 5, 9},
                       Shape{m, 17, 64}, Shape{m, 64, 100}, Shape{m, 33, 333}, Shape{m, 9, 1031}}) {
         run_case(*this, rng, s, w, int(rng.integer(0, 2)), rng.integer(0, 1) * 3,
@@ -54,9 +54,11 @@ TEST_P(MatmulTest, GemvShapes) {
 
 TEST_P(MatmulTest, GemmShapes) {
   Rng rng(202);
-  const Shape shapes[] = {{5, 16, 8},     {6, 16, 256},   {7, 17, 257},   {12, 33, 100},
-                          {17, 1, 7},     {17, 15, 31},   {31, 100, 300}, {64, 64, 64},
-                          {64, 257, 129}, {100, 48, 513}, {13, 130, 1},   {97, 71, 260}};
+  // M past the GEMV limit, with every remainder of the 6-row micro-tile; N around the 16-column
+  // panels; K around the 256 chunk.
+  const Shape shapes[] = {{17, 16, 8},    {18, 16, 256},  {19, 17, 257},  {20, 33, 100},
+                          {21, 1, 7},     {22, 15, 31},   {31, 100, 300}, {64, 64, 64},
+                          {64, 257, 129}, {100, 48, 513}, {23, 130, 1},   {97, 71, 260}};
   for (DType w : {DType::f32, DType::f16, DType::bf16})
     for (Shape s : shapes)
       run_case(*this, rng, s, w, int(rng.integer(0, 2)), rng.integer(0, 1) * 3,

@@ -9,8 +9,8 @@
 namespace hearth::ops::cpu {
 namespace {
 
-// Rows of x up to which the GEMV path is used. HEARTH_CPU_GEMV_MAX_ROWS overrides it (0 sends
-// every product through GEMM, to bisect regressions).
+// Rows of x up to which the GEMV path is used (see kGemvMaxRows). HEARTH_CPU_GEMV_MAX_ROWS
+// lowers it (0 sends every product through the GEMM, to bisect regressions).
 int64_t gemv_max_rows() {
   static const int64_t value = [] {
     if (const char* env = std::getenv("HEARTH_CPU_GEMV_MAX_ROWS")) {
