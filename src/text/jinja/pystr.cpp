@@ -514,12 +514,16 @@ std::string float_repr(double d) {
     } else if (decpt >= n) {
       out += digits + std::string(static_cast<size_t>(decpt - n), '0') + ".0";
     } else {
-      out += digits.substr(0, static_cast<size_t>(decpt)) + "." +
-             digits.substr(static_cast<size_t>(decpt));
+      out.append(digits, 0, static_cast<size_t>(decpt));
+      out += '.';
+      out.append(digits, static_cast<size_t>(decpt));
     }
   } else {
-    out += digits.substr(0, 1);
-    if (n > 1) out += "." + digits.substr(1);
+    out += digits[0];
+    if (n > 1) {
+      out += '.';
+      out.append(digits, 1);
+    }
     out += fmt::format("e{}{:02d}", exponent < 0 ? '-' : '+', std::abs(exponent));
   }
   return out;
