@@ -230,6 +230,37 @@ TEST(ChatTemplate, KeepsKeyOrderAndUsesKwargsOverSpecialTokens) {
       R"(<override>|[{"type": "function", "function": {"name": "f", "description": "d"}}]|True)");
 }
 
+TEST(ChatTemplate, ParsesChatRequests) {
+  auto bare = text::parse_chat_request(kOneMessage);
+  EXPECT_EQ(bare.messages, kOneMessage);
+  EXPECT_TRUE(bare.options.add_generation_prompt);
+
+  auto full = text::parse_chat_request(Json::parse(R"({
+    "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hel"}],
+    "tools": [{"type": "function", "function": {"name": "f"}}],
+    "documents": [{"title": "t", "text": "x"}],
+    "continue_final_message": true,
+    "chat_template_kwargs": {"enable_thinking": false}})"));
+  EXPECT_EQ(full.messages.size(), 2u);
+  EXPECT_FALSE(full.options.add_generation_prompt);
+  EXPECT_TRUE(full.options.continue_final_message);
+  EXPECT_EQ(full.options.tools.size(), 1u);
+  EXPECT_EQ(full.options.documents.size(), 1u);
+  EXPECT_EQ(full.options.extra, Json::parse(R"({"enable_thinking": false})"));
+
+  for (const char* bad :
+       {R"("text")", R"({})", R"({"messages": [1]})", R"({"messages": [], "tools": {}})",
+        R"({"messages": [], "add_generation_prompt": "yes"})",
+        R"({"messages": [], "chat_template_kwargs": []})"}) {
+    try {
+      text::parse_chat_request(Json::parse(bad));
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument) << bad;
+    }
+  }
+}
+
 TEST(ChatTemplate, RendersLongConversationsQuickly) {
   std::string source = read_text(kTemplateDir / "qwen3-0.6b.jinja");
   auto tmpl = text::ChatTemplate::compile(source, "qwen3");
