@@ -35,6 +35,12 @@ const Json& conversations_file() {
   return data;
 }
 
+const Json& conversation_named(const std::string& name) {
+  for (const Json& c : conversations_file()["conversations"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error("no conversation " + name);
+}
+
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
     s.replace(at, from.size(), to);
@@ -104,7 +110,7 @@ TEST_P(FixtureTemplate, TruncatedTemplatesFailCleanly) {
   std::string source = read_text(kTemplateDir / GetParam());
   std::mt19937 rng(12345);
   std::uniform_int_distribution<size_t> cut(0, source.size());
-  const Json& conversation = conversations_file()["conversations"][2];
+  const Json& conversation = conversation_named("system_multi_turn");
   Json cases = Json::array();
   for (int i = 0; i < 24; ++i) {
     std::string prefix = source.substr(0, cut(rng));

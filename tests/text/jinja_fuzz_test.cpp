@@ -91,7 +91,10 @@ std::string mutate(const std::string& source, std::mt19937& rng) {
 TEST(JinjaFuzz, MutatedRealTemplatesBehaveLikeJinja2) {
   const fs::path dir = fs::path(HEARTH_TEST_DATA_DIR) / "chat_templates";
   Json conversations = Json::parse(read_text(dir / "conversations.json"));
-  Json chat{{"messages", conversations["conversations"][2]["messages"]},
+  Json messages;
+  for (const Json& c : conversations["conversations"])
+    if (c["name"] == "system_multi_turn") messages = c["messages"];
+  Json chat{{"messages", messages},
             {"tools", conversations["tools"]},
             {"add_generation_prompt", true},
             {"special_tokens", Json{{"bos_token", "<s>"}, {"eos_token", "</s>"}}}};
