@@ -198,4 +198,57 @@ std::string ChatTemplate::apply(const nlohmann::ordered_json& messages, const Ch
   return rendered;
 }
 
+ChatRequest parse_chat_request(const nlohmann::ordered_json& request) {
+  ChatRequest out;
+  if (request.is_array()) {
+    out.messages = request;
+    return out;
+  }
+  if (!request.is_object()) {
+    fail(ErrorCode::invalid_argument,
+         "chat request must be a JSON object or an array of messages, got {}", request.type_name());
+  }
+  auto field = [&](const char* name) -> const nlohmann::ordered_json* {
+    auto it = request.find(name);
+    return it == request.end() || it->is_null() ? nullptr : &*it;
+  };
+  auto flag = [&](const char* name) -> std::optional<bool> {
+    const auto* v = field(name);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean())
+      fail(ErrorCode::invalid_argument, "chat request: '{}' must be true or false", name);
+    return v->get<bool>();
+  };
+  const auto* messages = field("messages");
+  if (!messages || !messages->is_array()) {
+    fail(ErrorCode::invalid_argument, "chat request: 'messages' must be an array of messages");
+  }
+  for (const auto& m : *messages) {
+    if (!m.is_object())
+      fail(ErrorCode::invalid_argument,
+           "chat request: every entry of 'messages' must be an object");
+  }
+  out.messages = *messages;
+  if (const auto* tools = field("tools")) {
+    if (!tools->is_array())
+      fail(ErrorCode::invalid_argument, "chat request: 'tools' must be an array");
+    out.options.tools = *tools;
+  }
+  if (const auto* documents = field("documents")) {
+    if (!documents->is_array())
+      fail(ErrorCode::invalid_argument, "chat request: 'documents' must be an array");
+    out.options.documents = *documents;
+  }
+  if (const auto* kwargs = field("chat_template_kwargs")) {
+    if (!kwargs->is_object()) {
+      fail(ErrorCode::invalid_argument, "chat request: 'chat_template_kwargs' must be an object");
+    }
+    out.options.extra = *kwargs;
+  }
+  out.options.continue_final_message = flag("continue_final_message").value_or(false);
+  out.options.add_generation_prompt =
+      flag("add_generation_prompt").value_or(!out.options.continue_final_message);
+  return out;
+}
+
 }  // namespace hearth::text

@@ -19,6 +19,18 @@ struct ChatOptions {
                                                                     // (enable_thinking, ...)
 };
 
+// A chat request as scripts and HTTP clients write it: a bare array of messages, or an object
+// with "messages" and optionally "tools", "documents", "add_generation_prompt",
+// "continue_final_message" and "chat_template_kwargs" (extra template kwargs, as vLLM names them).
+struct ChatRequest {
+  nlohmann::ordered_json messages;
+  ChatOptions options;
+};
+
+// Splits a request into what ChatTemplate::apply takes; `invalid_argument` errors name the field.
+// add_generation_prompt defaults to true unless continue_final_message is set.
+ChatRequest parse_chat_request(const nlohmann::ordered_json& request);
+
 class ChatTemplate {
  public:
   // Parses the template; a syntax error is a `format` error naming `origin` (e.g. the file) and the

@@ -125,6 +125,12 @@ TEST(JinjaEngine, AttributesAndSubscripts) {
       "[1,2,3][::-2] }}");
   c.add("{{ 'x'[5] }}|{{ [1][3] }}|{{ {}['a'] }}|{{ d[none] }}", ctx);
   c.add("{{ [1][::0] }}");
+  c.add("{{ (d|items)[1:] }}", ctx);
+  c.add("{{ d[1:] }}", ctx);
+  c.add("{{ nothing[1:] }}", Json{{"nothing", nullptr}});
+  c.add(
+      "{{ range(10)[2:8:2] }}|{{ range(10)[::-1] }}|{{ range(10)[-3:] | list }}|{{ range(5)[1] "
+      "}}|{{ range(5)[9] }}|{{ range(3)|length }}");
   c.add("{{ d.update }}", ctx);
   c.add("{{ messages.append }}", ctx);
   expect_same_as_reference(c.list);
@@ -337,6 +343,12 @@ TEST(JinjaEngine, SequenceFilters) {
         ctx);
   c.add("{{ messages|selectattr('x.y')|list }}", ctx);
   c.add("{{ 1|length }}");
+  c.add(
+      "{{ [none, none]|sort }}|{{ [undefined_a, undefined_b]|sort }}|{{ [[2, none], [1, "
+      "none]]|sort }}");
+  c.add("{{ [1, 'a']|sort }}");
+  c.add("{{ [{'a': 1}, {'a': 1}]|unique|list }}");
+  c.add("{{ [[1], [1]]|unique(attribute='0')|list }}");
   expect_same_as_reference(c.list);
 }
 
@@ -453,6 +465,10 @@ TEST(JinjaEngine, StringMethods) {
   c.add("{{ ', '.join([1, 2]) }}");
   c.add("{{ 'abc'.index('z') }}");
   c.add("{{ 'a'.split('') }}");
+  c.add("{{ 'a b'.split(sep=' ') }}{{ 'a\nb'.splitlines(keepends=true) }}{{ '{x}'.format(x=1) }}");
+  c.add("{{ 'abc'.replace('a', 'x', count=1) }}");
+  c.add("{{ ' a '.strip(chars=' ') }}");
+  c.add("{{ {'a': 1}.get('a', default=2) }}");
   expect_same_as_reference(c.list);
 }
 

@@ -125,6 +125,11 @@ void expect_same_as_reference(const Json& cases) {
     RenderResult got = c.contains("chat") ? render_chat(c) : render_engine(c);
     const RenderResult& want = expected[i];
     SCOPED_TRACE("case " + std::to_string(i) + ": " + describe_case(c));
+    // HEARTH_JINJA_DUMP_DIR=dir keeps every case as dir/case-N.json for debugging.
+    if (const char* dump = std::getenv("HEARTH_JINJA_DUMP_DIR")) {
+      std::ofstream(std::filesystem::path(dump) / ("case-" + std::to_string(i) + ".json"))
+          << c.dump(2);
+    }
     if (want.ok) {
       EXPECT_TRUE(got.ok) << "reference rendered but hearth failed: " << got.error;
       if (got.ok) {

@@ -54,20 +54,32 @@ class AttrGetter {
   Value default_;
 };
 
-// make_multi_attrgetter: "a,b" sorts by several attributes.
+// make_multi_attrgetter: the sort key is always a list (one entry per comma-separated
+// attribute), so that items Python cannot order but finds equal (None, Undefined) still sort.
 std::function<Value(const Value&)> multi_attrgetter(const Value& attribute, bool ignore_case) {
-  if (!attribute.is_string() || attribute.str().find(',') == std::string::npos) {
-    AttrGetter getter(attribute, ignore_case);
-    return [getter](const Value& v) { return getter(v); };
-  }
   std::vector<AttrGetter> getters;
-  for (const std::string& part : py::split(attribute.str(), std::string(","), -1))
-    getters.emplace_back(Value(part), ignore_case);
+  if (attribute.is_string()) {
+    for (const std::string& part : py::split(attribute.str(), std::string(","), -1)) {
+      getters.emplace_back(Value(part), ignore_case);
+    }
+  } else {
+    getters.emplace_back(attribute, ignore_case);
+  }
   return [getters](const Value& v) {
     std::vector<Value> keys;
     for (const auto& g : getters) keys.push_back(g(v));
     return Value::list(std::move(keys));
   };
+}
+
+// Python set membership needs hashable keys.
+void require_hashable(const Value& v) {
+  if (v.is_list() || v.is_dict() || (v.is_object() && v.obj().type_name() == "Namespace")) {
+    fail_render("unhashable type: '{}'", type_name(v));
+  }
+  if (v.is_tuple()) {
+    for (const Value& item : v.items()) require_hashable(item);
+  }
 }
 
 Value generator(std::vector<Value> items, const char* origin) {
@@ -565,6 +577,7 @@ Value f_unique(Interpreter&, const Value& v, const Args& args) {
   std::vector<Value> seen, out;
   for (const Value& item : iterate(v)) {
     Value key = getter(item);
+    require_hashable(key);
     if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
       seen.push_back(key);
       out.push_back(item);

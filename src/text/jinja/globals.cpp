@@ -226,15 +226,11 @@ Value g_range(Interpreter&, const Args& args) {
     if (p.size() == 3) step = range_int(p[2]);
   }
   if (step == 0) fail_render("range() arg 3 must not be zero");
-  int64_t count = 0;
-  if (step > 0 && start < stop) count = (stop - start - 1) / step + 1;
-  if (step < 0 && start > stop) count = (start - stop - 1) / -step + 1;
-  if (count > kMaxRange) {
+  auto range = std::make_shared<RangeObject>(start, stop, step);
+  if (range->count() > kMaxRange) {
     fail_render("Range too big. The sandbox blocks ranges larger than MAX_RANGE ({}).", kMaxRange);
   }
-  std::string repr = step == 1 ? fmt::format("range({}, {})", start, stop)
-                               : fmt::format("range({}, {}, {})", start, stop, step);
-  return Value::object(std::make_shared<RangeObject>(start, step, count, std::move(repr)));
+  return Value::object(std::move(range));
 }
 
 // dict(mapping_or_pairs, **kwargs) as Python's constructor.

@@ -712,8 +712,15 @@ Value Interpreter::eval_getitem(const GetitemExpr& node, const FramePtr& frame) 
     }
     return obj.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
   }
-  // Jinja's getitem swallows the TypeError of slicing a non-sequence.
-  return Value::undefined(fmt::format("'{} object' has no element slice", type_name(obj)));
+  if (obj.is_object()) {
+    if (const auto* range = dynamic_cast<const RangeObject*>(&obj.obj())) {
+      py::SliceBounds b = py::adjust_slice(range->count(), start, stop, step);
+      return range->slice(b.start, b.stop, b.step);
+    }
+  }
+  // Jinja compiles slices to plain Python subscription, so nothing swallows this TypeError.
+  if (obj.is_dict()) fail_render("unhashable type: 'slice'");
+  fail_render("'{}' object is not subscriptable", type_name(obj));
 }
 
 Value Interpreter::eval_compare(const CompareExpr& node, const FramePtr& frame) {

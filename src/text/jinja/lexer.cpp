@@ -4,6 +4,8 @@
 // Newlines are normalized and one trailing newline dropped up front, as Jinja does.
 #include "text/jinja/lexer.h"
 
+#include <utf8proc.h>
+
 #include <optional>
 
 #include "text/jinja/pystr.h"
@@ -319,15 +321,41 @@ class Lexer {
     return true;
   }
 
+  // Jinja names are Python identifiers: beyond ASCII, letters (and, after the first character,
+  // marks, digits and connectors) of any script. Returns the UTF-8 length of such a character
+  // at `at`, or 0.
+  size_t identifier_char_length(size_t at, bool start) const {
+    if (static_cast<unsigned char>(src_[at]) < 0x80) return 0;
+    utf8proc_int32_t cp = 0;
+    utf8proc_ssize_t n =
+        utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(src_.data() + at),
+                         static_cast<utf8proc_ssize_t>(src_.size() - at), &cp);
+    if (n <= 0) return 0;
+    auto cat = utf8proc_category(cp);
+    bool letter =
+        (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) || cat == UTF8PROC_CATEGORY_NL;
+    bool continuing = cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC ||
+                      cat == UTF8PROC_CATEGORY_ND || cat == UTF8PROC_CATEGORY_PC;
+    return (letter || (!start && continuing)) ? static_cast<size_t>(n) : 0;
+  }
+
   void lex_expression_token(std::string& brackets) {
     char c = src_[pos_];
     if (is_digit(c)) {
       lex_number();
       return;
     }
-    if (is_name_start(c)) {
+    if (is_name_start(c) || identifier_char_length(pos_, true) > 0) {
       size_t end = pos_;
-      while (end < src_.size() && is_name_char(src_[end])) ++end;
+      while (end < src_.size()) {
+        if (is_name_char(src_[end])) {
+          ++end;
+        } else if (size_t n = identifier_char_length(end, false)) {
+          end += n;
+        } else {
+          break;
+        }
+      }
       tokens_.push_back({TokenType::name, src_.substr(pos_, end - pos_), line_});
       pos_ = end;
       return;
@@ -353,8 +381,10 @@ class Lexer {
       }
     }
     if (std::string_view("+-/*%~[](){}><=.:|,;").find(c) == std::string_view::npos) {
-      syntax_error(
-          line_, fmt::format("unexpected char {} at {}", py::repr_string(std::string(1, c)), pos_));
+      size_t end = pos_ + 1;
+      while (end < src_.size() && (static_cast<unsigned char>(src_[end]) & 0xC0) == 0x80) ++end;
+      syntax_error(line_, fmt::format("unexpected char {} at {}",
+                                      py::repr_string(src_.substr(pos_, end - pos_)), pos_));
     }
     if (c == '(' || c == '[' || c == '{') {
       brackets += c;

@@ -14,6 +14,7 @@ namespace {
 struct Method {
   std::string_view name;
   MethodFn fn;
+  bool keywords = false;  // accepts keyword arguments (split, format, ...)
 };
 
 std::optional<std::string> optional_str(const Value& v, std::string_view what) {
@@ -287,7 +288,7 @@ constexpr Method kStrMethods[] = {
     {"count", str_count},
     {"endswith", str_endswith},
     {"find", str_find},
-    {"format", str_format},
+    {"format", str_format, true},
     {"index", str_index},
     {"isalnum", str_is<py::is_alnum_char>},
     {"isalpha", str_is<py::is_alpha_char>},
@@ -310,10 +311,10 @@ constexpr Method kStrMethods[] = {
     {"rindex", str_rindex},
     {"rjust", str_rjust},
     {"rpartition", str_rpartition},
-    {"rsplit", str_rsplit},
+    {"rsplit", str_rsplit, true},
     {"rstrip", str_rstrip},
-    {"split", str_split},
-    {"splitlines", str_splitlines},
+    {"split", str_split, true},
+    {"splitlines", str_splitlines, true},
     {"startswith", str_startswith},
     {"strip", str_strip},
     {"swapcase", str_swapcase},
@@ -382,9 +383,9 @@ constexpr std::string_view kListUnsafe[] = {"append", "clear",  "extend",  "inse
                                             "pop",    "remove", "reverse", "sort"};
 
 template <size_t N>
-MethodFn find_method(const Method (&table)[N], std::string_view name) {
+const Method* find_method(const Method (&table)[N], std::string_view name) {
   for (const Method& m : table)
-    if (m.name == name) return m.fn;
+    if (m.name == name) return &m;
   return nullptr;
 }
 
@@ -411,7 +412,7 @@ Value unsafe_attribute(std::string_view type, const std::string& name) {
 
 // The Python attribute of `obj` (methods and host-object attributes), without the item fallback.
 std::optional<Value> python_attr(const Value& obj, const std::string& name) {
-  MethodFn fn = nullptr;
+  const Method* fn = nullptr;
   switch (obj.kind()) {
     case Value::Kind::string:
       fn = find_method(kStrMethods, name);
@@ -433,7 +434,7 @@ std::optional<Value> python_attr(const Value& obj, const std::string& name) {
     default:
       break;
   }
-  if (fn) return Value::object(std::make_shared<BoundMethod>(obj, name, fn));
+  if (fn) return Value::object(std::make_shared<BoundMethod>(obj, name, fn->fn, fn->keywords));
   return std::nullopt;
 }
 
@@ -469,6 +470,13 @@ Value get_item(const Value& obj, const Value& key) {
     case Value::Kind::string:
       if (key.is_int() || key.is_bool()) {
         if (auto c = py::char_at(obj.str(), key.as_int())) return Value(std::move(*c));
+      }
+      break;
+    case Value::Kind::object:
+      if (const auto* range = dynamic_cast<const RangeObject*>(&obj.obj())) {
+        if (key.is_int() || key.is_bool()) {
+          if (auto v = range->at(key.as_int())) return Value(*v);
+        }
       }
       break;
     default:

@@ -16,11 +16,17 @@ using FunctionFn = Value (*)(Interpreter& interp, const Args& args);
 // `"abc".upper` before it is called.
 class BoundMethod final : public Object {
  public:
-  BoundMethod(Value self, std::string name, MethodFn fn)
-      : self_(std::move(self)), name_(std::move(name)), fn_(fn) {}
+  // Most Python str/dict/list methods take positional arguments only.
+  BoundMethod(Value self, std::string name, MethodFn fn, bool keywords = false)
+      : self_(std::move(self)), name_(std::move(name)), fn_(fn), keywords_(keywords) {}
   std::string type_name() const override { return "builtin_function_or_method"; }
   bool callable() const override { return true; }
-  Value call(Interpreter& interp, Args& args) const override { return fn_(interp, self_, args); }
+  Value call(Interpreter& interp, Args& args) const override {
+    if (!keywords_ && !args.keyword.empty()) {
+      fail_render("{}.{}() takes no keyword arguments", jinja::type_name(self_), name_);
+    }
+    return fn_(interp, self_, args);
+  }
   std::string repr() const override {
     return fmt::format("<built-in method {} of {} object>", name_, jinja::type_name(self_));
   }
@@ -29,6 +35,7 @@ class BoundMethod final : public Object {
   Value self_;
   std::string name_;
   MethodFn fn_;
+  bool keywords_;
 };
 
 class BuiltinFunction final : public Object {
@@ -96,11 +103,13 @@ class DictView final : public Object {
   Kind kind_;
 };
 
-// range(): iterable with a len(), printed as Python prints it.
+// range(): iterable with a len(), indexable and sliceable, printed as Python prints it.
 class RangeObject final : public Object {
  public:
-  RangeObject(int64_t start, int64_t step, int64_t count, std::string repr)
-      : start_(start), step_(step), count_(count), repr_(std::move(repr)) {}
+  RangeObject(int64_t start, int64_t stop, int64_t step) : start_(start), stop_(stop), step_(step) {
+    if (step > 0 && start < stop) count_ = (stop - start - 1) / step + 1;
+    if (step < 0 && start > stop) count_ = (start - stop - 1) / -step + 1;
+  }
   std::string type_name() const override { return "range"; }
   bool iterable() const override { return true; }
   std::vector<Value> iterate() const override {
@@ -110,11 +119,24 @@ class RangeObject final : public Object {
     return out;
   }
   std::optional<int64_t> length() const override { return count_; }
-  std::string repr() const override { return repr_; }
+  std::string repr() const override {
+    return step_ == 1 ? fmt::format("range({}, {})", start_, stop_)
+                      : fmt::format("range({}, {}, {})", start_, stop_, step_);
+  }
+  std::optional<int64_t> at(int64_t index) const {
+    if (index < 0) index += count_;
+    if (index < 0 || index >= count_) return std::nullopt;
+    return start_ + index * step_;
+  }
+  // range(...)[a:b:c] is again a range (computed as CPython's compute_slice does).
+  Value slice(int64_t slice_start, int64_t slice_stop, int64_t slice_step) const {
+    return Value::object(std::make_shared<RangeObject>(
+        start_ + slice_start * step_, start_ + slice_stop * step_, step_ * slice_step));
+  }
+  int64_t count() const { return count_; }
 
  private:
-  int64_t start_, step_, count_;
-  std::string repr_;
+  int64_t start_, stop_, step_, count_ = 0;
 };
 
 // namespace(): the one mutable object templates get (`{% set ns.attr = value %}`).

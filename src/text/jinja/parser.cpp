@@ -354,7 +354,7 @@ class Parser {
     while (true) {
       if (!tuple.items.empty()) expect_op(",");
       bool end = cur().type == TokenType::block_end || cur().type == TokenType::variable_end ||
-                 at_op(")") || at_op("=");
+                 cur().type == TokenType::eof || at_op(")");
       for (std::string_view n : end_names) end = end || at_name(n);
       if (end) break;
       tuple.items.push_back(parse_target_primary());

@@ -380,9 +380,8 @@ std::string pad(std::string_view s, int64_t width, char32_t fill, char align) {
   return out;
 }
 
-std::vector<int64_t> slice_indices(int64_t length, std::optional<int64_t> start_opt,
-                                   std::optional<int64_t> stop_opt,
-                                   std::optional<int64_t> step_opt) {
+SliceBounds adjust_slice(int64_t length, std::optional<int64_t> start_opt,
+                         std::optional<int64_t> stop_opt, std::optional<int64_t> step_opt) {
   int64_t step = step_opt.value_or(1);
   if (step == 0) fail_render("slice step cannot be zero");
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
@@ -399,12 +398,18 @@ std::vector<int64_t> slice_indices(int64_t length, std::optional<int64_t> start_
   };
   adjust(start);
   adjust(stop);
+  int64_t count = 0;
+  if (step > 0 && start < stop) count = (stop - start - 1) / step + 1;
+  if (step < 0 && stop < start) count = (start - stop - 1) / -step + 1;
+  return {start, stop, step, count};
+}
+
+std::vector<int64_t> slice_indices(int64_t length, std::optional<int64_t> start,
+                                   std::optional<int64_t> stop, std::optional<int64_t> step) {
+  SliceBounds b = adjust_slice(length, start, stop, step);
   std::vector<int64_t> indices;
-  if (step > 0) {
-    for (int64_t i = start; i < stop; i += step) indices.push_back(i);
-  } else {
-    for (int64_t i = start; i > stop; i += step) indices.push_back(i);
-  }
+  indices.reserve(static_cast<size_t>(b.count));
+  for (int64_t i = 0; i < b.count; ++i) indices.push_back(b.start + i * b.step);
   return indices;
 }
 
@@ -514,12 +519,16 @@ std::string float_repr(double d) {
     } else if (decpt >= n) {
       out += digits + std::string(static_cast<size_t>(decpt - n), '0') + ".0";
     } else {
-      out += digits.substr(0, static_cast<size_t>(decpt)) + "." +
-             digits.substr(static_cast<size_t>(decpt));
+      out.append(digits, 0, static_cast<size_t>(decpt));
+      out += '.';
+      out.append(digits, static_cast<size_t>(decpt));
     }
   } else {
-    out += digits.substr(0, 1);
-    if (n > 1) out += "." + digits.substr(1);
+    out += digits[0];
+    if (n > 1) {
+      out += '.';
+      out.append(digits, 1);
+    }
     out += fmt::format("e{}{:02d}", exponent < 0 ? '-' : '+', std::abs(exponent));
   }
   return out;

@@ -65,6 +65,14 @@ std::optional<std::string> char_at(std::string_view s, int64_t index);
 std::string repr_string(std::string_view s);
 std::string float_repr(double d);
 
+// PySlice_AdjustIndices: normalized start/stop for a sequence of `length` items and the number of
+// items the slice visits.
+struct SliceBounds {
+  int64_t start, stop, step, count;
+};
+SliceBounds adjust_slice(int64_t length, std::optional<int64_t> start, std::optional<int64_t> stop,
+                         std::optional<int64_t> step);
+
 // Normalizes Python slice bounds for a sequence of `length` items (PySlice_AdjustIndices); returns
 // the indices the slice visits.
 std::vector<int64_t> slice_indices(int64_t length, std::optional<int64_t> start,
