@@ -59,6 +59,12 @@ std::string ChatTemplate::apply(const nlohmann::ordered_json& messages, const Ch
     fail(ErrorCode::invalid_argument, "chat template {}: messages must be a JSON array, got {}",
          origin, messages.type_name());
   }
+  if (messages.empty()) {
+    fail(ErrorCode::invalid_argument,
+         "chat template {}: Cannot apply chat template to an empty conversation. Provide at least "
+         "one message.",
+         origin);
+  }
   if (!options.extra.is_null() && !options.extra.is_object()) {
     fail(ErrorCode::invalid_argument, "chat template {}: template kwargs must be a JSON object",
          origin);

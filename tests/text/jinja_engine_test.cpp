@@ -192,6 +192,9 @@ TEST(JinjaEngine, Scoping) {
       "{% set ns = namespace(found=false, n=0) %}{% for i in range(3) %}{% set ns.found = true %}"
       "{% set ns.n = ns.n + i %}{% endfor %}{{ ns.found }}{{ ns.n }}{{ ns }}{{ ns['n'] }}");
   c.add("{% set ns = namespace({'a': 1}, b=2) %}{{ ns.a }}{{ ns.b }}{{ ns.c }}");
+  c.add(
+      "{% set ns = namespace() %}{% set ns.me = ns %}{% set ns.l = [ns, 1] %}{{ ns }}|{{ "
+      "ns.me.me.l[1] }}");
   c.add("{% set x = 1 %}{% set x.y = 2 %}");
   c.add("{% set a, b = 1, 2 %}{{ a }}{{ b }}{% set c = 1, %}{{ c }}{% set (d, e) = 'xy' %}{{ e }}");
   c.add("{% set x %}{% set inner = 3 %}block {{ 1 + 1 }}{% endset %}[{{ x }}]{{ inner }}");

@@ -5,7 +5,8 @@ Renders Jinja templates with Python Jinja2 set up as transformers' apply_chat_te
 (utils/chat_template_utils.py): ImmutableSandboxedEnvironment(trim_blocks=True,
 lstrip_blocks=True) with the loopcontrols extension and a {% generation %} tag, tojson as
 json.dumps(ensure_ascii=False, ...), raise_exception and strftime_now globals; chat cases also go
-through render_jinja_template's context and continue_final_message handling.
+through apply_chat_template's checks and render_jinja_template's context and
+continue_final_message handling (transformers 5.17).
 
 Usage: render_reference.py CASES.json OUT.json
 CASES is a list of objects, either
@@ -73,6 +74,8 @@ CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
 
 def render_chat(env, source, chat):
     messages = chat["messages"]
+    if isinstance(messages, list) and len(messages) == 0:
+        raise ChatError("Cannot apply chat template to an empty conversation.")
     add_generation_prompt = chat.get("add_generation_prompt", False)
     continue_final_message = chat.get("continue_final_message", False)
     if continue_final_message and add_generation_prompt:

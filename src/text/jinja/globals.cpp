@@ -259,8 +259,10 @@ Value g_dict(Interpreter&, const Args& args) {
   return Value::dict(build_dict(args, "dict"));
 }
 
-Value g_namespace(Interpreter&, const Args& args) {
-  return Value::object(std::make_shared<NamespaceObject>(build_dict(args, "namespace")));
+Value g_namespace(Interpreter& interp, const Args& args) {
+  auto ns = std::make_shared<NamespaceObject>(build_dict(args, "namespace"));
+  interp.track(ns);
+  return Value::object(std::move(ns));
 }
 
 Value g_raise_exception(Interpreter&, const Args& args) {

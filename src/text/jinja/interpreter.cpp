@@ -313,6 +313,10 @@ bool contains(const Value& container, const Value& item) {
   }
 }
 
+Interpreter::~Interpreter() {
+  for (const auto& ns : namespaces_) ns->clear();
+}
+
 void Interpreter::render(const Body& body, std::string& out) {
   auto top = std::make_shared<Frame>(globals_);
   exec_body(body, top, out);

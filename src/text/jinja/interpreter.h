@@ -14,6 +14,8 @@
 
 namespace hearth::text::jinja {
 
+class NamespaceObject;
+
 // One scope. Lookups walk the parent chain; assignments always land in the innermost scope.
 struct Frame {
   explicit Frame(std::shared_ptr<Frame> parent) : parent(std::move(parent)) {}
@@ -47,6 +49,13 @@ class Interpreter {
  public:
   // `globals` is the outermost scope (context variables over the built-in globals).
   explicit Interpreter(FramePtr globals) : globals_(std::move(globals)) {}
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  // Namespaces are the only mutable values, hence the only way to build a reference cycle
+  // (`{% set ns.self = ns %}`); the interpreter clears them when the render ends.
+  void track(std::shared_ptr<const NamespaceObject> ns) { namespaces_.push_back(std::move(ns)); }
 
   void render(const Body& body, std::string& out);
 
@@ -76,6 +85,7 @@ class Interpreter {
 
   FramePtr globals_;
   int call_depth_ = 0;
+  std::vector<std::shared_ptr<const NamespaceObject>> namespaces_;
 };
 
 // Python binary operators on values.

@@ -148,15 +148,25 @@ class NamespaceObject final : public Object {
     if (const Value* v = attrs_.find(std::string_view(name))) return *v;
     return std::nullopt;
   }
+  // A namespace can end up inside itself; Python's dict repr prints the inner one as {...}.
   std::string repr() const override {
+    if (in_repr_) return "<Namespace {...}>";
+    in_repr_ = true;
+    struct Reset {
+      bool& flag;
+      ~Reset() { flag = false; }
+    } reset{in_repr_};
     return "<Namespace " + jinja::repr(Value::dict(attrs_)) + ">";
   }
   void set_attr(const std::string& name, Value value) const {
     attrs_.set(Value(name), std::move(value));
   }
+  // Drops the attributes, breaking any reference cycle through them (end of a render).
+  void clear() const { attrs_.entries.clear(); }
 
  private:
   mutable DictData attrs_;
+  mutable bool in_repr_ = false;
 };
 
 }  // namespace hearth::text::jinja
