@@ -81,10 +81,10 @@ int run_generate(const std::vector<std::string>& argv) {
     throw UsageError("argument --max-tokens: must be >= 0 (or -1 for no limit)");
   if (a.prefill_step_size < 1) throw UsageError("argument --prefill-step-size: must be positive");
 
-  nlohmann::json template_kwargs = nlohmann::json::object();
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
   if (a.chat_template_config) {
     try {
-      template_kwargs = nlohmann::json::parse(*a.chat_template_config);
+      template_kwargs = nlohmann::ordered_json::parse(*a.chat_template_config);
     } catch (const nlohmann::json::exception& e) {
       throw UsageError(std::string("argument --chat-template-config: invalid JSON: ") + e.what());
     }
@@ -111,7 +111,7 @@ int run_generate(const std::vector<std::string>& argv) {
     prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   std::vector<int32_t> ids;
   if (!a.ignore_chat_template && tokenizer.has_chat_template()) {
-    nlohmann::json messages = nlohmann::json::array();
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (a.system_prompt) messages.push_back({{"role", "system"}, {"content", *a.system_prompt}});
     messages.push_back({{"role", "user"}, {"content", prompt}});
     text::ChatOptions chat;

@@ -100,26 +100,26 @@ int run_chat_template(const std::vector<std::string>& argv) {
   if (!p.parse(argv)) return 0;
   if (messages_path.empty()) throw UsageError("the following arguments are required: --messages");
   text::Tokenizer tokenizer = text::Tokenizer::from_dir(model_dir_from_flag(model_flag));
-  nlohmann::json messages;
+  nlohmann::ordered_json messages;
   if (messages_path == "-") {
     try {
-      messages = nlohmann::json::parse(read_stdin());
+      messages = nlohmann::ordered_json::parse(read_stdin());
     } catch (const nlohmann::json::exception& e) {
       fail(ErrorCode::format, "messages from stdin: invalid JSON: {}", e.what());
     }
   } else {
-    messages = io::read_json_file(messages_path);
+    messages = io::read_ordered_json_file(messages_path);
   }
   if (!messages.is_array())
     fail(ErrorCode::invalid_argument, "--messages: expected a JSON array of messages");
   text::ChatOptions options;
   options.add_generation_prompt = !no_generation_prompt && !continue_final;
   options.continue_final_message = continue_final;
-  if (tools_path) options.tools = io::read_json_file(*tools_path);
-  if (documents_path) options.documents = io::read_json_file(*documents_path);
+  if (tools_path) options.tools = io::read_ordered_json_file(*tools_path);
+  if (documents_path) options.documents = io::read_ordered_json_file(*documents_path);
   if (config) {
     try {
-      options.extra = nlohmann::json::parse(*config);
+      options.extra = nlohmann::ordered_json::parse(*config);
     } catch (const nlohmann::json::exception& e) {
       throw UsageError(std::string("argument --chat-template-config: invalid JSON: ") + e.what());
     }

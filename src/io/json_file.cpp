@@ -5,7 +5,10 @@
 
 namespace hearth::io {
 
-nlohmann::json read_json_file(const std::filesystem::path& path) {
+namespace {
+
+template <typename Json>
+Json parse_json_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (!std::filesystem::exists(path))
@@ -15,10 +18,20 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   try {
-    return nlohmann::json::parse(buffer.str());
+    return Json::parse(buffer.str());
   } catch (const nlohmann::json::parse_error& e) {
     fail(ErrorCode::format, "{}: invalid JSON at byte {}: {}", path.string(), e.byte, e.what());
   }
+}
+
+}  // namespace
+
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  return parse_json_file<nlohmann::json>(path);
+}
+
+nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& path) {
+  return parse_json_file<nlohmann::ordered_json>(path);
 }
 
 JsonObject::JsonObject(const nlohmann::json& value, std::string origin)

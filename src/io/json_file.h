@@ -13,6 +13,9 @@ namespace hearth::io {
 
 // Parses a JSON file; not_found / format errors name the path (and the parse position).
 nlohmann::json read_json_file(const std::filesystem::path& path);
+// The same, keeping object keys in file order (chat messages and tool schemas, whose key order a
+// template may print).
+nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& path);
 
 // Read access to a JSON object with messages like "config.json: key 'hidden_size' is missing".
 class JsonObject {

@@ -42,7 +42,8 @@ class Tokenizer {
   // The chat template: tokenizer_config's chat_template (a string, or a list of named templates:
   // `name` picks one, "default" otherwise), or chat_template.jinja beside it.
   bool has_chat_template() const;
-  std::string apply_chat_template(const nlohmann::json& messages, const ChatOptions& options,
+  std::string apply_chat_template(const nlohmann::ordered_json& messages,
+                                  const ChatOptions& options,
                                   const std::optional<std::string>& name = std::nullopt) const;
 
   std::unique_ptr<StreamingDetokenizer> make_detokenizer() const;

@@ -7,7 +7,7 @@
 
 namespace hearth::text {
 
-std::string Tokenizer::apply_chat_template(const nlohmann::json& messages,
+std::string Tokenizer::apply_chat_template(const nlohmann::ordered_json& messages,
                                            const ChatOptions& options,
                                            const std::optional<std::string>& name) const {
   const auto& templates = impl_->templates;

