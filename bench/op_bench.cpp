@@ -1,7 +1,9 @@
 // op_bench: speed of the CPU backend's hot ops against the machine's own limits, measured in the
 // same run: a STREAM-style read-bandwidth probe (sum over a 1 GiB buffer on the thread pool) for
-// the bandwidth-bound GEMV of decode, and an FMA-throughput probe for the compute-bound GEMM of
-// prefill. Every figure is the best of several repetitions (the dev VMs are shared and noisy).
+// the bandwidth-bound GEMV of decode and attention, and an FMA-throughput probe for the
+// compute-bound GEMM of prefill. Each row re-measures its probe right before its kernel and every
+// figure is the best of several repetitions: the dev VMs are shared, and their memory bandwidth
+// drifts with the neighbours' load.
 //
 //   build/bin/op_bench [--quick] [--only gemv|gemm|attention] [--reps N] [--cpu-time]
 //
@@ -29,10 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // --cpu-time: time with the calling thread's CPU clock instead of the wall clock. Only meaningful
 // with HEARTH_NUM_THREADS=1; it keeps single-thread tuning measurements steady while other jobs
 // share the machine.
@@ -56,7 +54,7 @@ double best_time(int reps, const std::function<void()>& fn) {
     } else {
       auto t0 = Clock::now();
       fn();
-      best = std::min(best, seconds_since(t0));
+      best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
     }
   }
   return best;
@@ -73,18 +71,20 @@ void fill(Tensor& t) {
   });
 }
 
-// STREAM-style read bandwidth: every thread sums its share of a 1 GiB buffer with AVX2 loads.
+// STREAM-style read bandwidth: every thread sums its share of a 1 GiB buffer with AVX2 loads, in
+// contiguous chunks claimed dynamically like the GEMV's.
 double read_bandwidth_gbs(int reps) {
   const size_t bytes = size_t(1) << 30;
-  Tensor buf = Tensor::empty({int64_t(bytes / 4)}, DType::f32);
-  fill(buf);
+  static Tensor buf = [&] {
+    Tensor t = Tensor::empty({int64_t(bytes / 4)}, DType::f32);
+    fill(t);
+    return t;
+  }();
   const float* p = buf.data<float>();
-  const int64_t n = int64_t(bytes / 4);
+  const int64_t lines = int64_t(bytes / 256);  // 64-float units
   std::vector<float> sink(64);
   double t = best_time(reps, [&] {
-    // Split like the GEMV: several contiguous chunks per thread, claimed dynamically.
     const int64_t chunks = 8 * ThreadPool::global().num_threads();
-    const int64_t lines = n / 64;
     ThreadPool::global().run(chunks, [&](int64_t c) {
       const int64_t b = lines * c / chunks, e = lines * (c + 1) / chunks;
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -105,7 +105,7 @@ double read_bandwidth_gbs(int reps) {
 // Peak FMA throughput: 12 independent chains of vfmadd per thread.
 double fma_peak_gflops(int reps) {
   const int threads = ThreadPool::global().num_threads();
-  const int64_t iters = 20'000'000;
+  const int64_t iters = 5'000'000;
   std::vector<float> sink(size_t(threads) * 8);
   double t = best_time(reps, [&] {
     ThreadPool::global().run(threads, [&](int64_t tid) {
@@ -128,16 +128,16 @@ struct Shape {
 
 // Decode GEMV: enough copies of the weight matrix to fill >= 512 MiB are used in turn, so every
 // product streams its weights from DRAM as in a real decode step.
-void bench_gemv(double bandwidth, int reps, bool quick) {
+void bench_gemv(int reps, bool quick) {
   std::printf("\n## GEMV (decode, M = 1)\n\n");
-  std::printf("| weights N x K | dtype | us / product | GB/s | of read bandwidth |\n");
-  std::printf("|---|---|---:|---:|---:|\n");
+  std::printf("| weights N x K | dtype | us / product | GB/s | read bandwidth GB/s | fraction |\n");
+  std::printf("|---|---|---:|---:|---:|---:|\n");
   std::vector<Shape> shapes = {{2048, 2048}, {8192, 2048}, {2048, 8192}, {128256, 2048}};
   if (quick) shapes = {{2048, 2048}, {8192, 2048}};
   for (DType dtype : {DType::bf16, DType::f32, DType::f16}) {
     for (Shape s : shapes) {
-      size_t bytes = size_t(s.n * s.k) * dtype_size(dtype);
-      int copies = int(std::max<size_t>(1, (size_t(512) << 20) / bytes));
+      const size_t bytes = size_t(s.n * s.k) * dtype_size(dtype);
+      const int copies = int(std::max<size_t>(1, (size_t(512) << 20) / bytes));
       std::vector<Tensor> ws;
       for (int c = 0; c < copies; ++c) {
         ws.push_back(Tensor::empty({s.n, s.k}, dtype));
@@ -146,22 +146,24 @@ void bench_gemv(double bandwidth, int reps, bool quick) {
       Tensor x = Tensor::empty({1, s.k}, DType::f32);
       fill(x);
       Tensor out = Tensor::empty({1, s.n}, DType::f32);
-      double t = best_time(reps, [&] {
+      const double bandwidth = read_bandwidth_gbs(3);
+      const double t = best_time(reps, [&] {
         for (int c = 0; c < copies; ++c) ops::matmul(x, ws[size_t(c)], out);
       });
-      double per = t / copies;
-      double gbs = double(bytes) / per / 1e9;
-      std::printf("| %lld x %lld | %s | %.1f | %.1f | %.0f%% |\n", (long long)s.n, (long long)s.k,
-                  std::string(dtype_name(dtype)).c_str(), per * 1e6, gbs, 100.0 * gbs / bandwidth);
+      const double per = t / copies;
+      const double gbs = double(bytes) / per / 1e9;
+      std::printf("| %lld x %lld | %s | %.1f | %.1f | %.1f | %.0f%% |\n", (long long)s.n,
+                  (long long)s.k, std::string(dtype_name(dtype)).c_str(), per * 1e6, gbs, bandwidth,
+                  100.0 * gbs / bandwidth);
       std::fflush(stdout);
     }
   }
 }
 
-void bench_gemm(double peak, int reps, bool quick) {
+void bench_gemm(int reps, bool quick) {
   std::printf("\n## GEMM (prefill)\n\n");
-  std::printf("| M | weights N x K | dtype | ms | GFLOP/s | of FMA peak |\n");
-  std::printf("|---:|---|---|---:|---:|---:|\n");
+  std::printf("| M | weights N x K | dtype | ms | GFLOP/s | FMA peak GFLOP/s | fraction |\n");
+  std::printf("|---:|---|---|---:|---:|---:|---:|\n");
   std::vector<int64_t> ms = {128, 256, 512};
   std::vector<Shape> shapes = {{2048, 2048}, {8192, 2048}, {2048, 8192}};
   if (quick) {
@@ -176,11 +178,12 @@ void bench_gemm(double peak, int reps, bool quick) {
         Tensor x = Tensor::empty({m, s.k}, DType::f32);
         fill(x);
         Tensor out = Tensor::empty({m, s.n}, DType::f32);
-        double t = best_time(std::max(1, reps / 2), [&] { ops::matmul(x, w, out); });
-        double gflops = 2.0 * double(m) * double(s.n) * double(s.k) / t / 1e9;
-        std::printf("| %lld | %lld x %lld | %s | %.2f | %.1f | %.0f%% |\n", (long long)m,
+        const double peak = fma_peak_gflops(2);
+        const double t = best_time(std::max(1, reps / 2), [&] { ops::matmul(x, w, out); });
+        const double gflops = 2.0 * double(m) * double(s.n) * double(s.k) / t / 1e9;
+        std::printf("| %lld | %lld x %lld | %s | %.2f | %.1f | %.1f | %.0f%% |\n", (long long)m,
                     (long long)s.n, (long long)s.k, std::string(dtype_name(dtype)).c_str(), t * 1e3,
-                    gflops, 100.0 * gflops / peak);
+                    gflops, peak, 100.0 * gflops / peak);
         std::fflush(stdout);
       }
     }
@@ -190,10 +193,12 @@ void bench_gemm(double peak, int reps, bool quick) {
 // Paged attention over bf16 caches. Like GEMV, several layers' caches (>= 512 MiB in all, each
 // with its own shuffled block order, as a pool hands blocks out) are used in turn, so K/V stream
 // from DRAM as in a real step.
-void bench_attention(double bandwidth, int reps) {
+void bench_attention(int reps) {
   std::printf("\n## Paged attention (bf16 KV cache, block size 16)\n\n");
-  std::printf("| case | heads q/kv x dim | context | us / layer | KV GB/s | of read bandwidth |\n");
-  std::printf("|---|---|---:|---:|---:|---:|\n");
+  std::printf(
+      "| case | heads q/kv x dim | context | us / layer | KV GB/s | read bandwidth GB/s | "
+      "fraction |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|\n");
   struct Case {
     const char* name;
     int64_t batch, q_len, context, heads, kv, dim;
@@ -234,7 +239,8 @@ void bench_attention(double bandwidth, int reps) {
     Tensor q = Tensor::empty({c.batch * c.q_len, c.heads, c.dim}, DType::f32);
     fill(q);
     Tensor out = Tensor::empty(q.shape(), DType::f32);
-    double t =
+    const double bandwidth = read_bandwidth_gbs(3);
+    const double t =
         best_time(reps,
                   [&] {
                     for (int l = 0; l < layers; ++l) {
@@ -243,12 +249,27 @@ void bench_attention(double bandwidth, int reps) {
                     }
                   }) /
         layers;
-    double gbs = double(layer_bytes) / t / 1e9;
-    std::printf("| %s | %lld/%lld x %lld | %lld | %.1f | %.1f | %.0f%% |\n", c.name,
+    const double gbs = double(layer_bytes) / t / 1e9;
+    std::printf("| %s | %lld/%lld x %lld | %lld | %.1f | %.1f | %.1f | %.0f%% |\n", c.name,
                 (long long)c.heads, (long long)c.kv, (long long)c.dim, (long long)c.context,
-                t * 1e6, gbs, 100.0 * gbs / bandwidth);
+                t * 1e6, gbs, bandwidth, 100.0 * gbs / bandwidth);
     std::fflush(stdout);
   }
+}
+
+std::string cpu_model() {
+  std::string cpu = "unknown";
+  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::strncmp(line, "model name", 10) != 0) continue;
+      if (const char* colon = std::strchr(line, ':')) cpu = colon + 2;
+      if (!cpu.empty() && cpu.back() == '\n') cpu.pop_back();
+      break;
+    }
+    std::fclose(f);
+  }
+  return cpu;
 }
 
 }  // namespace
@@ -268,32 +289,18 @@ int main(int argc, char** argv) {
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     } else {
-      std::fprintf(
-          stderr,
-          "usage: op_bench [--quick] [--only gemv|gemm|attention] [--reps N] [--cpu-time]\n");
+      std::fprintf(stderr,
+                   "usage: op_bench [--quick] [--only gemv|gemm|attention] [--reps N] "
+                   "[--cpu-time]\n");
       return 2;
     }
   }
-  std::string cpu = "unknown";
-  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
-    char line[512];
-    while (std::fgets(line, sizeof line, f))
-      if (std::strncmp(line, "model name", 10) == 0) {
-        const char* colon = std::strchr(line, ':');
-        cpu = colon ? std::string(colon + 2) : cpu;
-        if (!cpu.empty() && cpu.back() == '\n') cpu.pop_back();
-        break;
-      }
-    std::fclose(f);
-  }
-  std::printf("cpu: %s\n", cpu.c_str());
-  int threads = ThreadPool::global().num_threads();
-  double bandwidth = read_bandwidth_gbs(reps);
-  double peak = fma_peak_gflops(std::min(reps, 3));
-  std::printf("threads: %d\nread bandwidth (sum over 1 GiB): %.1f GB/s\nFMA peak: %.1f GFLOP/s\n",
-              threads, bandwidth, peak);
-  if (only.empty() || only == "gemv") bench_gemv(bandwidth, reps, quick);
-  if (only.empty() || only == "gemm") bench_gemm(peak, reps, quick);
-  if (only.empty() || only == "attention") bench_attention(bandwidth, reps);
+  std::printf("cpu: %s\nthreads: %d\n", cpu_model().c_str(), ThreadPool::global().num_threads());
+  std::printf(
+      "(read bandwidth: sum over 1 GiB, best of 3; FMA peak: 12 FMA chains per thread, best of "
+      "2; both measured again right before each row)\n");
+  if (only.empty() || only == "gemv") bench_gemv(reps, quick);
+  if (only.empty() || only == "gemm") bench_gemm(reps, quick);
+  if (only.empty() || only == "attention") bench_attention(reps);
   return 0;
 }
