@@ -102,6 +102,8 @@ int run_benchmark(const std::vector<std::string>& argv) {
 
   std::printf("Running warmup..\n");
   bench();
+  // The probe runs before and after the trials: on shared machines the bandwidth drifts.
+  const double bandwidth_before = measure_read_bandwidth();
   std::printf("Timing with prompt_tokens=%d, generation_tokens=%d, batch_size=%d.\n", prompt_tokens,
               generation_tokens, batch_size);
   std::vector<Trial> trials;
@@ -127,14 +129,15 @@ int run_benchmark(const std::vector<std::string>& argv) {
   const double mean_context = prompt_tokens + generation_tokens / 2.0;
   const double bytes_per_step =
       double(model->weight_bytes_per_token()) + kv_bytes_per_token * mean_context * batch_size;
-  const double bandwidth = measure_read_bandwidth();
+  const double bandwidth_after = measure_read_bandwidth();
+  const double bandwidth = 0.5 * (bandwidth_before + bandwidth_after);
   const double steps_per_s = avg.generation_tps / batch_size;
   const double fraction = steps_per_s * bytes_per_step / bandwidth;
   std::printf(
-      "Decode roofline: %.1f MB read per step, measured read bandwidth %.2f GB/s, "
-      "%.1f%% of it (%.1f steps/s of %.1f possible)\n",
-      bytes_per_step / 1e6, bandwidth / 1e9, 100.0 * fraction, steps_per_s,
-      bandwidth / bytes_per_step);
+      "Decode roofline: %.1f MB read per step, measured read bandwidth %.2f GB/s (%.2f before, "
+      "%.2f after the trials), %.1f%% of it (%.1f steps/s of %.1f possible)\n",
+      bytes_per_step / 1e6, bandwidth / 1e9, bandwidth_before / 1e9, bandwidth_after / 1e9,
+      100.0 * fraction, steps_per_s, bandwidth / bytes_per_step);
 
   if (json_path) {
     nlohmann::ordered_json j;
@@ -167,6 +170,8 @@ int run_benchmark(const std::vector<std::string>& argv) {
                      {"peak_memory_gb", avg.peak_memory_gb}};
     j["roofline"] = {{"bytes_per_decode_step", bytes_per_step},
                      {"measured_read_bandwidth_bytes_per_s", bandwidth},
+                     {"read_bandwidth_before_bytes_per_s", bandwidth_before},
+                     {"read_bandwidth_after_bytes_per_s", bandwidth_after},
                      {"decode_fraction_of_bandwidth", fraction}};
     io::write_file_atomic(*json_path, j.dump(2) + "\n");
   }
