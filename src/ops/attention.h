@@ -12,7 +12,7 @@ namespace hearth::ops {
 
 // A ragged batch of S sequences. Tensors live on the device of the op (i32, host tensors on CPU).
 struct AttentionMeta {
-  Tensor query_start;   // i32 [S + 1]: sequence s owns query rows [query_start[s], query_start[s+1])
+  Tensor query_start;  // i32 [S + 1]: sequence s owns query rows [query_start[s], query_start[s+1])
   Tensor context_lens;  // i32 [S]: tokens in sequence s's cache including the new ones; its
                         // queries are the last (query_start[s+1] - query_start[s]) of them
   Tensor block_tables;  // i32 [S, max_blocks_per_sequence]

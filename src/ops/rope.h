@@ -44,7 +44,7 @@ RopeFrequencies rope_frequencies(const RopeParams& params, int64_t seq_len);
 // x: f32 [T, H, D]; positions: i32 [T]; inv_freq: f32 [R/2] with R <= D. Rotates the first R
 // dims of every head in HF's "rotate_half" layout (pairs (i, i + R/2)), scales cos/sin by
 // attention_scaling, copies dims R..D unchanged. out may alias x.
-void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-          float attention_scaling, Tensor& out);
+void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
+          Tensor& out);
 
 }  // namespace hearth::ops
