@@ -1,10 +1,14 @@
 #include "io/safetensors.h"
 
+#include <sys/mman.h>
 #include <algorithm>
+
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "io/atomic_file.h"
 
 namespace hearth::io {
@@ -28,9 +32,25 @@ size_t dtype_bytes_or_zero(const std::string& dtype) {
   return it == others.end() ? 0 : it->second;
 }
 
+// A private copy aligned to 2 MiB and advised for transparent huge pages, filled in parallel.
+std::shared_ptr<Storage> copy_to_huge_pages(const void* src, size_t bytes) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (!p) fail(ErrorCode::out_of_memory, "cannot allocate {} bytes for model weights", bytes);
+  ::madvise(p, rounded, MADV_HUGEPAGE);
+  const int64_t chunk = int64_t(kHugePage);
+  parallel_for((int64_t(bytes) + chunk - 1) / chunk, 1, [&](int64_t b, int64_t e) {
+    size_t begin = size_t(b * chunk), end = std::min(bytes, size_t(e * chunk));
+    std::memcpy(static_cast<char*>(p) + begin, static_cast<const char*>(src) + begin, end - begin);
+  });
+  return Storage::borrow(p, bytes, Device::cpu(), std::shared_ptr<void>(p, std::free), bytes);
+}
+
 }  // namespace
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path,
+                                                       WeightResidency residency) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
   st->file_ = MappedFile::open(path);
   const std::string where = path.string();
@@ -97,7 +117,11 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   // Count the weights as resident memory: they are read in full by the forward pass.
   std::shared_ptr<MappedFile> owner = st->file_;
   void* base = const_cast<unsigned char*>(st->file_->data()) + st->data_start_;
-  st->storage_ = Storage::borrow(base, data_size, Device::cpu(), owner, data_size);
+  if (residency == WeightResidency::copied && data_size > 0) {
+    st->storage_ = copy_to_huge_pages(base, data_size);
+  } else {
+    st->storage_ = Storage::borrow(base, data_size, Device::cpu(), owner, data_size);
+  }
   return st;
 }
 

@@ -8,13 +8,20 @@ namespace hearth::io {
 
 namespace fs = std::filesystem;
 
-WeightSet WeightSet::load_dir(const fs::path& dir) {
-  WeightSet ws;
-  ws.dir_ = dir;
-  fs::path index_path = dir / "model.safetensors.index.json";
+namespace {
+
+// The weight files of a folder and, with an index, which file each tensor must come from.
+struct WeightFiles {
   std::vector<fs::path> files;
   std::map<std::string, std::string> expected;  // tensor -> shard file name, from the index
+  fs::path index_path;                          // empty without an index
+};
+
+WeightFiles find_weight_files(const fs::path& dir) {
+  WeightFiles found;
+  const fs::path index_path = dir / "model.safetensors.index.json";
   if (fs::exists(index_path)) {
+    found.index_path = index_path;
     nlohmann::json index = read_json_file(index_path);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       fail(ErrorCode::format, "{}: missing or malformed 'weight_map'", index_path.string());
@@ -23,7 +30,7 @@ WeightSet WeightSet::load_dir(const fs::path& dir) {
       if (!file.is_string())
         fail(ErrorCode::format, "{}: weight_map entry '{}' is not a file name", index_path.string(),
              tensor);
-      expected[tensor] = file.get<std::string>();
+      found.expected[tensor] = file.get<std::string>();
       shard_names.push_back(file.get<std::string>());
     }
     std::sort(shard_names.begin(), shard_names.end());
@@ -36,7 +43,7 @@ WeightSet WeightSet::load_dir(const fs::path& dir) {
       if (!fs::exists(p))
         fail(ErrorCode::not_found, "{}: shard {} is listed but missing", index_path.string(),
              p.string());
-      files.push_back(p);
+      found.files.push_back(p);
     }
   } else {
     if (!fs::is_directory(dir))
@@ -44,14 +51,32 @@ WeightSet WeightSet::load_dir(const fs::path& dir) {
     for (const auto& entry : fs::directory_iterator(dir)) {
       std::string name = entry.path().filename().string();
       if (name.rfind("model", 0) == 0 && entry.path().extension() == ".safetensors")
-        files.push_back(entry.path());
+        found.files.push_back(entry.path());
     }
-    std::sort(files.begin(), files.end());
-    if (files.empty())
+    std::sort(found.files.begin(), found.files.end());
+    if (found.files.empty())
       fail(ErrorCode::not_found, "{}: no model*.safetensors weight files", dir.string());
   }
+  return found;
+}
+
+}  // namespace
+
+size_t WeightSet::weight_file_bytes(const fs::path& dir) {
+  size_t total = 0;
+  for (const auto& f : find_weight_files(dir).files) total += fs::file_size(f);
+  return total;
+}
+
+WeightSet WeightSet::load_dir(const fs::path& dir, WeightResidency residency) {
+  WeightSet ws;
+  ws.dir_ = dir;
+  WeightFiles found = find_weight_files(dir);
+  const std::vector<fs::path>& files = found.files;
+  const std::map<std::string, std::string>& expected = found.expected;
+  const fs::path& index_path = found.index_path;
   for (const auto& path : files) {
-    auto file = SafetensorsFile::open(path);
+    auto file = SafetensorsFile::open(path, residency);
     if (ws.files_.empty()) ws.metadata_ = file->metadata();
     for (const auto& name : file->names()) {
       if (!expected.empty()) {

@@ -18,7 +18,10 @@ class WeightSet {
  public:
   // Errors: no weight files, an index naming a missing shard or a tensor its shard lacks, any
   // malformed file.
-  static WeightSet load_dir(const std::filesystem::path& dir);
+  static WeightSet load_dir(const std::filesystem::path& dir,
+                            WeightResidency residency = WeightResidency::mapped);
+  // The bytes of the weight files load_dir would read (to decide on a residency).
+  static size_t weight_file_bytes(const std::filesystem::path& dir);
 
   const std::filesystem::path& dir() const { return dir_; }
   bool contains(const std::string& name) const { return tensors_.count(name) > 0; }

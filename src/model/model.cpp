@@ -1,5 +1,8 @@
 #include "model/model.h"
 
+#include <cstdlib>
+#include <fstream>
+
 #include "io/json_file.h"
 #include "io/weights.h"
 #include "model/decoder.h"
@@ -8,6 +11,34 @@
 namespace hearth::model {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  while (in >> key >> kb) {
+    if (key == "MemAvailable:") return kb * 1024;
+    in.ignore(256, '\n');
+  }
+  return 0;
+}
+
+io::WeightResidency weight_residency(const fs::path& dir, const LoadOptions& options) {
+  if (const char* env = std::getenv("HEARTH_WEIGHTS")) {
+    std::string v = env;
+    if (v == "mapped") return io::WeightResidency::mapped;
+    if (v == "copied") return io::WeightResidency::copied;
+    fail(ErrorCode::invalid_argument, "HEARTH_WEIGHTS must be 'mapped' or 'copied', got '{}'", v);
+  }
+  if (!options.device.is_cpu()) return io::WeightResidency::mapped;  // uploaded from the mapping
+  bool copy = options.copy_weights.value_or(io::WeightSet::weight_file_bytes(dir) <
+                                            available_memory_bytes() / 2);
+  return copy ? io::WeightResidency::copied : io::WeightResidency::mapped;
+}
+
+}  // namespace
 
 std::unique_ptr<Model> load_model(const fs::path& dir, const LoadOptions& options) {
   if (!fs::exists(dir)) fail(ErrorCode::not_found, "model folder {} does not exist", dir.string());
@@ -48,7 +79,7 @@ std::unique_ptr<Model> load_model(const fs::path& dir, const LoadOptions& option
     if (!eos.empty()) cfg.eos_token_ids = eos;
   }
 
-  io::WeightSet weights = io::WeightSet::load_dir(dir);
+  io::WeightSet weights = io::WeightSet::load_dir(dir, weight_residency(dir, options));
   arch->sanitize(weights, cfg);
   return std::make_unique<DecoderModel>(std::move(cfg), std::move(weights), options.device);
 }

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ class Model {
 
 struct LoadOptions {
   Device device = Device::cpu();
+  // CPU only: copy the weights into huge-page memory (faster decode) instead of reading them from
+  // the file mapping. Unset: copy when they take under half of the available memory.
+  // HEARTH_WEIGHTS=mapped|copied overrides both.
+  std::optional<bool> copy_weights;
 };
 
 // Reads config.json (the registry picks the architecture from `architectures`), the weights and

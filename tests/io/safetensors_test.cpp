@@ -69,6 +69,17 @@ TEST(Safetensors, ReadsHandmadeFileZeroCopy) {
   EXPECT_TRUE(a.storage()->is_borrowed());
 }
 
+TEST(Safetensors, CopiedResidencyHoldsTheSameBytesInHugePageMemory) {
+  TempDir dir;
+  write_bytes(dir.path() / "x.safetensors", handmade_file());
+  auto mapped = SafetensorsFile::open(dir.path() / "x.safetensors");
+  auto copied = SafetensorsFile::open(dir.path() / "x.safetensors", WeightResidency::copied);
+  EXPECT_EQ(copied->tensor("a").to_vector<float>(), mapped->tensor("a").to_vector<float>());
+  EXPECT_EQ(copied->tensor("b").to_vector<BF16>()[1].bits, 0xc000);
+  EXPECT_NE(copied->tensor("a").raw_data(), mapped->tensor("a").raw_data());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(copied->tensor("a").raw_data()) % (2 << 20), 0u);
+}
+
 TEST(Safetensors, WriterRoundTripsAndIsReadableByHandParse) {
   TempDir dir;
   Tensor x = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});

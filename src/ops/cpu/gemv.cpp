@@ -60,6 +60,48 @@ inline void gemv_tile(const MatmulArgs& a, const W* w, int64_t n0) {
   }
 }
 
+// One x row: each thread walks its rows one after the other, so consecutive weight rows form a
+// single sequential stream per thread, which the hardware prefetchers follow best. Measured on the
+// 2-core Zen 4 dev VM (dev/kernels/gemv_bf16.cpp, bf16 28680 x 2048 from a file mapping, both
+// threads, six interleaved rounds): 29-34 GB/s against 23-26 GB/s for 12 rows in flight.
+template <typename W>
+inline void gemv_row(const MatmulArgs& a, const W* w, int64_t n) {
+  const int64_t k = a.k;
+  const W* wr = w + n * k;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 4 * kLanes <= k; p += 4 * kLanes) {
+    acc0 = _mm256_fmadd_ps(load8(wr + p), _mm256_loadu_ps(a.x + p), acc0);
+    acc1 = _mm256_fmadd_ps(load8(wr + p + kLanes), _mm256_loadu_ps(a.x + p + kLanes), acc1);
+    acc2 = _mm256_fmadd_ps(load8(wr + p + 2 * kLanes), _mm256_loadu_ps(a.x + p + 2 * kLanes), acc2);
+    acc3 = _mm256_fmadd_ps(load8(wr + p + 3 * kLanes), _mm256_loadu_ps(a.x + p + 3 * kLanes), acc3);
+  }
+  for (; p + kLanes <= k; p += kLanes)
+    acc0 = _mm256_fmadd_ps(load8(wr + p), _mm256_loadu_ps(a.x + p), acc0);
+  if (p < k) {
+    int rest = int(k - p);
+    acc1 = _mm256_fmadd_ps(load_partial(wr + p, rest), load_partial(a.x + p, rest), acc1);
+  }
+  __m256 sum = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+  a.out[n] = hsum(sum) + (a.bias ? a.bias[n] : 0.0f);
+}
+
+template <typename W>
+void gemv_one_row_of_x(const MatmulArgs& a) {
+  const W* w = static_cast<const W*>(a.w);
+  const int64_t row_bytes = a.k * int64_t(sizeof(W));
+  const int64_t grain =
+      std::max<int64_t>(1, kGemvMinBytesPerThread / std::max<int64_t>(row_bytes, 1));
+  const int threads = ThreadPool::global().num_threads();
+  const int64_t chunks = std::min<int64_t>((a.n + grain - 1) / grain, kChunksPerThread * threads);
+  const int64_t per_chunk = (a.n + chunks - 1) / chunks;
+  ThreadPool::global().run(chunks, [&](int64_t chunk) {
+    const int64_t n0 = chunk * per_chunk, n1 = std::min(a.n, n0 + per_chunk);
+    for (int64_t n = n0; n < n1; ++n) gemv_row(a, w, n);
+  });
+}
+
 // x rows are taken 4 at a time (kGemvGroup); more than 4 rows reuse each tile of weight rows from
 // L1 for every group, so the weights still stream from memory once.
 constexpr int64_t kGemvGroup = 4;
@@ -126,7 +168,7 @@ template <typename W>
 void gemv_typed(const MatmulArgs& a) {
   switch (a.m) {
     case 1:
-      return gemv_rows<W, 1>(a);
+      return gemv_one_row_of_x<W>(a);
     case 2:
       return gemv_rows<W, 2>(a);
     case 3:
