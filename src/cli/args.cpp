@@ -22,6 +22,15 @@ std::string metavar_for(const std::vector<std::string>& names) {
   return m;
 }
 
+int parse_int(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || x < INT32_MIN || x > INT32_MAX)
+    throw UsageError(fmt::format("argument {}: invalid int value: '{}'", flag, v));
+  return int(x);
+}
+
 }  // namespace
 
 ArgParser::ArgParser(std::string prog, std::string description)
@@ -48,12 +57,7 @@ void ArgParser::add_optional_string(std::vector<std::string> names,
 void ArgParser::add_int(std::vector<std::string> names, int* target, std::string help) {
   std::string flag = names.front();
   add(std::move(names), std::move(help)).set = [target, flag](const std::string& v) {
-    char* end = nullptr;
-    errno = 0;
-    long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || errno == ERANGE || x < INT32_MIN || x > INT32_MAX)
-      throw UsageError(fmt::format("argument {}: invalid int value: '{}'", flag, v));
-    *target = int(x);
+    *target = parse_int(flag, v);
   };
 }
 
@@ -61,12 +65,7 @@ void ArgParser::add_optional_int(std::vector<std::string> names, std::optional<i
                                  std::string help) {
   std::string flag = names.front();
   add(std::move(names), std::move(help)).set = [target, flag](const std::string& v) {
-    char* end = nullptr;
-    errno = 0;
-    long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || errno == ERANGE || x < INT32_MIN || x > INT32_MAX)
-      throw UsageError(fmt::format("argument {}: invalid int value: '{}'", flag, v));
-    *target = int(x);
+    *target = parse_int(flag, v);
   };
 }
 
