@@ -5,6 +5,9 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -12,9 +15,6 @@
 #include <cstring>
 #include <random>
 #include <vector>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static float bf(uint16_t b) {
   uint32_t u = uint32_t(b) << 16;
@@ -78,7 +78,8 @@ void v4(const uint16_t* w, const float* x, float* out, int64_t n, int64_t k) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; ++r) {
     const uint16_t* wr = w + r * k;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
     for (int64_t p = 0; p < k; p += 32) {
       for (int q = 0; q < 4; ++q) {
         __m128i h = _mm_loadu_si128((const __m128i*)(wr + p + 8 * q));
@@ -168,7 +169,8 @@ int main() {
         if (dist == 2048) v3<2048>(wm, x.data(), o1.data(), n, k);
       }
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("%s: %.1f GB/s\n", dist ? "v4 row-sequential" : "v1 12-row tile  ", 10.0 * n * k * 2 / s / 1e9);
+      std::printf("%s: %.1f GB/s\n", dist ? "v4 row-sequential" : "v1 12-row tile  ",
+                  10.0 * n * k * 2 / s / 1e9);
     }
   }
   for (int rep = 0; rep < 0; ++rep) {
@@ -177,7 +179,10 @@ int main() {
       auto t0 = std::chrono::steady_clock::now();
       for (int it = 0; it < 10; ++it) v1(src, x.data(), o1.data(), n, k);
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("2 threads v1 %s: %.1f GB/s\n", v == 0 ? "vector" : v == 1 ? "mmap  " : "huge  ",
+      std::printf("2 threads v1 %s: %.1f GB/s\n",
+                  v == 0   ? "vector"
+                  : v == 1 ? "mmap  "
+                           : "huge  ",
                   10.0 * n * k * 2 / s / 1e9);
     }
   }
@@ -187,7 +192,8 @@ int main() {
       for (int v = 1; v <= 2; ++v) {
         auto t0 = std::chrono::steady_clock::now();
         for (int it = 0; it < 10; ++it)
-          v == 1 ? v1(w.data(), x.data(), o1.data(), n, k) : v2(w.data(), xs.data(), o2.data(), n, k);
+          v == 1 ? v1(w.data(), x.data(), o1.data(), n, k)
+                 : v2(w.data(), xs.data(), o2.data(), n, k);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::printf("threads %d v%d: %.1f GB/s\n", threads, v, 10.0 * n * k * 2 / s / 1e9);
       }

@@ -6,13 +6,20 @@ namespace hearth {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f16: return 2;
-    case DType::bf16: return 2;
-    case DType::i32: return 4;
-    case DType::i64: return 8;
-    case DType::u8: return 1;
-    case DType::u32: return 4;
+    case DType::f32:
+      return 4;
+    case DType::f16:
+      return 2;
+    case DType::bf16:
+      return 2;
+    case DType::i32:
+      return 4;
+    case DType::i64:
+      return 8;
+    case DType::u8:
+      return 1;
+    case DType::u32:
+      return 4;
   }
   return 0;
 }
@@ -23,13 +30,20 @@ bool is_floating(DType dtype) {
 
 std::string_view dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f16: return "f16";
-    case DType::bf16: return "bf16";
-    case DType::i32: return "i32";
-    case DType::i64: return "i64";
-    case DType::u8: return "u8";
-    case DType::u32: return "u32";
+    case DType::f32:
+      return "f32";
+    case DType::f16:
+      return "f16";
+    case DType::bf16:
+      return "bf16";
+    case DType::i32:
+      return "i32";
+    case DType::i64:
+      return "i64";
+    case DType::u8:
+      return "u8";
+    case DType::u32:
+      return "u32";
   }
   return "?";
 }
@@ -47,13 +61,20 @@ std::optional<DType> dtype_from_safetensors(std::string_view name) {
 
 std::string_view dtype_safetensors_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
-    case DType::i32: return "I32";
-    case DType::i64: return "I64";
-    case DType::u8: return "U8";
-    case DType::u32: return "U32";
+    case DType::f32:
+      return "F32";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::i32:
+      return "I32";
+    case DType::i64:
+      return "I64";
+    case DType::u8:
+      return "U8";
+    case DType::u32:
+      return "U32";
   }
   return "?";
 }
@@ -101,7 +122,7 @@ F16 f32_to_f16(float f) {
   std::memcpy(&u, &f, 4);
   uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return F16{uint16_t(sign | 0x7e00u)};  // NaN
+  if (abs > 0x7f800000u) return F16{uint16_t(sign | 0x7e00u)};   // NaN
   if (abs >= 0x477ff000u) return F16{uint16_t(sign | 0x7c00u)};  // overflow (incl. inf)
   if (abs < 0x38800000u) {                                       // subnormal or zero in f16
     // value = abs_float; f16 subnormal unit is 2^-24.

@@ -83,10 +83,14 @@ struct dtype_of<uint32_t> {
 // Reads one element of a floating dtype as f32.
 inline float load_as_f32(const void* p, DType dtype) {
   switch (dtype) {
-    case DType::f32: return *static_cast<const float*>(p);
-    case DType::bf16: return bf16_to_f32(*static_cast<const BF16*>(p));
-    case DType::f16: return f16_to_f32(*static_cast<const F16*>(p));
-    default: return 0.0f;
+    case DType::f32:
+      return *static_cast<const float*>(p);
+    case DType::bf16:
+      return bf16_to_f32(*static_cast<const BF16*>(p));
+    case DType::f16:
+      return f16_to_f32(*static_cast<const F16*>(p));
+    default:
+      return 0.0f;
   }
 }
 

@@ -4,14 +4,22 @@ namespace hearth {
 
 const char* error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::invalid_argument: return "invalid argument";
-    case ErrorCode::not_found: return "not found";
-    case ErrorCode::io: return "I/O error";
-    case ErrorCode::format: return "format error";
-    case ErrorCode::config: return "config error";
-    case ErrorCode::unsupported: return "unsupported";
-    case ErrorCode::out_of_memory: return "out of memory";
-    case ErrorCode::internal: return "internal error";
+    case ErrorCode::invalid_argument:
+      return "invalid argument";
+    case ErrorCode::not_found:
+      return "not found";
+    case ErrorCode::io:
+      return "I/O error";
+    case ErrorCode::format:
+      return "format error";
+    case ErrorCode::config:
+      return "config error";
+    case ErrorCode::unsupported:
+      return "unsupported";
+    case ErrorCode::out_of_memory:
+      return "out of memory";
+    case ErrorCode::internal:
+      return "internal error";
   }
   return "error";
 }

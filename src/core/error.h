@@ -16,14 +16,15 @@ enum class ErrorCode {
   config,            // a model configuration is missing keys or holds impossible values
   unsupported,       // valid input that hearth does not (yet) handle
   out_of_memory,
-  internal,          // a broken invariant inside hearth: a bug
+  internal,  // a broken invariant inside hearth: a bug
 };
 
 const char* error_code_name(ErrorCode code);
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorCode code, std::string message) : std::runtime_error(std::move(message)), code_(code) {}
+  Error(ErrorCode code, std::string message)
+      : std::runtime_error(std::move(message)), code_(code) {}
   ErrorCode code() const { return code_; }
 
  private:
@@ -35,12 +36,13 @@ template <typename... Args>
   throw Error(code, fmt::format(format, std::forward<Args>(args)...));
 }
 
-[[noreturn]] void fail_check(const char* file, int line, const char* condition, const std::string& what);
+[[noreturn]] void fail_check(const char* file, int line, const char* condition,
+                             const std::string& what);
 
 }  // namespace hearth
 
 // Internal invariant: failing means a bug in hearth, not bad user input.
-#define HEARTH_CHECK(cond, ...)                                                      \
-  do {                                                                               \
+#define HEARTH_CHECK(cond, ...)                                                                \
+  do {                                                                                         \
     if (!(cond)) ::hearth::fail_check(__FILE__, __LINE__, #cond, fmt::format("" __VA_ARGS__)); \
   } while (0)

@@ -25,9 +25,17 @@ void note_allocated(DeviceKind kind, size_t bytes) {
   }
 }
 
-void note_freed(DeviceKind kind, size_t bytes) { counters(kind).current.fetch_sub(bytes); }
-size_t current_bytes(DeviceKind kind) { return counters(kind).current.load(); }
-size_t peak_bytes(DeviceKind kind) { return counters(kind).peak.load(); }
-void reset_peak(DeviceKind kind) { counters(kind).peak.store(counters(kind).current.load()); }
+void note_freed(DeviceKind kind, size_t bytes) {
+  counters(kind).current.fetch_sub(bytes);
+}
+size_t current_bytes(DeviceKind kind) {
+  return counters(kind).current.load();
+}
+size_t peak_bytes(DeviceKind kind) {
+  return counters(kind).peak.load();
+}
+void reset_peak(DeviceKind kind) {
+  counters(kind).peak.store(counters(kind).current.load());
+}
 
 }  // namespace hearth::memory

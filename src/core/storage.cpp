@@ -32,7 +32,9 @@ void* aligned_host_alloc(size_t bytes) {
   return p;
 }
 
-void aligned_host_free(void* ptr) { std::free(ptr); }
+void aligned_host_free(void* ptr) {
+  std::free(ptr);
+}
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   std::shared_ptr<Storage> s(new Storage());

@@ -50,7 +50,7 @@ class ThreadPool {
   std::atomic<int64_t> next_task_{0};
   std::atomic<int64_t> pending_{0};
   std::atomic<int> active_workers_{0};  // workers inside the current job
-  std::mutex run_mutex_;  // one job at a time
+  std::mutex run_mutex_;                // one job at a time
 };
 
 // Splits [0, n) into contiguous ranges of at least `grain` items (one or a few per thread) and

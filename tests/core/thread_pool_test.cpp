@@ -30,9 +30,8 @@ TEST(ThreadPool, ParallelForCoversRangeExactly) {
 TEST(ThreadPool, NestedCallsRunInline) {
   std::atomic<int> total{0};
   parallel_for(8, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) parallel_for(10, 1, [&](int64_t b2, int64_t e2) {
-        total.fetch_add(int(e2 - b2));
-      });
+    for (int64_t i = b; i < e; ++i)
+      parallel_for(10, 1, [&](int64_t b2, int64_t e2) { total.fetch_add(int(e2 - b2)); });
   });
   EXPECT_EQ(total.load(), 80);
 }

@@ -114,8 +114,8 @@ TEST(CliGenerate, DefaultModelIsUsedWithoutModelFlag) {
   ASSERT_EQ(r.status, 0) << r.err;
   std::vector<int> first8 = c["greedy_ids"].get<std::vector<int>>();
   first8.resize(8);
-  CliRun decoded = hearth("tokenize" + model_flag() + " --decode -p '" +
-                          join_ids(nlohmann::json(first8)) + "'");
+  CliRun decoded =
+      hearth("tokenize" + model_flag() + " --decode -p '" + join_ids(nlohmann::json(first8)) + "'");
   EXPECT_EQ(r.out, decoded.out);
 }
 
