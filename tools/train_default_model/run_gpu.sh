@@ -2,10 +2,10 @@
 # The GPU call that produced models/default (run from a folder holding train.py and corpus.tar.gz;
 # OUT is where results go). Trains one model per epoch budget in EPOCHS; each keeps its best epoch
 # by validation loss; the caller picks the run with the lowest validation loss.
-#   OUT=/somewhere EPOCHS="10 20" bash run_gpu.sh
+#   OUT=/somewhere EPOCHS=10 bash run_gpu.sh     (the shipped model; its previous version: EPOCHS="10 20")
 set -euo pipefail
 : "${OUT:?set OUT}"
-EPOCHS="${EPOCHS:-10 20}"
+EPOCHS="${EPOCHS:-10}"
 mkdir -p corpus && tar xzf corpus.tar.gz -C corpus
 nvidia-smi --query-gpu=name,memory.used,clocks.sm,clocks.max.sm --format=csv | tee -a "$OUT/all.log"
 for e in $EPOCHS; do

@@ -35,6 +35,8 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+CONTINUATION_PREFIX = "continue."  # keys of prepare_corpus.py's continuation exchanges
+
 LOG_LINES = []
 
 
@@ -73,6 +75,10 @@ def train_tokenizer(train_rows, vocab_size):
     )
     texts = []
     for r in train_rows:
+        if r["key"].startswith(CONTINUATION_PREFIX):
+            # continuation exchanges only repeat training text; leaving them out keeps the
+            # tokenizer byte-identical to the one trained before they were added
+            continue
         if "text" in r:
             texts.append(r["text"])
         else:
@@ -321,10 +327,12 @@ def samples(tok, model, seed):
                            eos_token_id=[EOT, IM_END], pad_token_id=EOT)
         sampled_text = tok.decode(s[0, ids.shape[1]:], skip_special_tokens=True)
         out.append({"prompt": prompt, "greedy": greedy_text, "sampled": sampled_text})
-    for q in ["Who are you?", "Tell me a fortune.", 'What does "kludge" mean?', "Quote John 3:16."]:
+    # Chat: what `hearth generate --prompt Q` prints (chat template on, greedy, 100 tokens at most).
+    for q in ["In the beginning", "And it came to pass", "You will", ":hack:", "Who are you?",
+              "Tell me a fortune.", "What is a hacker?", 'What does "kludge" mean?', "Quote John 3:16."]:
         text = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
         ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        g = model.generate(ids, do_sample=False, max_new_tokens=80, eos_token_id=[EOT, IM_END], pad_token_id=EOT)
+        g = model.generate(ids, do_sample=False, max_new_tokens=100, eos_token_id=[EOT, IM_END], pad_token_id=EOT)
         out.append({"chat": q, "greedy": tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True)})
     return out
 
@@ -341,6 +349,17 @@ def write_card(folder, info):
     src_rows = "\n".join("| %s | %d | %d | %d | %d |" % (k, v["docs"], v["bytes"], m["val_by_source"].get(k, {}).get("docs", 0),
                                                        m["val_by_source"].get(k, {}).get("bytes", 0))
                          for k, v in sorted(m["train_by_source"].items()))
+    ce = m.get("chat", {})
+    chat_line = ""
+    if ce:
+        cb = ce.get("continuations_by_source", {})
+        chat_line = ("Chat exchanges: %d, of which %d continuations (%d from KJV verses, %d from fortunes, %d from the "
+                     "Jargon File): the user message is the opening words of a training document (two words up to a "
+                     "sentence; a bare headword such as `:hack:`; frequent openings such as \"And it came to pass\" or "
+                     "\"You will\" from several documents each), the assistant message is the text that follows. The "
+                     "self-description answers only its 8 questions (4 copies each); the tokenizer is trained without "
+                     "the continuations (they repeat training text)." % (
+                         ce["total"], ce["continuations"], cb.get("kjv", 0), cb.get("fortunes", 0), cb.get("jargon", 0)))
     text = f"""---
 license: other
 license_name: public-domain-and-bsd-mixed
@@ -355,7 +374,8 @@ The small default model that ships with **hearth**, so that `hearth generate` wo
 with no network. It was trained from scratch by the hearth project on public-domain / freely
 redistributable English text from Debian packages. It is a toy: it writes text in the style of
 the King James Bible, the Jargon File and Unix fortune cookies, and knows a few chat tricks
-(quote a verse, define a jargon term, tell a fortune). It knows nothing else and makes things up.
+(continue a text whose opening you give it, quote a verse, define a jargon term, tell a fortune,
+say what it is). It knows nothing else and makes things up.
 
 ## Architecture
 
@@ -385,13 +405,15 @@ Built by `tools/train_default_model/prepare_corpus.py` from these Debian 12 pack
 | King James Bible (1611; 66 books, 31,102 verses, one verse per line, no verse numbers; a document is a chapter) | `bible-kjv` {m['pkg'].get('bible-kjv')} / `bible-kjv-text` | public domain (in the UK the Crown's letters patent still apply); Debian packaging GPL-2+ |
 | The Jargon File 4.4.7 (lexicon entries, introduction and appendices; `{{cross-references}}` braces removed, paragraphs unwrapped) | `jargon-text` {m['pkg'].get('jargon-text')} | public domain |
 | Unix fortune cookies (all files of `fortunes` and `fortunes-min` except `ascii-art`, exact duplicates removed; a document is one fortune) | `fortunes`, `fortunes-min` {m['pkg'].get('fortunes')} | BSD licence of the fortune-mod collection as distributed in Debian main; individual quotations are short quotes of their authors |
-| Synthetic chat exchanges built only from *training* documents (verse look-ups, jargon definitions, fortunes, and one fixed self-description) | — | derived from the above |
+| Synthetic chat exchanges built only from *training* documents: continuations (the user gives the opening words of a document, the assistant continues it), verse look-ups, jargon definitions, fortunes, and one fixed self-description | — | derived from the above |
 
 Split: a document is held out when `sha256("<src>:<key>")` (first 12 hex digits) mod 100 < 5.
 
 | source | train docs | train bytes | val docs | val bytes |
 |---|---|---|---|---|
 {src_rows}
+
+{chat_line}
 
 Training tokens per epoch: {m['train_tokens']:,}; validation tokens: {m['val_tokens']:,} ({m['val_bytes']:,} bytes of text).
 
@@ -624,7 +646,7 @@ def main():
         layers=a.layers, dim=a.dim, heads=a.heads, kv_heads=a.kv_heads, ffn=a.ffn, rope_theta=a.rope_theta, ctx=a.ctx,
         vocab=tok.get_vocab_size(), safetensors_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")),
         pkg=manifest.get("packages", {}), train_by_source=manifest["train"]["by_source"],
-        val_by_source=manifest["val"]["by_source"], train_tokens=n_train, val_tokens=len(val_stream), val_bytes=val_bytes,
+        val_by_source=manifest["val"]["by_source"], chat=manifest.get("chat_exchanges", {}), train_tokens=n_train, val_tokens=len(val_stream), val_bytes=val_bytes,
         device=devname, wd=a.wd, lr=a.lr, warmup=a.warmup, min_lr_frac=a.min_lr_frac, attn_dropout=a.attn_dropout,
         batch=a.batch, epochs=a.epochs, steps=step, tokens_seen=tokens_seen, seed=a.seed, train_seconds=train_seconds,
         tok_per_s=tokens_seen / train_seconds, kept_epoch=kept_epoch,
