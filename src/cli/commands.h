@@ -11,5 +11,6 @@ int run_generate(const std::vector<std::string>& args);
 int run_benchmark(const std::vector<std::string>& args);
 int run_tokenize(const std::vector<std::string>& args);
 int run_chat_template(const std::vector<std::string>& args);
+int run_convert(const std::vector<std::string>& args);
 
 }  // namespace hearth::cli

@@ -22,6 +22,8 @@ const Command kCommands[] = {
     {"tokenize", hearth::cli::run_tokenize, "encode text to token ids or decode ids to text"},
     {"chat-template", hearth::cli::run_chat_template,
      "print the prompt a conversation renders to with the model's chat template"},
+    {"convert", hearth::cli::run_convert,
+     "convert a model to MLX format: quantize (-q), dequantize (-d), change dtype"},
 };
 
 void print_usage(std::FILE* out) {
