@@ -101,12 +101,14 @@ int run_convert(const std::vector<std::string>& argv) {
                      "Group size for quantization (32, 64 or 128; default 64).");
   p.add_optional_int({"--q-bits"}, &q_bits,
                      "Bits per weight for quantization (2, 3, 4, 5, 6 or 8; default 4).");
-  p.add_choice({"--q-mode"}, &q_mode, {"affine", "mxfp4", "nvfp4", "mxfp8"},
-               "The quantization mode (hearth supports affine).");
-  p.add_choice({"--quant-predicate"}, &recipe, recipes, "Mixed-bit quantization recipe.");
+  p.add_choice(
+      {"--q-mode"}, &q_mode, {"affine", "mxfp4", "nvfp4", "mxfp8"},
+      "The quantization mode: affine (default; mxfp4, nvfp4 and mxfp8 are not supported yet).");
+  p.add_choice({"--quant-predicate"}, &recipe, recipes,
+               "Mixed-bit quantization recipe: mixed_2_6, mixed_3_4, mixed_3_6 or mixed_4_6.");
   p.add_choice({"--dtype"}, &dtype, {"float16", "bfloat16", "float32"},
-               "Type to save the non-quantized parameters. Defaults to config.json's "
-               "`torch_dtype` or the current model weights dtype.");
+               "Type to save the non-quantized parameters: float16, bfloat16 or float32. "
+               "Defaults to config.json's `torch_dtype` or the current model weights dtype.");
   p.add_optional_string({"--upload-repo"}, &upload_repo,
                         "The Hugging Face repo to upload the model to (not supported: hearth "
                         "does not upload).");

@@ -505,8 +505,13 @@ void validate_convert_options(const ConvertOptions& o) {
 
 ConvertResult convert_model(const ConvertOptions& options, const ModelHooks& hooks,
                             const ConvertProgress& progress) {
-  validate_convert_options(options);
-  return Converter(options, hooks, progress).run();
+  ConvertOptions o = options;
+  // "out/" names the folder "out".
+  while (!o.output.empty() && o.output.filename().empty() && o.output != o.output.root_path())
+    o.output = o.output.parent_path();
+  if (o.output.empty()) fail(ErrorCode::invalid_argument, "--mlx-path is empty");
+  validate_convert_options(o);
+  return Converter(o, hooks, progress).run();
 }
 
 Json load_model_config(const fs::path& dir) {

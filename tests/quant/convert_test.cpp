@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 
 #include "io/json_file.h"
@@ -12,6 +13,7 @@
 #include "io/weights.h"
 #include "ops/copy.h"
 #include "ops/quantized.h"
+#include "quant/awq.h"
 #include "quant/mlx_format.h"
 #include "quant/python_json.h"
 #include "test_util.h"
@@ -244,9 +246,11 @@ TEST(Convert, QuantizeThenDequantizeIsAffineDequantize) {
     EXPECT_FALSE(dw.contains(m.path + ".biases"));
   }
   // Everything else passes through; the quantization keys are gone.
-  for (const auto& name : dw.names())
-    if (!qw.contains(module_of(name) + ".scales"))
+  for (const auto& name : dw.names()) {
+    if (!qw.contains(module_of(name) + ".scales")) {
       EXPECT_TRUE(bytes_of(dw.get(name)) == bytes_of(qw.get(name))) << name;
+    }
+  }
   Json config = io::read_ordered_json_file(tmp.path() / "d" / "config.json");
   EXPECT_FALSE(config.contains("quantization"));
   EXPECT_FALSE(config.contains("quantization_config"));
@@ -451,6 +455,104 @@ TEST(Convert, CancelLeavesNothing) {
   o.quantize = true;
   EXPECT_THROW(convert_model(o, llama_hooks(o.source), progress), Error);
   EXPECT_EQ(calls, 3u);
+  expect_no_output(tmp.path() / "out");
+}
+
+}  // namespace
+}  // namespace hearth::quant
+
+namespace hearth::quant {
+namespace {
+
+// An AutoAWQ-style checkpoint of the llama fixture's shape: every Linear as qweight / qzeros /
+// scales (f16), the rest in bf16, config.json with an awq quantization_config.
+fs::path make_awq_folder(const fs::path& dir) {
+  const fs::path src = test::fixture("llama-gqa-llama3");
+  fs::create_directories(dir);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(src / f, dir / f);
+  Json config = io::read_ordered_json_file(src / "config.json");
+  config["quantization_config"] = Json::parse(
+      R"({"bits": 4, "group_size": 32, "quant_method": "awq", "version": "gemm", "zero_point": true})");
+  std::ofstream(dir / "config.json") << config.dump(2);
+  io::WeightSet w = io::WeightSet::load_dir(src);
+  std::mt19937 rng(7);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& name : w.names()) {
+    Tensor t = w.get(name);
+    const std::string m = module_of(name);
+    if (t.ndim() != 2 || m == "model.embed_tokens" || m == "lm_head") {
+      tensors.emplace_back(name, t);
+      continue;
+    }
+    const int64_t out = t.dim(0), in = t.dim(1), groups = in / 32;
+    std::vector<int32_t> q(size_t(in * out / 8)), z(size_t(groups * out / 8));
+    for (auto& v : q) v = int32_t(rng());
+    for (auto& v : z) v = int32_t(rng());
+    std::vector<F16> s(size_t(groups * out));
+    for (auto& v : s) v = f32_to_f16(float(rng() % 1000 + 1) * 1e-4f);
+    tensors.emplace_back(m + ".qweight", Tensor::from_vector(q, {in, out / 8}));
+    tensors.emplace_back(m + ".qzeros", Tensor::from_vector(z, {groups, out / 8}));
+    tensors.emplace_back(m + ".scales", Tensor::from_vector(s, {groups, out}));
+  }
+  io::save_safetensors(dir / "model.safetensors", tensors);
+  return dir;
+}
+
+TEST(Convert, AwqCheckpointBecomesMlxAffine) {
+  TempDir tmp;
+  const fs::path src = make_awq_folder(tmp.path() / "awq");
+  run(src, tmp.path() / "mlx");
+  Json config = io::read_ordered_json_file(tmp.path() / "mlx" / "config.json");
+  // mlx-lm records {"group_size", "bits"} (no mode) in both keys.
+  EXPECT_EQ(config["quantization"].dump(), R"({"group_size":32,"bits":4})");
+  EXPECT_EQ(config["quantization_config"].dump(), R"({"group_size":32,"bits":4})");
+  io::WeightSet in = io::WeightSet::load_dir(src);
+  io::WeightSet out = io::WeightSet::load_dir(tmp.path() / "mlx");
+  const std::string p = "model.layers.1.self_attn.o_proj";
+  ops::QuantizedWeight want =
+      awq_to_mlx(in.get(p + ".qweight"), in.get(p + ".qzeros"), in.get(p + ".scales"), 32, p);
+  EXPECT_TRUE(bytes_of(out.get(p + ".weight")) == bytes_of(want.packed));
+  EXPECT_TRUE(bytes_of(out.get(p + ".scales")) == bytes_of(want.scales));
+  EXPECT_TRUE(bytes_of(out.get(p + ".biases")) == bytes_of(want.biases));
+  // Float tensors take the scales' dtype; nothing of AWQ's naming is left.
+  EXPECT_EQ(out.get("model.embed_tokens.weight").dtype(), DType::f16);
+  EXPECT_EQ(out.get("model.norm.weight").dtype(), DType::f16);
+  for (const auto& name : out.names()) {
+    EXPECT_EQ(name.find("qweight"), std::string::npos);
+    EXPECT_EQ(name.find("qzeros"), std::string::npos);
+  }
+  if (test::have_numpy()) {
+    Json summary = loader_check(tmp.path() / "mlx");
+    EXPECT_EQ(summary["model.layers.0.mlp.down_proj"], 4);
+    EXPECT_EQ(summary["lm_head"], nullptr);
+  }
+
+  // -d straight from the AWQ folder; -q quantizes the float modules left, entry by entry.
+  ConvertOptions d;
+  d.dequantize = true;
+  run(src, tmp.path() / "dense", d);
+  io::WeightSet dense = io::WeightSet::load_dir(tmp.path() / "dense");
+  Tensor w = Tensor::empty({want.rows(), want.cols()}, DType::f16);
+  ops::affine_dequantize(want, w);
+  EXPECT_TRUE(bytes_of(dense.get(p + ".weight")) == bytes_of(w));
+  EXPECT_FALSE(io::read_ordered_json_file(tmp.path() / "dense" / "config.json")
+                   .contains("quantization_config"));
+  ConvertOptions q;
+  q.quantize = true;
+  run(src, tmp.path() / "q", q);
+  Json qq = io::read_ordered_json_file(tmp.path() / "q" / "config.json")["quantization"];
+  EXPECT_EQ(qq["lm_head"].dump(), R"({"group_size":64,"bits":4,"mode":"affine"})");
+  EXPECT_EQ(qq["model.embed_tokens"].dump(), R"({"group_size":64,"bits":4,"mode":"affine"})");
+  EXPECT_FALSE(qq.contains(p));
+}
+
+TEST(Convert, UnsupportedForeignQuantization) {
+  TempDir tmp;
+  fs::copy(test::fixture("llama-gqa-llama3"), tmp.path() / "src");
+  Json config = io::read_ordered_json_file(tmp.path() / "src" / "config.json");
+  config["quantization_config"] = Json::parse(R"({"quant_method": "fp8"})");
+  std::ofstream(tmp.path() / "src" / "config.json") << config.dump();
+  expect_convert_error({}, tmp.path() / "src", tmp.path() / "out", "'fp8' is not supported");
   expect_no_output(tmp.path() / "out");
 }
 
