@@ -183,29 +183,14 @@ void Converter::load_input() {
   weights_ = io::WeightSet::load_dir(options_.source);
   if (hooks_.sanitize) hooks_.sanitize(weights_);
 
-  input_quant_ = QuantizationConfig::from_model_config(config_, origin_);
-  if (!input_quant_) {
-    if (auto method = foreign_quant_method(config_, origin_)) {
-      if (*method != "awq" && *method != "gptq")
-        fail(ErrorCode::unsupported,
-             "{}: quantization_config.quant_method '{}' is not supported "
-             "(hearth reads MLX affine, AWQ and GPTQ checkpoints)",
-             origin_, *method);
-      input_quant_ = convert_awq_gptq(weights_, config_["quantization_config"],
-                                      origin_ + ": quantization_config");
-      config_["quantization"] = input_quant_->to_json();
-      config_["quantization_config"] = input_quant_->to_json();
+  if (auto q = load_quantization(config_, weights_, origin_)) {
+    if (q->from_awq) {
+      // mlx-lm records the converted checkpoint's dict under both keys.
+      config_["quantization"] = q->config.to_json();
+      config_["quantization_config"] = q->config.to_json();
     }
-  }
-  if (input_quant_) {
-    for (auto& m : find_quantized_modules(weights_, *input_quant_)) input_modules_[m.path] = m;
-  } else {
-    for (const auto& name : weights_.names())
-      if (param_of(name) == "scales" && weights_.contains(module_of(name) + ".weight"))
-        fail(ErrorCode::format,
-             "{}: the weights hold '{}' but config.json has no "
-             "'quantization' entry",
-             options_.source.string(), name);
+    for (auto& m : q->modules) input_modules_[m.path] = m;
+    input_quant_ = std::move(q->config);
   }
 }
 

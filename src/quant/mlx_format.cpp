@@ -5,6 +5,8 @@
 #include <map>
 #include <string_view>
 
+#include "quant/awq.h"
+
 namespace hearth::quant {
 
 namespace {
@@ -164,6 +166,39 @@ ops::QuantizedWeight quantized_weight(const io::WeightSet& weights, const Quanti
          "supported here",
          weights.dir().string(), m.path, w.packed.ndim());
   return w;
+}
+
+std::optional<ModelQuantization> load_quantization(const nlohmann::ordered_json& config,
+                                                   io::WeightSet& weights,
+                                                   const std::string& origin) {
+  std::optional<QuantizationConfig> q = QuantizationConfig::from_model_config(config, origin);
+  bool from_awq = false;
+  if (!q) {
+    if (auto method = foreign_quant_method(config, origin)) {
+      if (*method != "awq" && *method != "gptq")
+        fail(ErrorCode::unsupported,
+             "{}: quantization_config.quant_method '{}' is not supported "
+             "(hearth reads MLX affine, AWQ and GPTQ checkpoints)",
+             origin, *method);
+      auto it = config.find("quantization_config");
+      const nlohmann::ordered_json& qc = it != config.end() && !it->is_null()
+                                             ? *it
+                                             : config.at("text_config").at("quantization_config");
+      q = convert_awq_gptq(weights, qc, origin + ": quantization_config");
+      from_awq = true;
+    }
+  }
+  if (!q) {
+    for (const auto& name : weights.names())
+      if (param_of(name) == "scales" && weights.contains(module_of(name) + ".weight"))
+        fail(ErrorCode::format,
+             "{}: the weights hold '{}' but config.json has no 'quantization' "
+             "entry",
+             weights.dir().string(), name);
+    return std::nullopt;
+  }
+  std::vector<QuantizedModule> modules = find_quantized_modules(weights, *q);
+  return ModelQuantization{std::move(*q), std::move(modules), from_awq};
 }
 
 }  // namespace hearth::quant

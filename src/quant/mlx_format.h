@@ -6,6 +6,8 @@
 // <p>.bias. Leading dimensions are experts (MoE SwitchLinear).
 #pragma once
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,5 +45,20 @@ std::vector<QuantizedModule> find_quantized_modules(const io::WeightSet& weights
 
 // The ops view of a 2-D quantized module found above.
 ops::QuantizedWeight quantized_weight(const io::WeightSet& weights, const QuantizedModule& module);
+
+struct ModelQuantization {
+  QuantizationConfig config;
+  std::vector<QuantizedModule> modules;  // in module order
+  bool from_awq = false;                 // the weights were AutoAWQ/GPTQ and have been rewritten
+};
+
+// What a model loader does after the architecture's sanitize, as mlx-lm's load_model: the MLX
+// `quantization` dict of config.json, or an AutoAWQ/GPTQ `quantization_config` whose tensors are
+// converted in place (convert_awq_gptq; other quant_methods are `unsupported` errors), then every
+// quantized module found and checked. A float model gives nullopt; `.scales` tensors without a
+// quantization entry are a format error. `origin` names config.json in errors.
+std::optional<ModelQuantization> load_quantization(const nlohmann::ordered_json& config,
+                                                   io::WeightSet& weights,
+                                                   const std::string& origin);
 
 }  // namespace hearth::quant
