@@ -27,11 +27,18 @@ namespace hearth::quant {
 // Bit position (in nibbles) of the j-th code of a packed AWQ word.
 inline constexpr int kAwqOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 
-// One module's tensors. `qzeros` may be undefined (symmetric). `name` (the module path) and
-// shapes that do not fit together are named in errors. A qweight in GPTQ's input-packed layout
-// ([in/8, out]) is refused: mlx-lm's transform assumes AutoAWQ's packing.
+// One module's tensors, as mlx-lm transforms them. `qzeros` may be undefined (symmetric). `name`
+// (the module path) and shapes that do not fit together are named in errors.
 ops::QuantizedWeight awq_to_mlx(const Tensor& qweight, const Tensor& qzeros, const Tensor& scales,
                                 int group_size, const std::string& name);
+
+// GPTQ's own layout (AutoGPTQ, GPTQModel), which mlx-lm's transform does not handle (it reads
+// every checkpoint as AutoAWQ packs it): qweight i32 [in/8, out], input row 8r+j at bits 4j of
+// word [r, o]; qzeros i32 [in/gs, out/8], output column 8c+j at bits 4j of word [g, c], holding
+// zero - `zero_offset` (1 in AutoGPTQ's checkpoint_format "gptq", 0 in "gptq_v2"); scales
+// [in/gs, out]. GPTQ dequantizes (q - zero) * scale; the MLX form is the same as above.
+ops::QuantizedWeight gptq_to_mlx(const Tensor& qweight, const Tensor& qzeros, const Tensor& scales,
+                                 int group_size, int zero_offset, const std::string& name);
 
 // Rewrites a whole checkpoint in place, as mlx-lm does: every <p>.qweight/.qzeros/.scales triple
 // becomes <p>.weight/.scales/.biases; other .qzeros/.scales tensors are dropped; every other float
@@ -39,6 +46,8 @@ ops::QuantizedWeight awq_to_mlx(const Tensor& qweight, const Tensor& qzeros, con
 // default 4, must be 4; `group_size`, default 128); `origin` names it in errors. A `.g_idx` tensor
 // (GPTQ act-order) is an error unless it is the trivial i / group_size, which is dropped. Returns
 // the MLX quantization dict mlx-lm records for such a model: {"group_size": gs, "bits": 4}.
+// quant_method "gptq" tensors in GPTQ's own layout (told apart by shape) go through gptq_to_mlx,
+// with the zero offset of `checkpoint_format`.
 QuantizationConfig convert_awq_gptq(io::WeightSet& weights,
                                     const nlohmann::ordered_json& quantization_config,
                                     const std::string& origin);

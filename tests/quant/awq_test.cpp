@@ -45,8 +45,13 @@ TEST_P(AwqAgainstNumpy, SameTensorsAsMlxLmTransform) {
   auto input = io::SafetensorsFile::open(tmp.path() / "input.safetensors");
   auto expected = io::SafetensorsFile::open(tmp.path() / "expected.safetensors");
   Tensor qzeros = input->contains("m.qzeros") ? input->tensor("m.qzeros") : Tensor();
+  const std::string kind = c.kind;
   ops::QuantizedWeight w =
-      awq_to_mlx(input->tensor("m.qweight"), qzeros, input->tensor("m.scales"), c.group_size, "m");
+      kind.rfind("gptq", 0) == 0
+          ? gptq_to_mlx(input->tensor("m.qweight"), qzeros, input->tensor("m.scales"), c.group_size,
+                        kind == "gptq" ? 1 : 0, "m")
+          : awq_to_mlx(input->tensor("m.qweight"), qzeros, input->tensor("m.scales"), c.group_size,
+                       "m");
   EXPECT_EQ(w.bits, 4);
   EXPECT_EQ(w.group_size, c.group_size);
   expect_same(w.packed, expected->tensor("m.weight"), "weight");
@@ -58,7 +63,9 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, AwqAgainstNumpy,
     ::testing::Values(Case{128, 64, 128, "F16", "asym"}, Case{256, 32, 64, "F16", "asym"},
                       Case{64, 16, 32, "BF16", "asym"}, Case{128, 24, 32, "F32", "asym"},
-                      Case{256, 40, 128, "F16", "sym"}, Case{96, 8, 32, "BF16", "sym"}));
+                      Case{256, 40, 128, "F16", "sym"}, Case{96, 8, 32, "BF16", "sym"},
+                      Case{128, 64, 32, "F16", "gptq"}, Case{256, 24, 128, "BF16", "gptq"},
+                      Case{64, 16, 64, "F16", "gptq_v2"}));
 
 // A hand-checked word: code j of output column 8c+j sits at nibble kAwqOrder[j].
 TEST(Awq, NibbleOrder) {
@@ -122,6 +129,25 @@ TEST(Awq, WholeCheckpoint) {
   EXPECT_EQ(ws.get("model.layers.0.mlp.down_proj.biases").dtype(), DType::f16);
   auto b = ops::cast(ws.get("model.layers.0.mlp.down_proj.biases"), DType::f32).to_vector<float>();
   for (float v : b) EXPECT_EQ(v, -0.25f);
+}
+
+TEST(Awq, GptqLayoutCheckpoint) {
+  // quant_method gptq with GPTQ's [in/8, out] packing: every code 3, stored zeros 4 (zero 5 in
+  // AutoGPTQ's format, 4 in gptq_v2), scale 0.5 -> MLX codes 3, biases -2.5 / -2.
+  for (const char* format : {"gptq", "gptq_v2"}) {
+    io::WeightSet ws;
+    ws.insert("m.qweight", Tensor::from_vector(std::vector<int32_t>(8 * 16, 0x33333333), {8, 16}));
+    ws.insert("m.qzeros", Tensor::from_vector(std::vector<int32_t>(2 * 2, 0x44444444), {2, 2}));
+    ws.insert("m.scales", Tensor::from_vector(std::vector<F16>(2 * 16, f32_to_f16(0.5f)), {2, 16}));
+    Json qc = Json::parse(R"({"quant_method": "gptq", "bits": 4, "group_size": 32})");
+    qc["checkpoint_format"] = format;
+    convert_awq_gptq(ws, qc, "c");
+    EXPECT_EQ(ws.get("m.weight").shape(), (Dims{16, 8}));
+    for (uint32_t word : ws.get("m.weight").to_vector<uint32_t>()) EXPECT_EQ(word, 0x33333333u);
+    const float want = std::string(format) == "gptq" ? -2.5f : -2.0f;
+    for (float b : ops::cast(ws.get("m.biases"), DType::f32).to_vector<float>())
+      EXPECT_EQ(b, want) << format;
+  }
 }
 
 void expect_error(io::WeightSet ws, const Json& qc, const std::string& fragment) {
