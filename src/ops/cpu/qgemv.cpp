@@ -13,7 +13,12 @@
 // same order (per 16 codes: the 8 even elements, then the 8 odd ones). 8 bits: bytes widen straight
 // to lanes. 2/3/5/6 bits: the generic 8-code unpack (quantized_internal.h: broadcast, per-lane
 // shift, mask), slower but vectorized.
+//
+// On two Zen cores the 4-bit product is bound by instruction throughput, not memory: ~0.5 vector
+// uops per code (widen, shift, 2 converts, 2 FMAs per 16 codes, plus the per-group scale) against
+// ~3 sustained per cycle (docs/perf/cpu_ops.md).
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -31,6 +36,18 @@ constexpr int64_t kTasksPerThread = 8;
 // x rows handled together per weight row: 4 keeps 2 accumulators per x row plus the unpacked codes
 // in the 16 ymm registers; more rows re-read the weight row from L1.
 constexpr int kRowsTogether = 4;
+
+// 4 bits, the default: the low nibble is not masked out. A byte b = lo + 16 hi is converted whole,
+// and x is pre-combined per byte so that x_even * b + (x_odd - 16 x_even) * hi = x_even * lo +
+// x_odd * hi: one integer op fewer per 16 codes (~7% more codes per second from L2 on the Zen 4
+// dev VM, dev/kernels/qgemv_q4.cpp), at the cost of ~16x the rounding of a product term (the
+// (x_odd - 16 x_even) * hi terms are up to 16x larger than the result's terms): normalized error
+// 1.8e-6 instead of 3.8e-7 in tests/ops/quantized_test.cpp. HEARTH_CPU_Q4_EXACT=1 masks the
+// nibble instead (exact products, to bisect).
+const bool kByteTrick = [] {
+  const char* env = std::getenv("HEARTH_CPU_Q4_EXACT");
+  return !(env && env[0] == '1');
+}();
 
 struct GemvCtx {
   const MatmulArgs* a;
@@ -62,37 +79,50 @@ inline void finish_row(const GemvCtx& c, int64_t n, int64_t m0, const __m256 (&t
                                          (a.bias ? a.bias[n] : 0.0f);
 }
 
+// With one x row, the FMA latency (4 cycles on Zen) would bound a single chain per lane group to 8
+// codes per 4 cycles; kChains independent accumulators per x row keep the FMA units fed.
+template <int kM>
+constexpr int kChains = kM == 1 ? 2 : 1;
+
 // Weight row n against x rows m0 .. m0 + kM - 1, 4-bit codes, permuted x.
 template <typename S, int kM>
 inline void row_q4(const GemvCtx& c, int64_t n, int64_t m0) {
+  constexpr int kU = kChains<kM>;
   const QuantView& w = *c.w;
   const uint8_t* row = w.row(n);
   const S* scales = static_cast<const S*>(w.scales) + n * w.groups;
-  const int64_t chunks = w.group_size / 16;  // 16 codes = 8 bytes
+  const int64_t chunks = w.group_size / 16;  // 16 codes = 8 bytes; 2, 4 or 8 per group
   const __m256i low4 = _mm256_set1_epi32(0xf);
   const float* xr[kM];
   for (int i = 0; i < kM; ++i) xr[i] = c.xs + (m0 + i) * w.k;
   __m256 total[kM];
   for (int i = 0; i < kM; ++i) total[i] = _mm256_setzero_ps();
   for (int64_t g = 0; g < w.groups; ++g) {
-    __m256 acc_lo[kM], acc_hi[kM];
-    for (int i = 0; i < kM; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_ps();
+    __m256 acc_lo[kU][kM], acc_hi[kU][kM];
+    for (int u = 0; u < kU; ++u)
+      for (int i = 0; i < kM; ++i) acc_lo[u][i] = acc_hi[u][i] = _mm256_setzero_ps();
     const uint8_t* p = row + g * (w.group_size / 2);
     const int64_t x0 = g * w.group_size;
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const __m256i bytes =
-          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + ch * 8)));
-      const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, low4));
-      const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(bytes, 4));
-      for (int i = 0; i < kM; ++i) {
-        const float* xp = xr[i] + x0 + ch * 16;
-        acc_lo[i] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(xp), acc_lo[i]);
-        acc_hi[i] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(xp + 8), acc_hi[i]);
+    for (int64_t ch = 0; ch < chunks; ch += kU) {
+      for (int u = 0; u < kU; ++u) {
+        const __m256i bytes = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + (ch + u) * 8)));
+        const __m256 lo = _mm256_cvtepi32_ps(kByteTrick ? bytes : _mm256_and_si256(bytes, low4));
+        const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(bytes, 4));
+        for (int i = 0; i < kM; ++i) {
+          const float* xp = xr[i] + x0 + (ch + u) * 16;
+          acc_lo[u][i] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(xp), acc_lo[u][i]);
+          acc_hi[u][i] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(xp + 8), acc_hi[u][i]);
+        }
       }
     }
     const __m256 s = _mm256_set1_ps(scalar_f32(scales, g));
-    for (int i = 0; i < kM; ++i)
-      total[i] = _mm256_fmadd_ps(s, _mm256_add_ps(acc_lo[i], acc_hi[i]), total[i]);
+    for (int i = 0; i < kM; ++i) {
+      __m256 sum = _mm256_add_ps(acc_lo[0][i], acc_hi[0][i]);
+      for (int u = 1; u < kU; ++u)
+        sum = _mm256_add_ps(sum, _mm256_add_ps(acc_lo[u][i], acc_hi[u][i]));
+      total[i] = _mm256_fmadd_ps(s, sum, total[i]);
+    }
   }
   finish_row<S, kM>(c, n, m0, total);
 }
@@ -100,6 +130,7 @@ inline void row_q4(const GemvCtx& c, int64_t n, int64_t m0) {
 // Weight row n against x rows m0 .. m0 + kM - 1, any width, codes in natural order.
 template <typename S, int kBits, int kM>
 inline void row_natural(const GemvCtx& c, int64_t n, int64_t m0) {
+  constexpr int kU = 2 * kChains<kM>;  // accumulators per x row (chunks per group: 4, 8 or 16)
   const QuantView& w = *c.w;
   const uint8_t* row = w.row(n);
   const S* scales = static_cast<const S*>(w.scales) + n * w.groups;
@@ -109,22 +140,24 @@ inline void row_natural(const GemvCtx& c, int64_t n, int64_t m0) {
   __m256 total[kM];
   for (int i = 0; i < kM; ++i) total[i] = _mm256_setzero_ps();
   for (int64_t g = 0; g < w.groups; ++g) {
-    // Two accumulators per x row: even and odd chunks, to halve the FMA dependency chains.
-    __m256 acc0[kM], acc1[kM];
-    for (int i = 0; i < kM; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    __m256 acc[kU][kM];
+    for (int u = 0; u < kU; ++u)
+      for (int i = 0; i < kM; ++i) acc[u][i] = _mm256_setzero_ps();
     const int64_t c0 = g * chunks;
-    for (int64_t ch = 0; ch < chunks; ch += 2) {
-      const __m256 q0 = unpack8_f32<kBits>(row, c0 + ch);
-      const __m256 q1 = unpack8_f32<kBits>(row, c0 + ch + 1);
-      for (int i = 0; i < kM; ++i) {
-        const float* xp = xr[i] + (c0 + ch) * kLanes;
-        acc0[i] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xp), acc0[i]);
-        acc1[i] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xp + kLanes), acc1[i]);
+    for (int64_t ch = 0; ch < chunks; ch += kU) {
+      for (int u = 0; u < kU; ++u) {
+        const __m256 q = unpack8_f32<kBits>(row, c0 + ch + u);
+        for (int i = 0; i < kM; ++i)
+          acc[u][i] =
+              _mm256_fmadd_ps(q, _mm256_loadu_ps(xr[i] + (c0 + ch + u) * kLanes), acc[u][i]);
       }
     }
     const __m256 s = _mm256_set1_ps(scalar_f32(scales, g));
-    for (int i = 0; i < kM; ++i)
-      total[i] = _mm256_fmadd_ps(s, _mm256_add_ps(acc0[i], acc1[i]), total[i]);
+    for (int i = 0; i < kM; ++i) {
+      __m256 sum = acc[0][i];
+      for (int u = 1; u < kU; ++u) sum = _mm256_add_ps(sum, acc[u][i]);
+      total[i] = _mm256_fmadd_ps(s, sum, total[i]);
+    }
   }
   finish_row<S, kM>(c, n, m0, total);
 }
@@ -188,7 +221,8 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
   GemvCtx c{&a, &w, a.x, xsum.data()};
   std::vector<float> permuted;
   if (w.bits == 4) {
-    // Per 16 codes (8 bytes): low nibbles hold the even elements, high nibbles the odd ones.
+    // Per 16 codes (8 bytes): low nibbles hold the even elements, high nibbles the odd ones
+    // (with the byte trick, the second half holds x_odd - 16 x_even).
     permuted.resize(size_t(a.m * k));
     for (int64_t i = 0; i < a.m; ++i) {
       const float* x = a.x + i * a.x_stride;
@@ -196,7 +230,7 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
       for (int64_t b = 0; b < k; b += 16)
         for (int j = 0; j < 8; ++j) {
           xp[b + j] = x[b + 2 * j];
-          xp[b + 8 + j] = x[b + 2 * j + 1];
+          xp[b + 8 + j] = kByteTrick ? x[b + 2 * j + 1] - 16.0f * x[b + 2 * j] : x[b + 2 * j + 1];
         }
     }
     c.xs = permuted.data();
