@@ -48,10 +48,6 @@ Tensor host_i32(const std::vector<int32_t>& values, const Dims& shape) {
 
 }  // namespace
 
-void Linear::apply(const Tensor& x, Tensor& out) const {
-  ops::matmul(x, weight, out, bias.defined() ? &bias : nullptr);
-}
-
 DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device device)
     : config_(std::move(config)), device_(device), weights_(std::move(weights)) {
   if (!device_.is_cpu())
@@ -62,30 +58,24 @@ DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device d
   TensorTaker w(remaining, c);
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t q_out = c.num_heads * D, kv_out = c.num_kv_heads * D;
-  embed_tokens = w.take("model.embed_tokens.weight", {c.vocab_size, H});
+  embed_tokens = take_linear(remaining, "model.embed_tokens", c.vocab_size, H, false);
   final_norm = w.take("model.norm.weight", {H});
-  lm_head = c.tie_word_embeddings ? embed_tokens : w.take("lm_head.weight", {c.vocab_size, H});
+  lm_head = c.tie_word_embeddings ? embed_tokens
+                                  : take_linear(remaining, "lm_head", c.vocab_size, H, false);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     DecoderLayer L;
     L.input_norm = w.take(p + "input_layernorm.weight", {H});
     L.post_attention_norm = w.take(p + "post_attention_layernorm.weight", {H});
-    L.q = {w.take(p + "self_attn.q_proj.weight", {q_out, H}),
-           w.take_optional(p + "self_attn.q_proj.bias", {q_out}, c.qkv_bias)};
-    L.k = {w.take(p + "self_attn.k_proj.weight", {kv_out, H}),
-           w.take_optional(p + "self_attn.k_proj.bias", {kv_out}, c.qkv_bias)};
-    L.v = {w.take(p + "self_attn.v_proj.weight", {kv_out, H}),
-           w.take_optional(p + "self_attn.v_proj.bias", {kv_out}, c.qkv_bias)};
-    L.o = {w.take(p + "self_attn.o_proj.weight", {H, q_out}),
-           w.take_optional(p + "self_attn.o_proj.bias", {H}, c.o_bias)};
+    L.q = take_linear(remaining, p + "self_attn.q_proj", q_out, H, c.qkv_bias);
+    L.k = take_linear(remaining, p + "self_attn.k_proj", kv_out, H, c.qkv_bias);
+    L.v = take_linear(remaining, p + "self_attn.v_proj", kv_out, H, c.qkv_bias);
+    L.o = take_linear(remaining, p + "self_attn.o_proj", H, q_out, c.o_bias);
     L.q_norm = w.take_optional(p + "self_attn.q_norm.weight", {D}, c.qk_norm);
     L.k_norm = w.take_optional(p + "self_attn.k_norm.weight", {D}, c.qk_norm);
-    L.gate = {w.take(p + "mlp.gate_proj.weight", {I, H}),
-              w.take_optional(p + "mlp.gate_proj.bias", {I}, c.mlp_bias)};
-    L.up = {w.take(p + "mlp.up_proj.weight", {I, H}),
-            w.take_optional(p + "mlp.up_proj.bias", {I}, c.mlp_bias)};
-    L.down = {w.take(p + "mlp.down_proj.weight", {H, I}),
-              w.take_optional(p + "mlp.down_proj.bias", {H}, c.mlp_bias)};
+    L.gate = take_linear(remaining, p + "mlp.gate_proj", I, H, c.mlp_bias);
+    L.up = take_linear(remaining, p + "mlp.up_proj", I, H, c.mlp_bias);
+    L.down = take_linear(remaining, p + "mlp.down_proj", H, I, c.mlp_bias);
     L.sliding_window = c.sliding_window[size_t(l)];
     layers_.push_back(std::move(L));
   }
@@ -116,14 +106,12 @@ kv::KvLayout DecoderModel::kv_layout(int block_size) const {
 }
 
 size_t DecoderModel::weight_bytes_per_token() const {
-  size_t total = final_norm.nbytes() + lm_head.nbytes();
-  auto add = [&](const Tensor& t) { total += t.defined() ? t.nbytes() : 0; };
+  size_t total = final_norm.nbytes() + lm_head.weight_bytes();
   for (const DecoderLayer& L : layers_) {
-    for (const Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm}) add(*t);
-    for (const Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
-      add(lin->weight);
-      add(lin->bias);
-    }
+    for (const Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm})
+      total += t->defined() ? t->nbytes() : 0;
+    for (const Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+      total += lin->weight_bytes();
   }
   return total;
 }
@@ -205,7 +193,7 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   const float eps = float(c.rms_norm_eps);
   const float scale = float(1.0 / std::sqrt(double(D)));
 
-  ops::embedding(embed_tokens, ids_t, x);
+  embed_tokens.gather(ids_t, x);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
     ops::rms_norm(x, L.input_norm, eps, h);
@@ -241,7 +229,7 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   }
   ops::rms_norm(rows, final_norm, eps, rows);
   Tensor logits = Tensor::empty({R, c.vocab_size}, DType::f32, dev);
-  ops::matmul(rows, lm_head, logits);
+  lm_head.apply(rows, logits);
   for (const SequenceInput& in : batch) in.cache->commit(int64_t(in.tokens.size()));
   return logits;
 }
