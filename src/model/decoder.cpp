@@ -42,17 +42,17 @@ class TensorTaker {
   const DecoderConfig& config_;
 };
 
-Tensor host_i32(const std::vector<int32_t>& values, const Dims& shape) {
-  return Tensor::from_vector(values, shape);
+// Small per-step tables (ids, positions, slots, attention metadata) built on the host and moved to
+// the model's device.
+template <typename T>
+Tensor on_device(const std::vector<T>& values, const Dims& shape, Device device) {
+  return ops::to_device(Tensor::from_vector(values, shape), device);
 }
 
 }  // namespace
 
 DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device device)
     : config_(std::move(config)), device_(device), weights_(std::move(weights)) {
-  if (!device_.is_cpu())
-    fail(ErrorCode::unsupported, "device {} is not supported yet by the decoder (CPU only)",
-         device_.str());
   const DecoderConfig& c = config_;
   io::WeightSet remaining = weights_;
   TensorTaker w(remaining, c);
@@ -87,9 +87,30 @@ DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device d
     fail(ErrorCode::format, "{}: {} weights are not used by {}: {}", weights_.dir().string(),
          left.size(), c.architecture, list);
   }
+  if (!device_.is_cpu()) {
+    // Upload every weight once; the host mapping is released afterwards.
+    auto upload = [&](Tensor& t) {
+      if (t.defined()) t = ops::to_device(t, device_);
+    };
+    upload(embed_tokens);
+    upload(final_norm);
+    if (c.tie_word_embeddings) {
+      lm_head = embed_tokens;
+    } else {
+      upload(lm_head);
+    }
+    for (DecoderLayer& L : layers_) {
+      for (Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm}) upload(*t);
+      for (Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+        upload(lin->weight);
+        upload(lin->bias);
+      }
+    }
+    weights_ = io::WeightSet();
+  }
   if (c.rope.type != ops::RopeType::dynamic) {
     ops::RopeFrequencies f = ops::rope_frequencies(c.rope, c.max_position_embeddings);
-    inv_freq_ = Tensor::from_vector(f.inv_freq, {int64_t(f.inv_freq.size())});
+    inv_freq_ = on_device(f.inv_freq, {int64_t(f.inv_freq.size())}, device_);
     attention_scaling_ = f.attention_scaling;
   }
 }
@@ -158,14 +179,15 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   }
   const int64_t T = int64_t(ids.size());
   ops::AttentionMeta meta;
-  meta.query_start = host_i32(query_start, {S + 1});
-  meta.context_lens = host_i32(context_lens, {S});
-  meta.block_tables = host_i32(tables, {S, int64_t(max_blocks)});
+  const Device dev = device_;
+  meta.query_start = on_device(query_start, {S + 1}, dev);
+  meta.context_lens = on_device(context_lens, {S}, dev);
+  meta.block_tables = on_device(tables, {S, int64_t(max_blocks)}, dev);
   meta.max_query_len = max_q;
   meta.max_context_len = max_ctx;
-  Tensor ids_t = host_i32(ids, {T});
-  Tensor pos_t = host_i32(positions, {T});
-  Tensor slots_t = host_i32(slots, {T});
+  Tensor ids_t = on_device(ids, {T}, dev);
+  Tensor pos_t = on_device(positions, {T}, dev);
+  Tensor slots_t = on_device(slots, {T}, dev);
 
   Tensor inv_freq = inv_freq_;
   float rope_scale = attention_scaling_;
@@ -173,13 +195,12 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     // HF recomputes dynamic NTK frequencies from the largest position of the forward pass.
     int64_t seq_len = *std::max_element(positions.begin(), positions.end()) + 1;
     ops::RopeFrequencies f = ops::rope_frequencies(c.rope, seq_len);
-    inv_freq = Tensor::from_vector(f.inv_freq, {int64_t(f.inv_freq.size())});
+    inv_freq = on_device(f.inv_freq, {int64_t(f.inv_freq.size())}, dev);
     rope_scale = f.attention_scaling;
   }
 
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
-  const Device dev = device_;
   Tensor x = Tensor::empty({T, H}, DType::f32, dev);
   Tensor h = Tensor::empty({T, H}, DType::f32, dev);
   Tensor q = Tensor::empty({T, Hq * D}, DType::f32, dev);
