@@ -5,7 +5,8 @@
 // figure is the best of several repetitions: the dev VMs are shared, and their memory bandwidth
 // drifts with the neighbours' load.
 //
-//   build/bin/op_bench [--quick] [--only gemv|gemm|attention] [--reps N] [--cpu-time]
+//   build/bin/op_bench [--quick] [--only gemv|gemm|attention|qgemv|qgemm|qmodel] [--reps N]
+//                      [--cpu-time]
 //
 // HEARTH_NUM_THREADS sets the thread count (default: all hardware threads).
 #include <immintrin.h>
@@ -24,6 +25,7 @@
 #include "core/thread_pool.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "ops/quantized.h"
 
 using namespace hearth;
 
@@ -257,6 +259,143 @@ void bench_attention(int reps) {
   }
 }
 
+// ---- MLX affine-quantized weights -----------------------------------------------------------
+
+// A quantized [n, k] weight with patterned codes and bf16 scales/biases (speed does not depend on
+// the values; they only need to stay finite).
+ops::QuantizedWeight quantized_weight(int64_t n, int64_t k, int bits, int gs) {
+  ops::QuantizedWeight q;
+  q.bits = bits;
+  q.group_size = gs;
+  q.packed = Tensor::empty({n, k * bits / 32}, DType::u32);
+  q.scales = Tensor::empty({n, k / gs}, DType::bf16);
+  q.biases = Tensor::empty({n, k / gs}, DType::bf16);
+  fill(q.packed);
+  fill(q.scales);
+  fill(q.biases);
+  return q;
+}
+
+size_t quantized_bytes(const ops::QuantizedWeight& q) {
+  return q.packed.nbytes() + q.scales.nbytes() + q.biases.nbytes();
+}
+
+// Decode GEMV with quantized weights (bf16 scales, group size 64): like bench_gemv, enough copies
+// for >= 512 MiB are used in turn. Bytes counted: codes + scales + biases. Shapes: Llama-3.2-1B
+// (2048 / 8192) and Qwen2.5-1.5B (1536 / 8960, vocabulary 151936).
+void bench_qgemv(int reps, bool quick) {
+  std::printf("\n## Quantized GEMV (decode; bf16 scales, group size 64)\n\n");
+  std::printf(
+      "| weights N x K | bits | x rows | us / product | GB/s | read bandwidth GB/s | fraction |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+  std::vector<Shape> shapes = {{2048, 2048}, {8192, 2048}, {2048, 8192},
+                               {8960, 1536}, {1536, 8960}, {151936, 1536}};
+  std::vector<int64_t> ms = {1, 4, 16};
+  if (quick) {
+    shapes = {{8960, 1536}, {1536, 8960}};
+    ms = {1};
+  }
+  for (int bits : {4, 8}) {
+    for (Shape s : shapes) {
+      for (int64_t m : ms) {
+        if (m > 1 && s.n > 10000) continue;
+        std::vector<ops::QuantizedWeight> ws;
+        ws.push_back(quantized_weight(s.n, s.k, bits, 64));
+        const size_t bytes = quantized_bytes(ws[0]);
+        const int copies = int(std::max<size_t>(1, (size_t(512) << 20) / bytes));
+        while (int(ws.size()) < copies) ws.push_back(quantized_weight(s.n, s.k, bits, 64));
+        Tensor x = Tensor::empty({m, s.k}, DType::f32);
+        fill(x);
+        Tensor out = Tensor::empty({m, s.n}, DType::f32);
+        const double bandwidth = read_bandwidth_gbs(3);
+        const double t = best_time(reps, [&] {
+          for (int c = 0; c < copies; ++c) ops::quantized_matmul(x, ws[size_t(c)], out);
+        });
+        const double per = t / copies;
+        const double gbs = double(bytes) / per / 1e9;
+        std::printf("| %lld x %lld | %d | %lld | %.1f | %.1f | %.1f | %.0f%% |\n", (long long)s.n,
+                    (long long)s.k, bits, (long long)m, per * 1e6, gbs, bandwidth,
+                    100.0 * gbs / bandwidth);
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
+void bench_qgemm(int reps, bool quick) {
+  std::printf("\n## Quantized GEMM (prefill; bf16 scales, group size 64)\n\n");
+  std::printf("| M | weights N x K | bits | ms | GFLOP/s | FMA peak GFLOP/s | fraction |\n");
+  std::printf("|---:|---|---:|---:|---:|---:|---:|\n");
+  std::vector<int64_t> ms = {128, 512};
+  std::vector<Shape> shapes = {{2048, 2048}, {8192, 2048}, {1536, 8960}};
+  if (quick) {
+    ms = {128};
+    shapes = {{2048, 2048}};
+  }
+  for (int bits : {4, 8}) {
+    for (Shape s : shapes) {
+      ops::QuantizedWeight w = quantized_weight(s.n, s.k, bits, 64);
+      for (int64_t m : ms) {
+        Tensor x = Tensor::empty({m, s.k}, DType::f32);
+        fill(x);
+        Tensor out = Tensor::empty({m, s.n}, DType::f32);
+        const double peak = fma_peak_gflops(2);
+        const double t =
+            best_time(std::max(1, reps / 2), [&] { ops::quantized_matmul(x, w, out); });
+        const double gflops = 2.0 * double(m) * double(s.n) * double(s.k) / t / 1e9;
+        std::printf("| %lld | %lld x %lld | %d | %.2f | %.1f | %.1f | %.0f%% |\n", (long long)m,
+                    (long long)s.n, (long long)s.k, bits, t * 1e3, gflops, peak,
+                    100.0 * gflops / peak);
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
+// Every linear layer of a decode step of a Qwen2.5-1.5B-shaped model (28 layers of q/k/v/o and
+// gate/up/down, then the tied 151936 x 1536 lm_head), 4-bit or 8-bit, group size 64, bf16 scales,
+// one x row: the weight-streaming part of a decode token, without attention and the small ops.
+// The loader for quantized folders is not in yet; this is the op-level stand-in for it.
+void bench_qmodel(int reps, bool quick) {
+  std::printf("\n## Qwen2.5-1.5B-shaped decode step, linear layers only (group size 64)\n\n");
+  std::printf(
+      "| bits | MB read / token | ms / token | tokens/s (linears only) | GB/s | read bandwidth "
+      "GB/s | fraction |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  const int64_t h = 1536, inter = 8960, kv = 256, vocab = 151936;
+  const int layers = quick ? 4 : 28;
+  for (int bits : {4, 8}) {
+    std::vector<ops::QuantizedWeight> ws;
+    for (int l = 0; l < layers; ++l) {
+      ws.push_back(quantized_weight(h, h, bits, 64));      // q
+      ws.push_back(quantized_weight(kv, h, bits, 64));     // k
+      ws.push_back(quantized_weight(kv, h, bits, 64));     // v
+      ws.push_back(quantized_weight(h, h, bits, 64));      // o
+      ws.push_back(quantized_weight(inter, h, bits, 64));  // gate
+      ws.push_back(quantized_weight(inter, h, bits, 64));  // up
+      ws.push_back(quantized_weight(h, inter, bits, 64));  // down
+    }
+    ws.push_back(quantized_weight(vocab, h, bits, 64));  // lm_head
+    size_t bytes = 0;
+    for (const auto& w : ws) bytes += quantized_bytes(w);
+    Tensor x = Tensor::empty({1, inter}, DType::f32);
+    fill(x);
+    Tensor out = Tensor::empty({1, vocab}, DType::f32);
+    const double bandwidth = read_bandwidth_gbs(3);
+    const double t = best_time(reps, [&] {
+      for (const auto& w : ws) {
+        Tensor xi = x.slice(1, 0, w.cols());
+        Tensor oi = out.slice(1, 0, w.rows());
+        ops::quantized_matmul(xi, w, oi);
+      }
+    });
+    const double gbs = double(bytes) / t / 1e9;
+    std::printf("| %d | %.0f | %.2f | %.1f | %.1f | %.1f | %.0f%% |\n", bits, double(bytes) / 1e6,
+                t * 1e3, 1.0 / t, gbs, bandwidth, 100.0 * gbs / bandwidth);
+    std::fflush(stdout);
+  }
+}
+
 std::string cpu_model() {
   std::string cpu = "unknown";
   if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
@@ -290,7 +429,8 @@ int main(int argc, char** argv) {
       reps = std::max(1, std::atoi(argv[++i]));
     } else {
       std::fprintf(stderr,
-                   "usage: op_bench [--quick] [--only gemv|gemm|attention] [--reps N] "
+                   "usage: op_bench [--quick] [--only gemv|gemm|attention|qgemv|qgemm|qmodel] "
+                   "[--reps N] "
                    "[--cpu-time]\n");
       return 2;
     }
@@ -302,5 +442,8 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "gemv") bench_gemv(reps, quick);
   if (only.empty() || only == "gemm") bench_gemm(reps, quick);
   if (only.empty() || only == "attention") bench_attention(reps);
+  if (only.empty() || only == "qgemv") bench_qgemv(reps, quick);
+  if (only.empty() || only == "qgemm") bench_qgemm(reps, quick);
+  if (only.empty() || only == "qmodel") bench_qmodel(reps, quick);
   return 0;
 }

@@ -18,6 +18,7 @@
 #include "core/timer.h"
 #include "gen/batch_generate.h"
 #include "io/atomic_file.h"
+#include "ops/copy.h"
 
 #ifndef HEARTH_GIT_COMMIT
 #define HEARTH_GIT_COMMIT "unknown"
@@ -52,8 +53,27 @@ Trial run_single(model::Model& model, const std::vector<int32_t>& prompt,
     ++n;
   }
   t.generation_tps = double(n) / clock.seconds();
-  t.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+  t.peak_memory_gb = double(memory::peak_bytes(model.device().kind)) / 1e9;
   return t;
+}
+
+// The memory roofline of the device the model runs on: host read bandwidth on the CPU, a
+// device-to-device copy (bytes read + written) on a GPU.
+double measure_bandwidth(Device device) {
+  if (device.is_cpu()) return measure_read_bandwidth();
+  const int64_t n = int64_t(1) << 30;
+  Tensor a = Tensor::empty({n}, DType::u8, device), b = Tensor::empty({n}, DType::u8, device);
+  auto sync = [&] { ops::to_device(b.slice(0, 0, 1), Device::cpu()); };
+  ops::copy(a, b);
+  sync();
+  double best = 0;
+  for (int r = 0; r < 10; ++r) {
+    Stopwatch clock;
+    ops::copy(a, b);
+    sync();
+    best = std::max(best, 2.0 * double(n) / clock.seconds());
+  }
+  return best;
 }
 
 }  // namespace
@@ -103,7 +123,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
   std::printf("Running warmup..\n");
   bench();
   // The probe runs before and after the trials: on shared machines the bandwidth drifts.
-  const double bandwidth_before = measure_read_bandwidth();
+  const double bandwidth_before = measure_bandwidth(model->device());
   std::printf("Timing with prompt_tokens=%d, generation_tokens=%d, batch_size=%d.\n", prompt_tokens,
               generation_tokens, batch_size);
   std::vector<Trial> trials;
@@ -129,7 +149,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
   const double mean_context = prompt_tokens + generation_tokens / 2.0;
   const double bytes_per_step =
       double(model->weight_bytes_per_token()) + kv_bytes_per_token * mean_context * batch_size;
-  const double bandwidth_after = measure_read_bandwidth();
+  const double bandwidth_after = measure_bandwidth(model->device());
   const double bandwidth = 0.5 * (bandwidth_before + bandwidth_after);
   const double steps_per_s = avg.generation_tps / batch_size;
   const double fraction = steps_per_s * bytes_per_step / bandwidth;

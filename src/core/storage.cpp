@@ -37,18 +37,22 @@ void aligned_host_free(void* ptr) {
 }
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
-  std::shared_ptr<Storage> s(new Storage());
-  s->bytes_ = bytes;
-  s->device_ = device;
+  // Allocate before building the Storage, so a failed allocation leaves nothing to release.
+  void* data = nullptr;
   if (device.is_cpu()) {
-    s->data_ = aligned_host_alloc(bytes);
+    data = aligned_host_alloc(bytes);
   } else {
     DeviceAllocator& a = allocator_slot(device.kind);
     if (!a.allocate)
-      fail(ErrorCode::unsupported, "no allocator for device {} (hearth built without CUDA?)",
+      fail(ErrorCode::unsupported,
+           "no allocator for device {} (hearth built without CUDA, or its backend not started)",
            device.str());
-    s->data_ = a.allocate(bytes, device.index);
+    data = a.allocate(bytes, device.index);
   }
+  std::shared_ptr<Storage> s(new Storage());
+  s->data_ = data;
+  s->bytes_ = bytes;
+  s->device_ = device;
   s->accounted_ = bytes;
   memory::note_allocated(device.kind, bytes);
   return s;
@@ -68,7 +72,7 @@ std::shared_ptr<Storage> Storage::borrow(void* data, size_t bytes, Device device
 
 Storage::~Storage() {
   if (accounted_) memory::note_freed(device_.kind, accounted_);
-  if (owner_) return;  // borrowed: the owner releases the memory
+  if (owner_ || !data_) return;  // borrowed: the owner releases the memory
   if (device_.is_cpu()) {
     aligned_host_free(data_);
   } else {

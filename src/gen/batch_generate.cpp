@@ -4,6 +4,7 @@
 
 #include "core/memory_stats.h"
 #include "core/timer.h"
+#include "ops/copy.h"
 
 namespace hearth::gen {
 
@@ -62,7 +63,8 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
       model::SequenceInput in{std::span<const int32_t>(p).subspan(done, n), caches[s].get(), false};
       Tensor logits = model.forward(std::span<const model::SequenceInput>(&in, 1));
       done += n;
-      if (done == p.size()) accept(s, sample_row(s, logits.to_vector<float>()));
+      if (done == p.size())
+        accept(s, sample_row(s, ops::to_device(logits, Device::cpu()).to_vector<float>()));
     }
   }
   result.stats.prompt_time = clock.seconds();
@@ -79,7 +81,7 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     }
     if (batch.empty()) break;
     Tensor logits = model.forward(batch);
-    std::vector<float> all = logits.to_vector<float>();
+    std::vector<float> all = ops::to_device(logits, Device::cpu()).to_vector<float>();
     for (size_t r = 0; r < which.size(); ++r) {
       std::vector<float> row(all.begin() + int64_t(r) * vocab,
                              all.begin() + int64_t(r + 1) * vocab);
@@ -92,7 +94,7 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
   result.stats.prompt_tps =
       double(result.stats.prompt_tokens) / std::max(result.stats.prompt_time, 1e-9);
   result.stats.generation_tps = double(generated) / std::max(result.stats.generation_time, 1e-9);
-  result.stats.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+  result.stats.peak_memory_gb = double(memory::peak_bytes(model.device().kind)) / 1e9;
   return result;
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/memory_stats.h"
 #include "core/timer.h"
+#include "ops/copy.h"
 
 namespace hearth::gen {
 
@@ -41,7 +42,7 @@ void TokenGenerator::run_step(std::span<const int32_t> tokens) {
   model::SequenceInput in{tokens, cache_.get(), false};
   Tensor logits = model_.forward(std::span<const model::SequenceInput>(&in, 1));
   const int64_t vocab = logits.dim(1);
-  std::vector<float> row = logits.to_vector<float>();
+  std::vector<float> row = ops::to_device(logits, Device::cpu()).to_vector<float>();
   for (const auto& p : processors_) p(history_, row);
   log_softmax_inplace(row);
   logprobs_ = row;
@@ -122,14 +123,14 @@ void stream_generate(model::Model& model, const text::Tokenizer& tokenizer,
     if (options.max_tokens >= 0 && n + 1 == options.max_tokens) break;
     r.text = detokenizer->take_text();
     r.generation_tps = double(n + 1) / std::max(clock.seconds(), 1e-9);
-    r.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+    r.peak_memory_gb = double(memory::peak_bytes(model.device().kind)) / 1e9;
     if (!on_response(r)) return;
     ++n;
   }
   if (!any) return;  // max_tokens == 0
   r.text = detokenizer->take_text() + detokenizer->finalize();
   r.generation_tps = double(r.generation_tokens) / std::max(clock.seconds(), 1e-9);
-  r.peak_memory_gb = double(memory::peak_bytes(DeviceKind::cpu)) / 1e9;
+  r.peak_memory_gb = double(memory::peak_bytes(model.device().kind)) / 1e9;
   r.finish_reason = is_eos(r.token) ? "stop" : "length";
   on_response(r);
 }

@@ -42,50 +42,40 @@ class TensorTaker {
   const DecoderConfig& config_;
 };
 
-Tensor host_i32(const std::vector<int32_t>& values, const Dims& shape) {
-  return Tensor::from_vector(values, shape);
+// Small per-step tables (ids, positions, slots, attention metadata) built on the host and moved to
+// the model's device.
+template <typename T>
+Tensor on_device(const std::vector<T>& values, const Dims& shape, Device device) {
+  return ops::to_device(Tensor::from_vector(values, shape), device);
 }
 
 }  // namespace
 
-void Linear::apply(const Tensor& x, Tensor& out) const {
-  ops::matmul(x, weight, out, bias.defined() ? &bias : nullptr);
-}
-
 DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device device)
     : config_(std::move(config)), device_(device), weights_(std::move(weights)) {
-  if (!device_.is_cpu())
-    fail(ErrorCode::unsupported, "device {} is not supported yet by the decoder (CPU only)",
-         device_.str());
   const DecoderConfig& c = config_;
   io::WeightSet remaining = weights_;
   TensorTaker w(remaining, c);
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t q_out = c.num_heads * D, kv_out = c.num_kv_heads * D;
-  embed_tokens = w.take("model.embed_tokens.weight", {c.vocab_size, H});
+  embed_tokens = take_linear(remaining, "model.embed_tokens", c.vocab_size, H, false);
   final_norm = w.take("model.norm.weight", {H});
-  lm_head = c.tie_word_embeddings ? embed_tokens : w.take("lm_head.weight", {c.vocab_size, H});
+  lm_head = c.tie_word_embeddings ? embed_tokens
+                                  : take_linear(remaining, "lm_head", c.vocab_size, H, false);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     DecoderLayer L;
     L.input_norm = w.take(p + "input_layernorm.weight", {H});
     L.post_attention_norm = w.take(p + "post_attention_layernorm.weight", {H});
-    L.q = {w.take(p + "self_attn.q_proj.weight", {q_out, H}),
-           w.take_optional(p + "self_attn.q_proj.bias", {q_out}, c.qkv_bias)};
-    L.k = {w.take(p + "self_attn.k_proj.weight", {kv_out, H}),
-           w.take_optional(p + "self_attn.k_proj.bias", {kv_out}, c.qkv_bias)};
-    L.v = {w.take(p + "self_attn.v_proj.weight", {kv_out, H}),
-           w.take_optional(p + "self_attn.v_proj.bias", {kv_out}, c.qkv_bias)};
-    L.o = {w.take(p + "self_attn.o_proj.weight", {H, q_out}),
-           w.take_optional(p + "self_attn.o_proj.bias", {H}, c.o_bias)};
+    L.q = take_linear(remaining, p + "self_attn.q_proj", q_out, H, c.qkv_bias);
+    L.k = take_linear(remaining, p + "self_attn.k_proj", kv_out, H, c.qkv_bias);
+    L.v = take_linear(remaining, p + "self_attn.v_proj", kv_out, H, c.qkv_bias);
+    L.o = take_linear(remaining, p + "self_attn.o_proj", H, q_out, c.o_bias);
     L.q_norm = w.take_optional(p + "self_attn.q_norm.weight", {D}, c.qk_norm);
     L.k_norm = w.take_optional(p + "self_attn.k_norm.weight", {D}, c.qk_norm);
-    L.gate = {w.take(p + "mlp.gate_proj.weight", {I, H}),
-              w.take_optional(p + "mlp.gate_proj.bias", {I}, c.mlp_bias)};
-    L.up = {w.take(p + "mlp.up_proj.weight", {I, H}),
-            w.take_optional(p + "mlp.up_proj.bias", {I}, c.mlp_bias)};
-    L.down = {w.take(p + "mlp.down_proj.weight", {H, I}),
-              w.take_optional(p + "mlp.down_proj.bias", {H}, c.mlp_bias)};
+    L.gate = take_linear(remaining, p + "mlp.gate_proj", I, H, c.mlp_bias);
+    L.up = take_linear(remaining, p + "mlp.up_proj", I, H, c.mlp_bias);
+    L.down = take_linear(remaining, p + "mlp.down_proj", H, I, c.mlp_bias);
     L.sliding_window = c.sliding_window[size_t(l)];
     layers_.push_back(std::move(L));
   }
@@ -97,9 +87,30 @@ DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device d
     fail(ErrorCode::format, "{}: {} weights are not used by {}: {}", weights_.dir().string(),
          left.size(), c.architecture, list);
   }
+  if (!device_.is_cpu()) {
+    // Upload every weight once; the host mapping is released afterwards.
+    auto upload = [&](Tensor& t) {
+      if (t.defined()) t = ops::to_device(t, device_);
+    };
+    upload(embed_tokens);
+    upload(final_norm);
+    if (c.tie_word_embeddings) {
+      lm_head = embed_tokens;
+    } else {
+      upload(lm_head);
+    }
+    for (DecoderLayer& L : layers_) {
+      for (Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm}) upload(*t);
+      for (Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+        upload(lin->weight);
+        upload(lin->bias);
+      }
+    }
+    weights_ = io::WeightSet();
+  }
   if (c.rope.type != ops::RopeType::dynamic) {
     ops::RopeFrequencies f = ops::rope_frequencies(c.rope, c.max_position_embeddings);
-    inv_freq_ = Tensor::from_vector(f.inv_freq, {int64_t(f.inv_freq.size())});
+    inv_freq_ = on_device(f.inv_freq, {int64_t(f.inv_freq.size())}, device_);
     attention_scaling_ = f.attention_scaling;
   }
 }
@@ -116,14 +127,12 @@ kv::KvLayout DecoderModel::kv_layout(int block_size) const {
 }
 
 size_t DecoderModel::weight_bytes_per_token() const {
-  size_t total = final_norm.nbytes() + lm_head.nbytes();
-  auto add = [&](const Tensor& t) { total += t.defined() ? t.nbytes() : 0; };
+  size_t total = final_norm.nbytes() + lm_head.weight_bytes();
   for (const DecoderLayer& L : layers_) {
-    for (const Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm}) add(*t);
-    for (const Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
-      add(lin->weight);
-      add(lin->bias);
-    }
+    for (const Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm})
+      total += t->defined() ? t->nbytes() : 0;
+    for (const Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+      total += lin->weight_bytes();
   }
   return total;
 }
@@ -170,14 +179,15 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   }
   const int64_t T = int64_t(ids.size());
   ops::AttentionMeta meta;
-  meta.query_start = host_i32(query_start, {S + 1});
-  meta.context_lens = host_i32(context_lens, {S});
-  meta.block_tables = host_i32(tables, {S, int64_t(max_blocks)});
+  const Device dev = device_;
+  meta.query_start = on_device(query_start, {S + 1}, dev);
+  meta.context_lens = on_device(context_lens, {S}, dev);
+  meta.block_tables = on_device(tables, {S, int64_t(max_blocks)}, dev);
   meta.max_query_len = max_q;
   meta.max_context_len = max_ctx;
-  Tensor ids_t = host_i32(ids, {T});
-  Tensor pos_t = host_i32(positions, {T});
-  Tensor slots_t = host_i32(slots, {T});
+  Tensor ids_t = on_device(ids, {T}, dev);
+  Tensor pos_t = on_device(positions, {T}, dev);
+  Tensor slots_t = on_device(slots, {T}, dev);
 
   Tensor inv_freq = inv_freq_;
   float rope_scale = attention_scaling_;
@@ -185,13 +195,12 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     // HF recomputes dynamic NTK frequencies from the largest position of the forward pass.
     int64_t seq_len = *std::max_element(positions.begin(), positions.end()) + 1;
     ops::RopeFrequencies f = ops::rope_frequencies(c.rope, seq_len);
-    inv_freq = Tensor::from_vector(f.inv_freq, {int64_t(f.inv_freq.size())});
+    inv_freq = on_device(f.inv_freq, {int64_t(f.inv_freq.size())}, dev);
     rope_scale = f.attention_scaling;
   }
 
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
-  const Device dev = device_;
   Tensor x = Tensor::empty({T, H}, DType::f32, dev);
   Tensor h = Tensor::empty({T, H}, DType::f32, dev);
   Tensor q = Tensor::empty({T, Hq * D}, DType::f32, dev);
@@ -205,7 +214,7 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   const float eps = float(c.rms_norm_eps);
   const float scale = float(1.0 / std::sqrt(double(D)));
 
-  ops::embedding(embed_tokens, ids_t, x);
+  embed_tokens.gather(ids_t, x);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
     ops::rms_norm(x, L.input_norm, eps, h);
@@ -241,7 +250,7 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   }
   ops::rms_norm(rows, final_norm, eps, rows);
   Tensor logits = Tensor::empty({R, c.vocab_size}, DType::f32, dev);
-  ops::matmul(rows, lm_head, logits);
+  lm_head.apply(rows, logits);
   for (const SequenceInput& in : batch) in.cache->commit(int64_t(in.tokens.size()));
   return logits;
 }

@@ -7,15 +7,10 @@
 #include <vector>
 
 #include "io/weights.h"
+#include "model/linear.h"
 #include "model/model.h"
 
 namespace hearth::model {
-
-struct Linear {
-  Tensor weight;  // [out, in]
-  Tensor bias;    // [out] or undefined
-  void apply(const Tensor& x, Tensor& out) const;
-};
 
 struct DecoderLayer {
   Tensor input_norm, post_attention_norm;
@@ -40,8 +35,9 @@ class DecoderModel : public Model {
  private:
   DecoderConfig config_;
   Device device_;
-  io::WeightSet weights_;  // keeps the mapped files alive
-  Tensor embed_tokens, final_norm, lm_head;
+  io::WeightSet weights_;        // keeps the mapped files alive
+  Linear embed_tokens, lm_head;  // lm_head shares embed_tokens' weights when tied
+  Tensor final_norm;
   std::vector<DecoderLayer> layers_;
   Tensor inv_freq_;  // fixed RoPE table (all rope types but dynamic)
   float attention_scaling_ = 1.0f;

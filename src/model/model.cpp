@@ -7,6 +7,7 @@
 #include "io/weights.h"
 #include "model/decoder.h"
 #include "model/registry.h"
+#include "ops/backend.h"
 
 namespace hearth::model {
 
@@ -41,6 +42,7 @@ io::WeightResidency weight_residency(const fs::path& dir, const LoadOptions& opt
 }  // namespace
 
 std::unique_ptr<Model> load_model(const fs::path& dir, const LoadOptions& options) {
+  ops::backend_for(options.device);  // a missing GPU or driver is reported before any loading
   if (!fs::exists(dir)) fail(ErrorCode::not_found, "model folder {} does not exist", dir.string());
   if (!fs::is_directory(dir))
     fail(ErrorCode::invalid_argument, "{} is not a model folder", dir.string());

@@ -7,6 +7,9 @@
 #include <atomic>
 
 #include "ops/cpu/cpu_backend.h"
+#if HEARTH_WITH_CUDA
+#include "ops/cuda/cuda_backend.h"
+#endif
 
 namespace hearth::ops {
 namespace {
@@ -34,6 +37,19 @@ Backend& backend_for(Device device) {
     slot.compare_exchange_strong(expected, &cpu::cpu_backend(), std::memory_order_acq_rel);
     return *slot.load(std::memory_order_acquire);
   }
+#if HEARTH_WITH_CUDA
+  if (device.is_cuda()) {
+    std::string why;
+    if (Backend* cuda = cuda::cuda_backend_if_available(&why)) {
+      if (device.index != 0)
+        fail(ErrorCode::unsupported, "device {}: only cuda:0 is supported so far", device.str());
+      Backend* expected = nullptr;
+      slot.compare_exchange_strong(expected, cuda, std::memory_order_acq_rel);
+      return *slot.load(std::memory_order_acquire);
+    }
+    fail(ErrorCode::unsupported, "no backend for device {}: {}", device.str(), why);
+  }
+#endif
   fail(ErrorCode::unsupported,
        "no backend for device {}: hearth was built without CUDA, or no GPU was found",
        device.str());

@@ -5,6 +5,7 @@
 
 #include "core/tensor.h"
 #include "ops/attention.h"
+#include "ops/quantized.h"
 
 namespace hearth::ops {
 
@@ -29,6 +30,16 @@ class Backend {
                                const AttentionMeta& meta, float scale, Tensor& out) = 0;
   virtual void argmax(const Tensor& x, Tensor& out) = 0;
   virtual void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) = 0;
+
+  // MLX affine quantization (ops/quantized.h). `out`'s packed/scales/biases are allocated by the
+  // front-end on w's device. Unlike the ops above these are not pure: a backend that has no
+  // quantized kernels yet (CUDA is written in parallel) still builds, and its calls fail with
+  // `unsupported` naming the backend.
+  virtual void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out);
+  virtual void affine_dequantize(const QuantizedWeight& w, Tensor& out);
+  virtual void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
+                                Tensor& out);
+  virtual void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
 };
 
 // The backend for a device. Throws `unsupported` when hearth was built without it or no device

@@ -44,6 +44,7 @@ Tensor cast(const Tensor& src, DType dtype) {
 Tensor to_device(const Tensor& src, Device device) {
   check_defined("to_device", "src", src);
   if (src.device() == device) return src;
+  backend_for(device);  // starts the device's backend (and its allocator) or says why it cannot
   Tensor out = Tensor::empty(src.shape(), src.dtype(), device);
   copy(src, out);
   return out;

@@ -7,6 +7,7 @@
 //   scales: [N, K / group_size]      — f32, f16 or bf16 (the dtype of the original weights)
 //   biases: [N, K / group_size]      — same dtype
 // and w[n, k] = scales[n, k / gs] * code[n, k] + biases[n, k / gs].
+// The algorithm, its edge cases and where MLX's own backends disagree: docs/ops.md.
 #pragma once
 
 #include "core/tensor.h"
@@ -29,10 +30,21 @@ struct QuantizedWeight {
   void validate(const char* what) const;
 };
 
+// MLX quantizes with one algorithm but two implementations that differ in two edge cases
+// (docs/ops.md): its graph definition and CPU backend (`cpu`: groups use their own min and max,
+// ties round to even) and its Metal/CUDA kernels (`gpu`: the group maximum starts at 0, so a
+// group of negative values keeps 0 in its range, and ties round away from zero). Files written
+// by mlx_lm.convert on Apple silicon come from the `gpu` kernels.
+enum class MlxQuantizer { cpu, gpu };
+
 // Quantizes the rows of w ([N, K], f32/f16/bf16, K a multiple of group_size) exactly as MLX does
-// (same rounding, same scale/bias edge cases); scales/biases get `scale_dtype`.
-QuantizedWeight affine_quantize(const Tensor& w, int bits, int group_size, DType scale_dtype);
-// out [N, K] (f32/f16/bf16) = scales * codes + biases, computed in f32 then rounded to out's dtype.
+// (same f32 arithmetic, rounding and scale/bias edge cases); scales/biases get `scale_dtype`
+// (MLX uses w's dtype), rounded to nearest even from the f32 values the codes were computed with.
+QuantizedWeight affine_quantize(const Tensor& w, int bits, int group_size, DType scale_dtype,
+                                MlxQuantizer variant = MlxQuantizer::cpu);
+// out [N, K] (f32/f16/bf16) = scales * codes + biases as MLX's dequantize computes it: the
+// product, then the sum, each in f32 and rounded to out's dtype (for out's dtype equal to the
+// scales', bit-identical to mx.dequantize on the CPU).
 void affine_dequantize(const QuantizedWeight& w, Tensor& out);
 
 // out[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) with w quantized. x: f32 [M, K] (rows
@@ -41,8 +53,8 @@ void affine_dequantize(const QuantizedWeight& w, Tensor& out);
 void quantized_matmul(const Tensor& x, const QuantizedWeight& w, Tensor& out,
                       const Tensor* bias = nullptr);
 
-// out[t, :] = dequantized row ids[t] of the table (f32 [T, K]); ids outside [0, N) are
-// invalid_argument errors naming the id.
+// out[t, :] = dequantized row ids[t] of the table (f32 [T, K], rows contiguous; the values of
+// affine_dequantize into f32); ids outside [0, N) are invalid_argument errors naming the id.
 void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
 
 }  // namespace hearth::ops

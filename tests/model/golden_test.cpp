@@ -13,6 +13,8 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/registry.h"
+#include "ops/backend.h"
+#include "ops/copy.h"
 
 namespace hearth {
 namespace {
@@ -31,26 +33,41 @@ std::vector<std::string> fixture_names() {
   return names;
 }
 
-class Golden : public testing::TestWithParam<std::string> {
+// Every case runs on the CPU and, where hearth has a CUDA backend and a GPU, on cuda:0 (skipped
+// with the reason otherwise: run the suite on the GPU machine).
+struct GoldenCase {
+  std::string model;
+  Device device;
+};
+
+class Golden : public testing::TestWithParam<GoldenCase> {
  protected:
-  fs::path dir() const { return models_dir() / GetParam(); }
+  void SetUp() override {
+    try {
+      ops::backend_for(device());
+    } catch (const Error& e) {
+      GTEST_SKIP() << "no backend for " << device().str() << ": " << e.what();
+    }
+  }
+  fs::path dir() const { return models_dir() / GetParam().model; }
+  Device device() const { return GetParam().device; }
   nlohmann::json golden() const { return io::read_json_file(dir() / "golden.json"); }
 };
 
 // Logits of one forward pass over prompt + continuation, every position, against HF's.
 TEST_P(Golden, PerPositionLogitsMatchTransformers) {
-  auto model = model::load_model(dir());
+  auto model = model::load_model(dir(), {device()});
   auto file = io::SafetensorsFile::open(dir() / "golden_logits.safetensors");
   std::vector<int32_t> ids = file->tensor("input_ids").to_vector<int32_t>();
   Tensor expected = file->tensor("logits");
   const int64_t L = expected.dim(0), V = expected.dim(1);
   ASSERT_EQ(int64_t(ids.size()), L);
 
-  kv::BlockPool pool(model->kv_layout(16), 64);
-  auto pool_ptr = std::shared_ptr<kv::BlockPool>(&pool, [](kv::BlockPool*) {});
-  kv::KvCache cache(pool_ptr);
+  auto pool = std::make_shared<kv::BlockPool>(model->kv_layout(16), 64);
+  kv::KvCache cache(pool);
   model::SequenceInput in{ids, &cache, true};
-  Tensor logits = model->forward(std::span<const model::SequenceInput>(&in, 1));
+  Tensor logits =
+      ops::to_device(model->forward(std::span<const model::SequenceInput>(&in, 1)), Device::cpu());
   ASSERT_EQ(logits.shape(), Dims({L, V}));
   std::vector<float> got = logits.to_vector<float>(), want = expected.to_vector<float>();
   for (int64_t t = 0; t < L; ++t) {
@@ -69,7 +86,7 @@ TEST_P(Golden, PerPositionLogitsMatchTransformers) {
 // chunking).
 TEST_P(Golden, GreedyContinuationMatchesTransformers) {
   nlohmann::json g = golden();
-  auto model = model::load_model(dir());
+  auto model = model::load_model(dir(), {device()});
   std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
   std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
   gen::GenerationOptions options;
@@ -82,9 +99,17 @@ TEST_P(Golden, GreedyContinuationMatchesTransformers) {
   EXPECT_EQ(got, expected) << "smallest top-2 margin in the fixture: " << g["min_margin"];
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Golden, testing::ValuesIn(fixture_names()),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
+std::vector<GoldenCase> golden_cases() {
+  std::vector<GoldenCase> cases;
+  for (const Device d : {Device::cpu(), Device::cuda(0)})
+    for (const auto& name : fixture_names()) cases.push_back({name, d});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Golden, testing::ValuesIn(golden_cases()),
+                         [](const testing::TestParamInfo<GoldenCase>& info) {
+                           std::string n = info.param.model + "_" +
+                                           (info.param.device.is_cpu() ? "cpu" : "cuda");
                            for (char& c : n)
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;

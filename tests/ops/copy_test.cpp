@@ -68,8 +68,16 @@ TEST_P(CopyTest, StridedSourcesAndDestinations) {
         // The padding around the view stays untouched.
         EXPECT_EQ(count_poison(dst_base), 10 * 7 * 3);
       } else {
-        Tensor back = to_host(contiguous(to_dev(src)));
+        // The same view taken on the device: the strided, converting copy runs there.
+        Tensor dsrc = to_dev(base).transpose(0, 2).slice(1, 2, 9).slice(0, 1, 11);
+        Tensor back = to_host(cast(contiguous(dsrc), to));
         EXPECT_TRUE(same_bits(back, ref));
+        Tensor ddst_base = to_dev(dst_base);
+        Tensor ddst = ddst_base.slice(2, 1, 7);
+        copy(dsrc, ddst);
+        Tensor host_base = to_host(ddst_base);
+        EXPECT_TRUE(same_bits(host_base.slice(2, 1, 7), ref));
+        EXPECT_EQ(count_poison(host_base), 10 * 7 * 3);  // padding untouched
       }
     }
   }

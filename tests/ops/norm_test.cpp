@@ -29,8 +29,9 @@ TEST_P(RmsNormTest, MatchesReference) {
           Tensor ref = Tensor::empty(shape, DType::f32);
           reference::rms_norm(x, weight, eps, ref);
           Tensor dx = to_dev(x);
-          Tensor dout = in_place ? dx : to_dev(empty_padded(shape, DType::f32, 0));
-          if (!in_place) poison(dout);
+          Tensor hout = empty_padded(shape, DType::f32, 0);
+          poison(hout);
+          Tensor dout = in_place ? dx : to_dev(hout);
           rms_norm(dx, to_dev(weight), eps, dout);
           Tensor out = Tensor::empty(shape, DType::f32);
           fetch(dout, out);

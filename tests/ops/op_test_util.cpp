@@ -106,10 +106,12 @@ Tensor random_float_padded(const Dims& shape, DType dtype, Rng& rng, int64_t pad
 }
 
 void poison(const Tensor& t) {
+  HEARTH_CHECK(t.device().is_cpu(), "poison() writes host memory; poison before to_dev()");
   for_each_element(t, [&](char* p) { poison_element(p, t.dtype()); });
 }
 
 void poison_storage(const Tensor& t) {
+  HEARTH_CHECK(t.device().is_cpu(), "poison_storage() writes host memory");
   size_t es = t.element_size();
   char* base = static_cast<char*>(t.storage()->data());
   for (size_t off = 0; off + es <= t.storage()->size_bytes(); off += es)
@@ -117,6 +119,7 @@ void poison_storage(const Tensor& t) {
 }
 
 int64_t count_poison(const Tensor& t) {
+  HEARTH_CHECK(t.device().is_cpu(), "count_poison() reads host memory; fetch first");
   int64_t n = 0;
   for_each_element(t, [&](char* p) { n += is_poison(p, t.dtype()); });
   return n;

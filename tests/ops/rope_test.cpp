@@ -52,8 +52,9 @@ TEST_P(RopeTest, MatchesReference) {
         Tensor ref = Tensor::empty(x.shape(), DType::f32);
         reference::rope(x, positions, inv_freq, c.scaling, ref);
         Tensor dx = to_dev(x);
-        Tensor dout = in_place ? dx : to_dev(Tensor::empty(x.shape(), DType::f32));
-        if (!in_place) poison(dout);
+        Tensor hout = Tensor::empty(x.shape(), DType::f32);
+        poison(hout);
+        Tensor dout = in_place ? dx : to_dev(hout);
         rope(dx, to_dev(positions), to_dev(inv_freq), c.scaling, dout);
         Tensor out = Tensor::empty(x.shape(), DType::f32);
         fetch(dout, out);

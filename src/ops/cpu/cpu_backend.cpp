@@ -39,6 +39,19 @@ class CpuBackend final : public Backend {
   void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) override {
     cpu::top_k(x, k, values, indices);
   }
+  void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out) override {
+    cpu::affine_quantize(w, variant, out);
+  }
+  void affine_dequantize(const QuantizedWeight& w, Tensor& out) override {
+    cpu::affine_dequantize(w, out);
+  }
+  void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
+                        Tensor& out) override {
+    cpu::quantized_matmul(x, w, bias, out);
+  }
+  void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out) override {
+    cpu::quantized_embedding(table, ids, out);
+  }
 };
 
 }  // namespace

@@ -27,5 +27,9 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      const AttentionMeta& meta, float scale, Tensor& out);
 void argmax(const Tensor& x, Tensor& out);
 void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices);
+void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out);
+void affine_dequantize(const QuantizedWeight& w, Tensor& out);
+void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias, Tensor& out);
+void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
 
 }  // namespace hearth::ops::cpu

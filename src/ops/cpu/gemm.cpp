@@ -139,8 +139,14 @@ struct AlignedFloats {
 };
 
 template <typename W>
-void gemm_typed(const MatmulArgs& a) {
-  const W* w = static_cast<const W*>(a.w);
+void pack_dense(const void* ctx, int64_t n0, int64_t rows, int64_t k0, int64_t kc, float* panel) {
+  const MatmulArgs& a = *static_cast<const MatmulArgs*>(ctx);
+  pack_panel(static_cast<const W*>(a.w), a.k, n0, rows, k0, kc, panel);
+}
+
+}  // namespace
+
+void gemm_packed(const MatmulArgs& a, PackPanelFn pack, const void* ctx) {
   const int threads = ThreadPool::global().num_threads();
   // Enough N blocks for every thread to take several (load balance on a shared machine).
   int64_t nc = (a.n + 4 * threads - 1) / (4 * threads);
@@ -160,8 +166,8 @@ void gemm_typed(const MatmulArgs& a) {
     for (int64_t pc = 0; pc < a.k; pc += kKc) {
       const int64_t kc = std::min(kKc, a.k - pc);
       for (int64_t p = 0; p < panels; ++p)
-        pack_panel(w, a.k, n0 + p * kNr, std::min<int64_t>(kNr, n1 - n0 - p * kNr), pc, kc,
-                   packed.p + p * kc * kNr);
+        pack(ctx, n0 + p * kNr, std::min<int64_t>(kNr, n1 - n0 - p * kNr), pc, kc,
+             packed.p + p * kc * kNr);
       for (int64_t ic = m0; ic < m1; ic += kMc) {
         const int64_t mc = std::min(kMc, m1 - ic);
         for (int64_t p = 0; p < panels; ++p) {
@@ -181,8 +187,6 @@ void gemm_typed(const MatmulArgs& a) {
   });
 }
 
-}  // namespace
-
 void gemm(const MatmulArgs& a) {
   if (a.k == 0) {  // no K chunk would initialize the output
     for (int64_t i = 0; i < a.m; ++i)
@@ -191,11 +195,11 @@ void gemm(const MatmulArgs& a) {
   }
   switch (a.w_dtype) {
     case DType::f32:
-      return gemm_typed<float>(a);
+      return gemm_packed(a, pack_dense<float>, &a);
     case DType::f16:
-      return gemm_typed<F16>(a);
+      return gemm_packed(a, pack_dense<F16>, &a);
     case DType::bf16:
-      return gemm_typed<BF16>(a);
+      return gemm_packed(a, pack_dense<BF16>, &a);
     default:
       HEARTH_CHECK(false, "gemm weight dtype {}", dtype_name(a.w_dtype));
   }

@@ -7,7 +7,6 @@
 #include "ops/cpu/matmul_internal.h"
 
 namespace hearth::ops::cpu {
-namespace {
 
 // Rows of x up to which the GEMV path is used (see kGemvMaxRows). HEARTH_CPU_GEMV_MAX_ROWS
 // lowers it (0 sends every product through the GEMM, to bisect regressions).
@@ -21,8 +20,6 @@ int64_t gemv_max_rows() {
   }();
   return value;
 }
-
-}  // namespace
 
 void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   MatmulArgs a;

@@ -32,4 +32,15 @@ void gemv(const MatmulArgs& args);
 // outer-product micro-kernel. Parallel over N (and M) tiles.
 void gemm(const MatmulArgs& args);
 
+// The GEMM over weights in any storage: `pack` fills panel[kk * 16 + j] = w[n0 + j, k0 + kk] as
+// f32 for j < rows (<= 16) and kk < kc, and 0 for j >= rows (quantized weights dequantize there).
+// args.w and args.w_dtype are not read; K chunks start at multiples of 256.
+using PackPanelFn = void (*)(const void* ctx, int64_t n0, int64_t rows, int64_t k0, int64_t kc,
+                             float* panel);
+void gemm_packed(const MatmulArgs& args, PackPanelFn pack, const void* ctx);
+
+// Rows of x up to which products take the GEMV path: kGemvMaxRows, or less when
+// HEARTH_CPU_GEMV_MAX_ROWS says so (0 sends every product through the GEMM, to bisect).
+int64_t gemv_max_rows();
+
 }  // namespace hearth::ops::cpu

@@ -5,6 +5,7 @@
 
 #include "core/tensor.h"
 #include "ops/attention.h"
+#include "ops/quantized.h"
 
 namespace hearth::ops::reference {
 
@@ -24,6 +25,18 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      const AttentionMeta& meta, float scale, Tensor& out);
 void argmax(const Tensor& x, Tensor& out);
 void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices);
+
+// MLX affine quantization (reference/quantized.cpp): one group, one code at a time.
+QuantizedWeight affine_quantize(const Tensor& w, int bits, int group_size, DType scale_dtype,
+                                MlxQuantizer variant = MlxQuantizer::cpu);
+void affine_dequantize(const QuantizedWeight& w, Tensor& out);
+// Dequantizes to f32 and multiplies in double.
+void quantized_matmul(const Tensor& x, const QuantizedWeight& w, Tensor& out,
+                      const Tensor* bias = nullptr);
+void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
+// Code `col` of row `row`: bits [col * bits, (col + 1) * bits) of the row's little-endian bit
+// stream.
+uint32_t quantized_code(const QuantizedWeight& w, int64_t row, int64_t col);
 
 // Element access by multi-index for any strides (shared by the reference files).
 double get(const Tensor& t, std::initializer_list<int64_t> index);

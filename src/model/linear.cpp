@@ -1,0 +1,103 @@
+#include "model/linear.h"
+
+#include <algorithm>
+
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+
+namespace hearth::model {
+namespace {
+
+Tensor take_tensor(io::WeightSet& weights, const std::string& name) {
+  if (!weights.contains(name))
+    fail(ErrorCode::format, "{}: weight '{}' is missing", weights.dir().string(), name);
+  Tensor t = weights.get(name);
+  weights.erase(name);
+  return t;
+}
+
+void expect_shape(const io::WeightSet& weights, const std::string& name, const Tensor& t,
+                  const Dims& expected) {
+  if (!(t.shape() == expected))
+    fail(ErrorCode::format, "{}: weight '{}' has shape {} but config.json implies {}",
+         weights.dir().string(), name, t.shape().str(), expected.str());
+}
+
+void expect_float(const io::WeightSet& weights, const std::string& name, const Tensor& t) {
+  if (!is_floating(t.dtype()))
+    fail(ErrorCode::unsupported, "{}: weight '{}' has dtype {}; expected a float type",
+         weights.dir().string(), name, dtype_name(t.dtype()));
+}
+
+}  // namespace
+
+size_t Linear::weight_bytes() const {
+  size_t total = bias.defined() ? bias.nbytes() : 0;
+  if (is_quantized())
+    return total + quantized.packed.nbytes() + quantized.scales.nbytes() +
+           quantized.biases.nbytes();
+  return total + weight.nbytes();
+}
+
+void Linear::apply(const Tensor& x, Tensor& out) const {
+  const Tensor* b = bias.defined() ? &bias : nullptr;
+  if (is_quantized()) {
+    ops::quantized_matmul(x, quantized, out, b);
+  } else {
+    ops::matmul(x, weight, out, b);
+  }
+}
+
+void Linear::gather(const Tensor& ids, Tensor& out) const {
+  if (is_quantized()) {
+    ops::quantized_embedding(quantized, ids, out);
+  } else {
+    ops::embedding(weight, ids, out);
+  }
+}
+
+Linear take_linear(io::WeightSet& weights, const std::string& prefix, int64_t out_features,
+                   int64_t in_features, bool bias) {
+  Linear lin;
+  const std::string wname = prefix + ".weight";
+  if (weights.contains(prefix + ".scales")) {
+    ops::QuantizedWeight& q = lin.quantized;
+    q.packed = take_tensor(weights, wname);
+    q.scales = take_tensor(weights, prefix + ".scales");
+    q.biases = take_tensor(weights, prefix + ".biases");
+    if (q.packed.dtype() != DType::u32 || q.packed.ndim() != 2 || q.scales.ndim() != 2 ||
+        q.packed.dim(0) != out_features || q.scales.dim(0) != out_features ||
+        q.scales.dim(1) <= 0 || in_features % q.scales.dim(1) != 0 ||
+        (q.packed.dim(1) * 32) % in_features != 0)
+      fail(ErrorCode::format,
+           "{}: quantized weight '{}' ({} {}, scales {}) does not fit a [{}, {}] layer",
+           weights.dir().string(), wname, dtype_name(q.packed.dtype()), q.packed.shape().str(),
+           q.scales.shape().str(), out_features, in_features);
+    q.bits = int(q.packed.dim(1) * 32 / in_features);
+    q.group_size = int(in_features / q.scales.dim(1));
+    const bool bits_ok = std::find(std::begin(ops::kQuantBits), std::end(ops::kQuantBits),
+                                   q.bits) != std::end(ops::kQuantBits);
+    const bool group_ok =
+        std::find(std::begin(ops::kQuantGroupSizes), std::end(ops::kQuantGroupSizes),
+                  q.group_size) != std::end(ops::kQuantGroupSizes);
+    if (!bits_ok || !group_ok)
+      fail(ErrorCode::unsupported,
+           "{}: quantized weight '{}' has {} bits and group size {} (supported: bits 2, 3, 4, "
+           "5, 6, 8; group sizes 32, 64, 128)",
+           weights.dir().string(), wname, q.bits, q.group_size);
+    q.validate(wname.c_str());
+  } else {
+    lin.weight = take_tensor(weights, wname);
+    expect_shape(weights, wname, lin.weight, {out_features, in_features});
+    expect_float(weights, wname, lin.weight);
+  }
+  if (bias) {
+    const std::string bname = prefix + ".bias";
+    lin.bias = take_tensor(weights, bname);
+    expect_shape(weights, bname, lin.bias, {out_features});
+    expect_float(weights, bname, lin.bias);
+  }
+  return lin;
+}
+
+}  // namespace hearth::model

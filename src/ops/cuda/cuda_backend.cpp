@@ -1,0 +1,350 @@
+// The CUDA backend (host side): device selection, the caching allocator, the one stream, and the
+// Backend whose methods unpack tensors into the kernel launchers of launch.h. Host <-> device
+// copies are cudaMemcpy of contiguous bytes; layout and dtype changes run on the device.
+#include "ops/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <climits>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/storage.h"
+#include "ops/cpu/cpu_backend.h"
+#include "ops/cuda/launch.h"
+
+namespace hearth::ops::cuda {
+namespace {
+
+[[noreturn]] void fail_cuda(cudaError_t error, const char* what) {
+  ErrorCode code =
+      error == cudaErrorMemoryAllocation ? ErrorCode::out_of_memory : ErrorCode::internal;
+  fail(code, "CUDA error {} ({}) in {}", cudaGetErrorName(error), cudaGetErrorString(error), what);
+}
+
+void check(cudaError_t error, const char* what) {
+  if (error != cudaSuccess) fail_cuda(error, what);
+}
+
+// Caching allocator: freed blocks go to per-size free lists and are reused (cudaMalloc/cudaFree
+// synchronize the device and must stay off the hot path). Sizes round up to 512 B below 1 MiB and
+// to 2 MiB above. Only one stream issues work, so a block freed by the host can be handed out
+// again at once: its next users queue behind its last ones.
+class CachingAllocator {
+ public:
+  void* allocate(size_t bytes) {
+    const size_t size = round(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(size);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        return p;
+      }
+    }
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, size);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear it, give the cache back to the driver, retry once
+      release_cache();
+      e = cudaMalloc(&p, size);
+    }
+    if (e != cudaSuccess)
+      fail(ErrorCode::out_of_memory, "CUDA: cannot allocate {} bytes of device memory ({})", bytes,
+           cudaGetErrorString(e));
+    return p;
+  }
+  void deallocate(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_[round(bytes)].push_back(p);
+  }
+  void release_cache();
+
+ private:
+  static size_t round(size_t bytes) {
+    constexpr size_t kSmall = 512, kLarge = size_t(2) << 20;
+    if (bytes == 0) bytes = 1;
+    if (bytes < (size_t(1) << 20)) return (bytes + kSmall - 1) / kSmall * kSmall;
+    return (bytes + kLarge - 1) / kLarge * kLarge;
+  }
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> free_;
+};
+
+Elem elem_of(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return Elem::f32;
+    case DType::f16:
+      return Elem::f16;
+    case DType::bf16:
+      return Elem::bf16;
+    case DType::u8:
+      return Elem::u8;
+    case DType::i32:
+    case DType::u32:
+      return Elem::u32;
+    case DType::i64:
+      return Elem::u64;
+  }
+  return Elem::f32;
+}
+
+Rows rows_of(const Tensor& t) {
+  Rows r;
+  HEARTH_CHECK(t.ndim() >= 1 && t.ndim() <= 5, "CUDA kernels take 1 to 5 dimensions, got {}",
+               t.describe());
+  HEARTH_CHECK(t.stride(-1) == 1 || t.dim(-1) <= 1, "CUDA: last dimension not contiguous in {}",
+               t.describe());
+  r.cols = t.dim(-1);
+  r.lead = t.ndim() - 1;
+  for (int d = 0; d < r.lead; ++d) {
+    r.shape[d] = t.dim(d);
+    r.stride[d] = t.stride(d);
+    r.count *= t.dim(d);
+  }
+  return r;
+}
+
+class CudaBackend;
+
+struct State {
+  bool ok = false;
+  std::string why;
+  cudaStream_t stream = nullptr;
+  CachingAllocator allocator;
+  CudaBackend* backend = nullptr;
+};
+
+State& state();
+cudaStream_t stream() {
+  return state().stream;
+}
+
+void device_copy(const Tensor& src, Tensor& dst) {
+  if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous()) {
+    if (src.nbytes())
+      check(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToDevice,
+                            stream()),
+            "cudaMemcpyAsync (device to device)");
+    return;
+  }
+  CopyLayout l;
+  l.ndim = src.ndim();
+  for (int k = 0; k < l.ndim; ++k) {
+    l.shape[k] = src.dim(k);
+    l.src_stride[k] = src.stride(k);
+    l.dst_stride[k] = dst.stride(k);
+  }
+  check(launch_strided_copy(src.raw_data(), elem_of(src.dtype()), dst.raw_data(),
+                            elem_of(dst.dtype()), l, src.numel(), stream()),
+        "strided copy");
+}
+
+void transfer(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, kind, stream()), "cudaMemcpyAsync");
+  // Host buffers may be freed (or read) as soon as we return.
+  check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+}
+
+void copy(const Tensor& src, Tensor& dst) {
+  const bool src_dev = src.device().is_cuda(), dst_dev = dst.device().is_cuda();
+  if (src_dev && dst_dev) return device_copy(src, dst);
+  if (!src_dev) {  // host -> device
+    Tensor host = src;
+    if (!host.is_contiguous()) {
+      host = Tensor::empty(src.shape(), src.dtype());
+      cpu::copy(src, host);
+    }
+    if (dst.dtype() == src.dtype() && dst.is_contiguous())
+      return transfer(dst.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice);
+    Tensor staged = Tensor::empty(src.shape(), src.dtype(), dst.device());
+    transfer(staged.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice);
+    return device_copy(staged, dst);
+  }
+  // device -> host: convert/compact on the device into dst's dtype, move, lay out on the host.
+  Tensor dev = src;
+  if (!(src.dtype() == dst.dtype() && src.is_contiguous())) {
+    dev = Tensor::empty(src.shape(), dst.dtype(), src.device());
+    device_copy(src, dev);
+  }
+  if (dst.is_contiguous())
+    return transfer(dst.raw_data(), dev.raw_data(), dev.nbytes(), cudaMemcpyDeviceToHost);
+  Tensor host = Tensor::empty(src.shape(), dst.dtype());
+  transfer(host.raw_data(), dev.raw_data(), dev.nbytes(), cudaMemcpyDeviceToHost);
+  cpu::copy(host, dst);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  const char* name() const override { return "cuda"; }
+  void copy(const Tensor& src, Tensor& dst) override { cuda::copy(src, dst); }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    check(
+        launch_matmul(x.data<float>(), x.stride(0), w.raw_data(), elem_of(w.dtype()),
+                      bias ? bias->raw_data() : nullptr, bias ? elem_of(bias->dtype()) : Elem::f32,
+                      out.data<float>(), out.stride(0), x.dim(0), w.dim(0), x.dim(1), stream()),
+        "matmul");
+  }
+
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    const int64_t tokens = ids.dim(0);
+    if (tokens == 0) return;
+    Tensor flag = Tensor::empty({1}, DType::i32, out.device());
+    check(cudaMemsetAsync(flag.raw_data(), 0x7f, sizeof(int32_t), stream()), "cudaMemsetAsync");
+    check(launch_embedding(table.raw_data(), elem_of(table.dtype()), table.dim(0), table.dim(1),
+                           ids.data<int32_t>(), ids.stride(0), tokens, out.data<float>(),
+                           rows_of(out), flag.data<int32_t>(), stream()),
+          "embedding");
+    // Ids come from users: an out-of-range one is an error, not a wild read. Reading the flag
+    // syncs the stream (the graph-captured decode of issue 4 validates ids on the host instead).
+    int32_t first_bad = 0;
+    transfer(&first_bad, flag.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost);
+    if (first_bad >= 0 && first_bad < tokens) {
+      int32_t id = 0;
+      transfer(&id, ids.data<int32_t>() + first_bad * ids.stride(0), sizeof(int32_t),
+               cudaMemcpyDeviceToHost);
+      fail(ErrorCode::invalid_argument, "embedding: id {} at position {} is outside [0, {})", id,
+           first_bad, table.dim(0));
+    }
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    check(launch_rms_norm(x.data<float>(), rows_of(x), weight.raw_data(), elem_of(weight.dtype()),
+                          eps, out.data<float>(), rows_of(out), stream()),
+          "rms_norm");
+  }
+
+  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+            float attention_scaling, Tensor& out) override {
+    check(launch_rope(x.data<float>(), rows_of(x), positions.data<int32_t>(),
+                      inv_freq.data<float>(), int(inv_freq.numel()), attention_scaling,
+                      out.data<float>(), rows_of(out), x.dim(1), stream()),
+          "rope");
+  }
+
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    check(launch_silu_mul(gate.data<float>(), rows_of(gate), up.data<float>(), rows_of(up),
+                          out.data<float>(), rows_of(out), stream()),
+          "silu_mul");
+  }
+
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    check(launch_add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), stream()),
+          "add");
+  }
+
+  void softmax(const Tensor& x, Tensor& out) override {
+    check(launch_softmax(x.data<float>(), rows_of(x), out.data<float>(), rows_of(out), false,
+                         stream()),
+          "softmax");
+  }
+
+  void log_softmax(const Tensor& x, Tensor& out) override {
+    check(launch_softmax(x.data<float>(), rows_of(x), out.data<float>(), rows_of(out), true,
+                         stream()),
+          "log_softmax");
+  }
+
+  void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                Tensor& v_cache) override {
+    check(launch_write_kv(k.raw_data(), rows_of(k), v.raw_data(), rows_of(v), elem_of(k.dtype()),
+                          slots.data<int32_t>(), k_cache.raw_data(), v_cache.raw_data(),
+                          elem_of(k_cache.dtype()), int(k_cache.dim(2)), k.dim(1), k.dim(2),
+                          k.dim(0), stream()),
+          "write_kv");
+  }
+
+  void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                       const AttentionMeta& meta, float scale, Tensor& out) override {
+    if (q.dim(2) > kMaxAttentionHeadDim)
+      fail(ErrorCode::unsupported, "paged_attention on CUDA: head_dim {} > {}", q.dim(2),
+           kMaxAttentionHeadDim);
+    AttentionArgs a;
+    a.q = q.data<float>();
+    a.qr = rows_of(q);
+    a.k_cache = k_cache.raw_data();
+    a.v_cache = v_cache.raw_data();
+    a.cache_elem = elem_of(k_cache.dtype());
+    a.query_start = meta.query_start.data<int32_t>();
+    a.context_lens = meta.context_lens.data<int32_t>();
+    a.block_tables = meta.block_tables.data<int32_t>();
+    a.table_stride = meta.block_tables.stride(0);
+    a.num_seqs = int(meta.context_lens.dim(0));
+    a.block_size = int(k_cache.dim(2));
+    a.tokens = q.dim(0);
+    a.heads = q.dim(1);
+    a.kv_heads = k_cache.dim(1);
+    a.head_dim = q.dim(2);
+    a.scale = scale;
+    a.window = meta.sliding_window;
+    a.out = out.data<float>();
+    a.outr = rows_of(out);
+    check(launch_paged_attention(a, stream()), "paged_attention");
+  }
+
+  void argmax(const Tensor& x, Tensor& out) override {
+    check(launch_argmax(x.data<float>(), rows_of(x), out.data<int32_t>(), out.stride(0), stream()),
+          "argmax");
+  }
+
+  void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) override {
+    check(launch_top_k(x.data<float>(), rows_of(x), k, values.data<float>(), rows_of(values),
+                       indices.data<int32_t>(), rows_of(indices), stream()),
+          "top_k");
+  }
+};
+
+void CachingAllocator::release_cache() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cudaStreamSynchronize(stream());
+  for (auto& [size, blocks] : free_)
+    for (void* p : blocks) cudaFree(p);
+  free_.clear();
+}
+
+State& state() {
+  // Leaked on purpose: tensors freed by static destructors must still find their allocator.
+  static State* s = [] {
+    auto* st = new State();
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+      st->why = e != cudaSuccess
+                    ? std::string("no usable CUDA driver or GPU (") + cudaGetErrorString(e) + ")"
+                    : std::string("no CUDA GPU found");
+      cudaGetLastError();
+      return st;
+    }
+    check(cudaSetDevice(0), "cudaSetDevice");
+    check(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    register_device_allocator(
+        DeviceKind::cuda,
+        {[](size_t bytes, int) { return state().allocator.allocate(bytes); },
+         [](void* p, size_t bytes, int) { state().allocator.deallocate(p, bytes); }});
+    st->backend = new CudaBackend();
+    st->ok = true;
+    return st;
+  }();
+  return *s;
+}
+
+}  // namespace
+
+Backend* cuda_backend_if_available(std::string* why) {
+  State& s = state();
+  if (!s.ok) {
+    if (why) *why = s.why;
+    return nullptr;
+  }
+  return s.backend;
+}
+
+void synchronize() {
+  if (state().ok) check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+}
+
+}  // namespace hearth::ops::cuda

@@ -1,0 +1,65 @@
+// Device-side helpers shared by the .cu files: f32 conversions of the storage types and dispatch
+// from Elem to them.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "ops/cuda/launch.h"
+
+namespace hearth::ops::cuda {
+
+// Conversions bit-identical to hearth's host ones (core/dtype.h): round to nearest even, and NaNs
+// keep their sign and payload as quiet NaNs (the CUDA intrinsics return one canonical NaN).
+__device__ __forceinline__ float to_f32(float x) {
+  return x;
+}
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) {
+  return __uint_as_float(uint32_t(__bfloat16_as_ushort(x)) << 16);
+}
+__device__ __forceinline__ float to_f32(__half x) {
+  const uint32_t h = __half_as_ushort(x);
+  if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu))  // NaN: keep the payload
+    return __uint_as_float(((h & 0x8000u) << 16) | 0x7f800000u | ((h & 0x3ffu) << 13));
+  return __half2float(x);
+}
+template <typename T>
+__device__ __forceinline__ T from_f32(float x);
+template <>
+__device__ __forceinline__ float from_f32<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float x) {
+  const uint32_t u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return __ushort_as_half(uint16_t(((u >> 16) & 0x8000u) | 0x7e00u));
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
+  const uint32_t u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16(uint16_t((u >> 16) | 0x40u));
+  return __ushort_as_bfloat16(uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16));
+}
+
+// Calls fn(T{}) with T the storage type of a float Elem; returns cudaErrorInvalidValue otherwise.
+template <typename Fn>
+cudaError_t dispatch_float(Elem e, Fn&& fn) {
+  switch (e) {
+    case Elem::f32:
+      return fn(float{});
+    case Elem::f16:
+      return fn(__half{});
+    case Elem::bf16:
+      return fn(__nv_bfloat16{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+inline unsigned blocks_for(int64_t n, int per_block) {
+  return unsigned((n + per_block - 1) / per_block);
+}
+
+}  // namespace hearth::ops::cuda

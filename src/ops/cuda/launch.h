@@ -1,0 +1,97 @@
+// The CUDA kernels' launchers: plain C++ declarations (pointers, sizes, element types) so that the
+// .cu files include no hearth headers (nvcc cannot compile fmt's compile-time format checks) and
+// host code includes no CUDA device code. The backend (cuda_backend.cpp) unpacks tensors into
+// these arguments. Every launcher queues work on `stream` and returns cudaGetLastError().
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define HEARTH_HOST_DEVICE __host__ __device__
+#else
+#define HEARTH_HOST_DEVICE
+#endif
+
+namespace hearth::ops::cuda {
+
+enum class Elem : int { f32, f16, bf16, u8, u32, u64 };
+
+// A tensor as rows of its contiguous last dimension: row r's offset (in elements) for up to 4
+// leading dimensions of any strides.
+struct Rows {
+  int lead = 0;
+  int64_t shape[4] = {1, 1, 1, 1};
+  int64_t stride[4] = {0, 0, 0, 0};
+  int64_t count = 1;
+  int64_t cols = 0;
+
+  HEARTH_HOST_DEVICE int64_t offset(int64_t row) const {
+    int64_t off = 0;
+    for (int d = lead - 1; d >= 0; --d) {
+      off += (row % shape[d]) * stride[d];
+      row /= shape[d];
+    }
+    return off;
+  }
+};
+
+// Element-wise copy between two layouts of the same shape (up to 8 dimensions), converting floats.
+struct CopyLayout {
+  int ndim = 0;
+  int64_t shape[8];
+  int64_t src_stride[8];
+  int64_t dst_stride[8];
+};
+
+cudaError_t launch_strided_copy(const void* src, Elem src_elem, void* dst, Elem dst_elem,
+                                const CopyLayout& layout, int64_t n, cudaStream_t stream);
+cudaError_t launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
+cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur, float* out,
+                            Rows outr, cudaStream_t stream);
+cudaError_t launch_rms_norm(const float* x, Rows xr, const void* weight, Elem weight_elem,
+                            float eps, float* out, Rows outr, cudaStream_t stream);
+cudaError_t launch_rope(const float* x, Rows xr, const int32_t* positions, const float* inv_freq,
+                        int half, float scaling, float* out, Rows outr, int64_t heads,
+                        cudaStream_t stream);
+// Writes the first position with an out-of-range id to *bad (kept at -1 when all are valid).
+cudaError_t launch_embedding(const void* table, Elem elem, int64_t vocab, int64_t hidden,
+                             const int32_t* ids, int64_t id_stride, int64_t tokens, float* out,
+                             Rows outr, int* bad, cudaStream_t stream);
+cudaError_t launch_softmax(const float* x, Rows xr, float* out, Rows outr, bool log,
+                           cudaStream_t stream);
+cudaError_t launch_argmax(const float* x, Rows xr, int32_t* out, int64_t out_stride,
+                          cudaStream_t stream);
+cudaError_t launch_top_k(const float* x, Rows xr, int k, float* values, Rows vr, int32_t* indices,
+                         Rows ir, cudaStream_t stream);
+cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
+                          const void* bias, Elem bias_elem, float* out, int64_t out_stride,
+                          int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem kv_elem,
+                            const int32_t* slots, void* k_cache, void* v_cache, Elem cache_elem,
+                            int block_size, int64_t kv_heads, int64_t head_dim, int64_t tokens,
+                            cudaStream_t stream);
+
+struct AttentionArgs {
+  const float* q;
+  Rows qr;
+  const void* k_cache;
+  const void* v_cache;
+  Elem cache_elem;
+  const int32_t* query_start;
+  const int32_t* context_lens;
+  const int32_t* block_tables;
+  int64_t table_stride;
+  int num_seqs;
+  int block_size;
+  int64_t tokens, heads, kv_heads, head_dim;
+  float scale;
+  int window;
+  float* out;
+  Rows outr;
+};
+inline constexpr int kMaxAttentionHeadDim = 256;
+cudaError_t launch_paged_attention(const AttentionArgs& args, cudaStream_t stream);
+
+}  // namespace hearth::ops::cuda

@@ -1,0 +1,152 @@
+// Row reductions over logits: softmax, log_softmax, argmax, top_k (f32 rows).
+#include <cfloat>
+#include <climits>
+
+#include "ops/cuda/device_types.cuh"
+
+namespace hearth::ops::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, scratch[w]);
+  __syncthreads();
+  return m;
+}
+
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  float s = 0.0f;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) s += scratch[w];
+  __syncthreads();
+  return s;
+}
+
+template <bool kLog>
+__global__ void softmax_kernel(const float* x, Rows xr, float* out, Rows outr) {
+  __shared__ float scratch[32];
+  const float* xp = x + xr.offset(blockIdx.x);
+  float* op = out + outr.offset(blockIdx.x);
+  float m = -INFINITY;
+  for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) m = fmaxf(m, xp[c]);
+  m = block_max(m, scratch);
+  if (m == -INFINITY) m = 0.0f;  // an all -inf row: exp gives zeros
+  float s = 0.0f;
+  for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) s += expf(xp[c] - m);
+  s = block_sum(s, scratch);
+  if (kLog) {
+    const float lse = m + logf(s);
+    for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) op[c] = xp[c] - lse;
+  } else {
+    const float inv = 1.0f / s;
+    for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) op[c] = expf(xp[c] - m) * inv;
+  }
+}
+
+// a ranks before b: larger value, NaN above every number, then the lower index (torch's order).
+__device__ __forceinline__ bool ranks_before(float av, int ai, float bv, int bi) {
+  const bool an = isnan(av), bn = isnan(bv);
+  if (an != bn) return an;
+  if (!an && av != bv) return av > bv;
+  return ai < bi;
+}
+
+// The best entry of a row, skipping the k_taken indices in `taken`.
+__device__ void block_best(const float* xp, int64_t n, const int* taken, int k_taken, float* sv,
+                           int* si, float* best_v, int* best_i) {
+  float v = -INFINITY;
+  int idx = INT_MAX;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
+    bool skip = false;
+    for (int j = 0; j < k_taken; ++j) skip |= taken[j] == int(c);
+    if (skip) continue;
+    if (idx == INT_MAX || ranks_before(xp[c], int(c), v, idx)) {
+      v = xp[c];
+      idx = int(c);
+    }
+  }
+  sv[threadIdx.x] = v;
+  si[threadIdx.x] = idx;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const int oi = si[threadIdx.x + stride];
+      if (oi != INT_MAX &&
+          (si[threadIdx.x] == INT_MAX ||
+           ranks_before(sv[threadIdx.x + stride], oi, sv[threadIdx.x], si[threadIdx.x]))) {
+        sv[threadIdx.x] = sv[threadIdx.x + stride];
+        si[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  *best_v = sv[0];
+  *best_i = si[0];
+  __syncthreads();
+}
+
+__global__ void argmax_kernel(const float* x, Rows xr, int32_t* out, int64_t out_stride) {
+  __shared__ float sv[kThreads];
+  __shared__ int si[kThreads];
+  float v;
+  int i;
+  block_best(x + xr.offset(blockIdx.x), xr.cols, nullptr, 0, sv, si, &v, &i);
+  if (threadIdx.x == 0) out[blockIdx.x * out_stride] = i;
+}
+
+// k passes of block_best: O(k V) work, fine for the small k of sampling.
+__global__ void top_k_kernel(const float* x, Rows xr, int k, float* values, Rows vr,
+                             int32_t* indices, Rows ir) {
+  __shared__ float sv[kThreads];
+  __shared__ int si[kThreads];
+  extern __shared__ int taken[];
+  const float* xp = x + xr.offset(blockIdx.x);
+  for (int j = 0; j < k; ++j) {
+    float v;
+    int i;
+    block_best(xp, xr.cols, taken, j, sv, si, &v, &i);
+    if (threadIdx.x == 0) {
+      taken[j] = i;
+      values[vr.offset(blockIdx.x) + j] = v;
+      indices[ir.offset(blockIdx.x) + j] = i;
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_softmax(const float* x, Rows xr, float* out, Rows outr, bool log,
+                           cudaStream_t stream) {
+  if (xr.count == 0 || xr.cols == 0) return cudaSuccess;
+  if (log) {
+    softmax_kernel<true><<<unsigned(xr.count), kThreads, 0, stream>>>(x, xr, out, outr);
+  } else {
+    softmax_kernel<false><<<unsigned(xr.count), kThreads, 0, stream>>>(x, xr, out, outr);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_argmax(const float* x, Rows xr, int32_t* out, int64_t out_stride,
+                          cudaStream_t stream) {
+  if (xr.count == 0) return cudaSuccess;
+  argmax_kernel<<<unsigned(xr.count), kThreads, 0, stream>>>(x, xr, out, out_stride);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_top_k(const float* x, Rows xr, int k, float* values, Rows vr, int32_t* indices,
+                         Rows ir, cudaStream_t stream) {
+  if (xr.count == 0 || k == 0) return cudaSuccess;
+  top_k_kernel<<<unsigned(xr.count), kThreads, size_t(k) * sizeof(int), stream>>>(x, xr, k, values,
+                                                                                  vr, indices, ir);
+  return cudaGetLastError();
+}
+
+}  // namespace hearth::ops::cuda
