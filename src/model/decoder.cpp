@@ -92,19 +92,16 @@ DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device d
     auto upload = [&](Tensor& t) {
       if (t.defined()) t = ops::to_device(t, device_);
     };
-    upload(embed_tokens);
+    embed_tokens.move_to(device_);
     upload(final_norm);
     if (c.tie_word_embeddings) {
       lm_head = embed_tokens;
     } else {
-      upload(lm_head);
+      lm_head.move_to(device_);
     }
     for (DecoderLayer& L : layers_) {
       for (Tensor* t : {&L.input_norm, &L.post_attention_norm, &L.q_norm, &L.k_norm}) upload(*t);
-      for (Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
-        upload(lin->weight);
-        upload(lin->bias);
-      }
+      for (Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) lin->move_to(device_);
     }
     weights_ = io::WeightSet();
   }

@@ -24,6 +24,8 @@ struct Linear {
   void apply(const Tensor& x, Tensor& out) const;
   // Embedding use: out [T, in] = rows ids of W.
   void gather(const Tensor& ids, Tensor& out) const;
+  // Uploads the tensors to `device` (weights are fixed at load, so this happens once).
+  void move_to(Device device);
 };
 
 // Takes `<prefix>.weight` (+ `.scales`/`.biases` when quantized, + `.bias` when `bias`) out of

@@ -1,0 +1,154 @@
+// MLX-format quantized models: a fixture model quantized in MLX's layout (u32 codes + scales +
+// biases, config.json `quantization`) loads, and its logits equal those of the same model with
+// the dequantized weights stored densely (same math, f32 accumulation in a different order). The
+// quantization error against the original bf16 model is printed per bit width.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "model/model.h"
+#include "ops/copy.h"
+#include "ops/quantized.h"
+
+namespace hearth {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fixture(const std::string& name) {
+  return fs::path(HEARTH_TEST_DATA_DIR) / "models" / name;
+}
+
+struct Folders {
+  fs::path quantized, dequantized;
+  int quantized_layers = 0;
+  ~Folders() {
+    fs::remove_all(quantized);
+    fs::remove_all(dequantized);
+  }
+};
+
+// Quantizes every 2-D weight whose input size is a multiple of the group size (MLX's rule), and
+// writes both the MLX-format folder and a dense folder holding the dequantized weights.
+std::unique_ptr<Folders> make_folders(const std::string& name, int bits, int group_size) {
+  auto f = std::make_unique<Folders>();
+  std::string tag = name + "-" + std::to_string(bits) + "-" + std::to_string(group_size) + "-" +
+                    std::to_string(::getpid());
+  f->quantized = fs::temp_directory_path() / ("hearth-q-" + tag);
+  f->dequantized = fs::temp_directory_path() / ("hearth-dq-" + tag);
+  fs::create_directories(f->quantized);
+  fs::create_directories(f->dequantized);
+  io::WeightSet ws = io::WeightSet::load_dir(fixture(name), io::WeightResidency::mapped);
+  std::vector<std::pair<std::string, Tensor>> q_tensors, dq_tensors;
+  for (const std::string& tensor_name : ws.names()) {
+    Tensor t = ws.get(tensor_name);
+    const bool quantize = t.ndim() == 2 && t.dim(1) % group_size == 0 && tensor_name.size() > 7 &&
+                          tensor_name.compare(tensor_name.size() - 7, 7, ".weight") == 0;
+    if (!quantize) {
+      q_tensors.emplace_back(tensor_name, t);
+      dq_tensors.emplace_back(tensor_name, t);
+      continue;
+    }
+    ++f->quantized_layers;
+    ops::QuantizedWeight q = ops::affine_quantize(t, bits, group_size, DType::bf16);
+    std::string prefix = tensor_name.substr(0, tensor_name.size() - 7);
+    q_tensors.emplace_back(tensor_name, q.packed);
+    q_tensors.emplace_back(prefix + ".scales", q.scales);
+    q_tensors.emplace_back(prefix + ".biases", q.biases);
+    Tensor dense = Tensor::empty(t.shape(), DType::f32);
+    ops::affine_dequantize(q, dense);
+    dq_tensors.emplace_back(tensor_name, dense);
+  }
+  io::save_safetensors(f->quantized / "model.safetensors", q_tensors, {{"format", "mlx"}});
+  io::save_safetensors(f->dequantized / "model.safetensors", dq_tensors, {{"format", "pt"}});
+  nlohmann::json cfg = io::read_json_file(fixture(name) / "config.json");
+  std::ofstream(f->dequantized / "config.json") << cfg.dump(2);
+  cfg["quantization"] = {{"group_size", group_size}, {"bits", bits}};
+  cfg["quantization_config"] = cfg["quantization"];
+  std::ofstream(f->quantized / "config.json") << cfg.dump(2);
+  return f;
+}
+
+std::vector<float> all_logits(model::Model& model, const std::vector<int32_t>& ids) {
+  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(16), 64);
+  kv::KvCache cache(pool);
+  model::SequenceInput in{ids, &cache, true};
+  return ops::to_device(model.forward(std::span<const model::SequenceInput>(&in, 1)), Device::cpu())
+      .to_vector<float>();
+}
+
+double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+    ref = std::max(ref, double(std::fabs(b[i])));
+  }
+  return diff / ref;
+}
+
+struct Case {
+  std::string model;
+  int group_size;
+};
+
+class QuantizedModel : public testing::TestWithParam<Case> {};
+
+TEST_P(QuantizedModel, LogitsEqualTheDequantizedModel) {
+  const Case c = GetParam();
+  nlohmann::json golden = io::read_json_file(fixture(c.model) / "golden.json");
+  std::vector<int32_t> ids = golden["prompt_ids"].get<std::vector<int32_t>>();
+  auto original = model::load_model(fixture(c.model));
+  std::vector<float> reference = all_logits(*original, ids);
+  for (int bits : ops::kQuantBits) {
+    SCOPED_TRACE(fmt::format("{} bits, group size {}", bits, c.group_size));
+    auto folders = make_folders(c.model, bits, c.group_size);
+    ASSERT_GT(folders->quantized_layers, 0);
+    auto quantized = model::load_model(folders->quantized);
+    auto dequantized = model::load_model(folders->dequantized);
+    // Quantized weights are read in place (smaller than the dense ones).
+    EXPECT_LT(quantized->weight_bytes_per_token(), dequantized->weight_bytes_per_token());
+    std::vector<float> q = all_logits(*quantized, ids), dq = all_logits(*dequantized, ids);
+    EXPECT_LE(max_relative_difference(q, dq), 1e-5);
+    std::printf(
+        "[quantization error] %s %d-bit group %d: max |logit - bf16 logit| / max |bf16 "
+        "logit| = %.4f\n",
+        c.model.c_str(), bits, c.group_size, max_relative_difference(q, reference));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedModel,
+                         testing::Values(Case{"llama-gqa-llama3", 64}, Case{"qwen3-plain", 32},
+                                         Case{"qwen2-bias-yarn-sliding", 32}),
+                         [](const testing::TestParamInfo<Case>& info) {
+                           std::string n =
+                               info.param.model + "_g" + std::to_string(info.param.group_size);
+                           for (char& ch : n)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+TEST(QuantizedModelErrors, InconsistentQuantizedShapesNameTheTensor) {
+  auto folders = make_folders("qwen3-plain", 4, 32);
+  // Drop one .scales: the packed u32 weight alone cannot be a dense layer.
+  io::WeightSet ws = io::WeightSet::load_dir(folders->quantized, io::WeightResidency::copied);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& n : ws.names())
+    if (n != "model.layers.0.mlp.up_proj.scales") tensors.emplace_back(n, ws.get(n));
+  io::save_safetensors(folders->quantized / "model.safetensors", tensors);
+  try {
+    model::load_model(folders->quantized);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.up_proj"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace hearth
