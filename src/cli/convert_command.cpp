@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -133,6 +134,15 @@ int run_convert(const std::vector<std::string>& argv) {
   options.mode = q_mode;
   if (!recipe.empty()) options.recipe = recipe;
   if (!dtype.empty()) options.dtype = parse_dtype(dtype);
+  // MLX's Metal/CUDA quantize kernels (what mlx_lm.convert writes on Apple silicon) by default;
+  // HEARTH_MLX_QUANTIZER=cpu reproduces its CPU backend instead (docs/ops.md: two edge cases).
+  if (const char* q = std::getenv("HEARTH_MLX_QUANTIZER")) {
+    const std::string v = q;
+    if (v == "cpu")
+      options.quantizer = ops::MlxQuantizer::cpu;
+    else if (v != "gpu" && !v.empty())
+      fail(ErrorCode::invalid_argument, "HEARTH_MLX_QUANTIZER={}: expected 'gpu' or 'cpu'", v);
+  }
   // Cheap checks first (existing --mlx-path, -q with -d, bits), as mlx-lm does before loading.
   quant::validate_convert_options(options);
   if (!quantize && (q_bits || q_group_size || !recipe.empty()))

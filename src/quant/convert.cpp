@@ -319,8 +319,8 @@ std::vector<std::pair<std::string, Tensor>> Converter::compute(const ModulePlan&
   std::vector<std::pair<std::string, Tensor>> out;
   if (plan.action == Action::quantize) {
     const Tensor w = cast_if_needed(weights_.get(full("weight")));
-    ops::QuantizedWeight q =
-        ops::affine_quantize(w, plan.spec.bits, plan.spec.group_size, w.dtype());
+    ops::QuantizedWeight q = ops::affine_quantize(w, plan.spec.bits, plan.spec.group_size,
+                                                  w.dtype(), options_.quantizer);
     out = {{full("weight"), q.packed}, {full("scales"), q.scales}, {full("biases"), q.biases}};
   } else if (plan.action == Action::dequantize) {
     ops::QuantizedWeight q = quantized_weight(weights_, input_modules_.at(plan.path));

@@ -20,6 +20,7 @@
 
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "ops/quantized.h"
 #include "quant/quant_config.h"
 
 namespace hearth::quant {
@@ -38,6 +39,10 @@ struct ConvertOptions {
   std::string mode = "affine";        // --q-mode
   std::optional<std::string> recipe;  // --quant-predicate mixed_X_Y
   std::optional<DType> dtype;         // --dtype
+  // Which of MLX's two quantize implementations to reproduce (docs/ops.md): its Metal/CUDA
+  // kernels by default, since mlx_lm.convert runs on the GPU of Apple silicon and that is where
+  // published MLX models come from; `cpu` gives what MLX's CPU backend writes.
+  ops::MlxQuantizer quantizer = ops::MlxQuantizer::gpu;
   size_t max_shard_bytes = kMaxShardBytes;
 };
 

@@ -109,6 +109,29 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple("llama-tied-bias-linear-old-rope", 4, 32),
                       std::make_tuple("qwen3-qknorm-dynamic", 8, 64)));
 
+TEST(Convert, BothMlxQuantizers) {
+  // The default reproduces MLX's Metal/CUDA kernels (mlx_lm.convert on Apple silicon); `cpu` its
+  // CPU backend. The two differ on this model at 2 bits, and the checker tells them apart.
+  if (!test::have_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy";
+  TempDir tmp;
+  const fs::path src = test::fixture("llama-gqa-llama3");
+  for (auto variant : {ops::MlxQuantizer::gpu, ops::MlxQuantizer::cpu}) {
+    const std::string name = variant == ops::MlxQuantizer::gpu ? "gpu" : "cpu";
+    ConvertOptions o;
+    o.quantize = true;
+    o.bits = 2;
+    o.group_size = 32;
+    o.quantizer = variant;
+    run(src, tmp.path() / name, o);
+    loader_check(tmp.path() / name, "--source " + test::quote(src) + " --variant " + name);
+    auto other = test::run_python(test::quote(test::test_script("mlx_loader_check.py")) + " " +
+                                  test::quote(tmp.path() / name) + " --source " + test::quote(src) +
+                                  " --variant " + (name == "gpu" ? "cpu" : "gpu"));
+    EXPECT_NE(other.status, 0) << name;
+    EXPECT_NE(other.err.find("differ from MLX's quantize"), std::string::npos) << other.err;
+  }
+}
+
 TEST(Convert, IndexAndConfigText) {
   TempDir tmp;
   ConvertOptions o;

@@ -67,23 +67,34 @@ def round_to(x, dt):
     return x
 
 
-def mlx_quantize(w, bits, gs):
-    """MLX affine quantize of f32 rows: codes (uint32 [N, K]), scale and bias (f32 [N, K/gs])."""
+def round_half_away(x):
+    """Metal/CUDA round(): halfway cases away from zero (in float64, exact for f32 inputs)."""
+    x = x.astype(np.float64)
+    return np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)).astype(np.float32)
+
+
+def mlx_quantize(w, bits, gs, variant):
+    """MLX affine quantize of f32 rows: codes (uint32 [N, K]), scale and bias (f32 [N, K/gs]).
+    variant "cpu": MLX's CPU backend (true group max, ties to even); "gpu": its Metal/CUDA
+    kernels (the group max starts at 0, ties away from zero)."""
     n, k = w.shape
     g = w.reshape(n, k // gs, gs).astype(np.float32)
     n_bins = np.float32((1 << bits) - 1)
+    rnd = np.rint if variant == "cpu" else round_half_away
     w_min = g.min(axis=-1)
     w_max = g.max(axis=-1)
+    if variant == "gpu":
+        w_max = np.maximum(w_max, np.float32(0))
     min_side = np.abs(w_min) > np.abs(w_max)
     scale = np.maximum((w_max - w_min) / n_bins, np.float32(1e-7)).astype(np.float32)
     scale = np.where(min_side, scale, -scale).astype(np.float32)
     edge = np.where(min_side, w_min, w_max).astype(np.float32)
-    q0 = np.rint(edge / scale).astype(np.float32)
+    q0 = rnd(edge / scale).astype(np.float32)
     nz = q0 != 0
     safe_q0 = np.where(nz, q0, np.float32(1))
     scale = np.where(nz, edge / safe_q0, scale).astype(np.float32)
     bias = np.where(nz, edge, np.float32(0)).astype(np.float32)
-    codes = np.rint((g - bias[..., None]) / scale[..., None]).astype(np.float32)
+    codes = rnd((g - bias[..., None]) / scale[..., None]).astype(np.float32)
     codes = np.clip(codes, 0, n_bins).astype(np.uint32)
     return codes.reshape(n, k), scale, bias
 
@@ -125,6 +136,8 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--source", help="the folder that was converted")
     ap.add_argument("--dtype", choices=["F16", "BF16", "F32"], help="--dtype of the conversion")
+    ap.add_argument("--variant", choices=["gpu", "cpu"], default="gpu",
+                    help="which MLX quantize the conversion reproduced (hearth convert: gpu)")
     ap.add_argument("--dequantized-from", help="the quantized folder this one was made from with -d")
     args = ap.parse_args()
     out = args.folder
@@ -240,7 +253,7 @@ def main():
             if p in quantized and param == "weight":
                 gs, bits, k = quantized[p]
                 wv = round_to(sv.astype(np.float32), odt)
-                codes, scale, bias = mlx_quantize(wv, bits, gs)
+                codes, scale, bias = mlx_quantize(wv, bits, gs, args.variant)
                 for part, want in (("weight", pack(codes, bits)), ("scales", round_to(scale, odt)),
                                    ("biases", round_to(bias, odt))):
                     got_dt, got = weights[f"{p}.{part}"]
