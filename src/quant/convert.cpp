@@ -4,18 +4,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <map>
 #include <random>
-#include <set>
 
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "ops/copy.h"
 #include "ops/quantized.h"
-#include "quant/awq.h"
 #include "quant/mlx_format.h"
 #include "quant/python_json.h"
 #include "quant/recipes.h"
@@ -60,6 +59,15 @@ bool glob_match(const std::string& name, const std::string& pattern) {
   return name == pattern;
 }
 
+// fsync of a file or folder, so that what the final rename publishes is on disk.
+void sync_path(const fs::path& p, bool directory) {
+  int fd = ::open(p.c_str(), O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) fail(ErrorCode::io, "cannot open {}: {}", p.string(), std::strerror(errno));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail(ErrorCode::io, "cannot flush {}: {}", p.string(), std::strerror(errno));
+}
+
 // The output folder is built under a hidden sibling name and renamed into place when complete.
 class StagingFolder {
  public:
@@ -94,17 +102,13 @@ class StagingFolder {
   const fs::path& path() const { return temp_; }
 
   void commit() {
+    sync_path(temp_, true);
     // RENAME_NOREPLACE: a folder that appeared at the target meanwhile is never replaced.
     if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, target_.c_str(), RENAME_NOREPLACE) != 0)
       fail(ErrorCode::io, "cannot rename {} to {}: {}", temp_.string(), target_.string(),
            std::strerror(errno));
     committed_ = true;
-    fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
-    int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
+    sync_path(target_.parent_path().empty() ? fs::path(".") : target_.parent_path(), true);
   }
 
  private:
@@ -447,6 +451,7 @@ ConvertResult Converter::run() {
     std::error_code ec;
     fs::copy_file(file, staging.path() / file.filename(), ec);
     if (ec) fail(ErrorCode::io, "cannot copy {}: {}", file.string(), ec.message());
+    sync_path(staging.path() / file.filename(), false);
   }
   // mlx-lm's create_model_card: the card data huggingface_hub writes for an MLX model.
   std::string card = "---\n";
