@@ -8,6 +8,7 @@
 #include "model/decoder.h"
 #include "model/registry.h"
 #include "ops/backend.h"
+#include "quant/mlx_format.h"
 
 namespace hearth::model {
 
@@ -83,6 +84,10 @@ std::unique_ptr<Model> load_model(const fs::path& dir, const LoadOptions& option
 
   io::WeightSet weights = io::WeightSet::load_dir(dir, weight_residency(dir, options));
   arch->sanitize(weights, cfg);
+  // MLX `quantization` (checked against the tensors) or AutoAWQ/GPTQ tensors rewritten into MLX's
+  // affine layout, as mlx-lm's loader does; the layers then read bits and group size from shapes.
+  quant::load_quantization(nlohmann::ordered_json::parse(raw.dump()), weights,
+                           config_path.string());
   return std::make_unique<DecoderModel>(std::move(cfg), std::move(weights), options.device);
 }
 
