@@ -27,6 +27,12 @@ struct GenerationOptions {
   std::vector<LogitsProcessor> extra_processors;  // run after the ones built from `processors`
   int prefill_step_size = 2048;
   int kv_block_size = 32;
+  // mlx-lm's quantized KV cache: kv_bits 0 keeps the cache dense; otherwise the cache is converted
+  // to kv_bits-bit MLX affine codes (groups of kv_group_size) after the first forward pass (prefill
+  // chunk or step) that leaves it holding at least quantized_kv_start tokens.
+  int kv_bits = 0;
+  int kv_group_size = 64;
+  int64_t quantized_kv_start = 5000;
   std::vector<int32_t> extra_eos_token_ids;
   // Called after each prefill chunk with (tokens processed, prompt tokens).
   std::function<void(int64_t, int64_t)> prompt_progress;
@@ -47,11 +53,14 @@ class TokenGenerator {
                  std::shared_ptr<kv::KvCache> cache = nullptr);
   // The next token, or nullopt once max_tokens were produced.
   std::optional<TokenStep> next();
+  // The sequence's cache; a new object once the cache was quantized (kv_bits).
   const kv::KvCache& cache() const { return *cache_; }
+  std::shared_ptr<kv::KvCache> shared_cache() const { return cache_; }
   int64_t prompt_size() const { return int64_t(prompt_.size()); }
 
  private:
   void run_step(std::span<const int32_t> tokens);
+  void forward(std::span<const int32_t> tokens, Tensor* logits);
 
   model::Model& model_;
   std::vector<int32_t> prompt_;
