@@ -21,8 +21,10 @@ namespace {
 
 class QuantizedAttentionTest : public OpTest {};
 
-// Same arithmetic as the dense kernel once the values are decoded (they are bit-identical).
-constexpr double kTolerance = 5e-6;
+// The fused CPU kernel sums scale * (q . codes) and bias * sum(q) per group, which can cancel
+// (a group far from 0 has a large bias) and lose a few more f32 bits than the dense kernel;
+// observed up to ~2e-6 (dense attention: ~3e-7).
+constexpr double kTolerance = 1e-5;
 
 struct SeqSpec {
   int64_t context;

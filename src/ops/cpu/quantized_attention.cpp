@@ -6,13 +6,13 @@
 // Attention is flash-style like attention.cpp: each work item (sequence, kv head, tile of up to
 // kQueryTile query rows, all query heads of the GQA group) streams the visible keys tile by tile
 // (up to 16 keys, never crossing a cache block) with an online softmax. The dequantization is
-// fused: a tile's key and value rows are decoded from their codes, scales and biases into an L1
-// scratch of 16 rows right before they are used, then scored and accumulated with the dense
-// kernels of attention_kernels.h; nothing dequantized ever reaches memory beyond that tile. Each
-// packed row is read once per item (once per GQA group). Decoded values are scale * code + bias
-// with two f32 roundings, exactly what affine_dequantize into f32 gives, so the result differs
-// from dequantize-then-attend only by the order of the f32 sums (this file is built with
-// -ffp-contract=off).
+// fused into the products and never materialized: with k = scale * code + bias per group,
+//   q . k = sum_g scale_g * (q_g . codes_g) + bias_g * sum(q_g)
+// and the value accumulation keeps sum_j p_j * scale_jg * codes_j per element plus
+// sum_j p_j * bias_jg per group, added once at the end. Codes are widened from the packed bytes in
+// registers once per key, chunk and pass of up to 4 rows (decode: all query heads of a GQA group
+// in one pass). The result matches dequantize-then-attend to f32 rounding (only the order and
+// grouping of the f32 sums differ).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,6 +32,9 @@ using attention::kKeyTile;
 
 // Query rows per prefill work item (times the GQA group size).
 constexpr int64_t kQueryTile = 16;
+// Groups per head vector the kernel supports (head_dim 256 at group size 32; the CPU and CUDA
+// kernels both stop at head_dim 256).
+constexpr int64_t kMaxGroups = 8;
 
 // ---- write_kv_quantized -------------------------------------------------------------------------
 
@@ -101,43 +104,143 @@ struct Problem {
   float scale;
 };
 
-// Decodes cache row `row` (block * n_kv + head) * block_size + r of a plane into d floats.
-template <typename S, int kBits>
-inline void decode_row(const Problem& p, const PlaneView& plane, int64_t row, float* dst) {
-  const uint8_t* codes = plane.packed + row * p.row_bytes;
-  const S* scales = static_cast<const S*>(plane.scales) + row * p.groups;
-  const S* biases = static_cast<const S*>(plane.biases) + row * p.groups;
-  const int64_t chunks_per_group = p.group_size / kLanes;
-  for (int64_t g = 0; g < p.groups; ++g) {
-    const __m256 s = _mm256_set1_ps(scalar_f32(scales, g));
-    const __m256 b = _mm256_set1_ps(scalar_f32(biases, g));
-    for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c)
-      _mm256_storeu_ps(dst + c * kLanes,
-                       _mm256_add_ps(_mm256_mul_ps(unpack8_f32<kBits>(codes, c), s), b));
+// One tile of up to kKeyTile keys (consecutive rows of one block and kv head): where each key's
+// and value's codes start, and their scales and biases widened to f32.
+struct Tile {
+  const uint8_t* k_codes[kKeyTile];
+  const uint8_t* v_codes[kKeyTile];
+  float k_scale[kKeyTile][kMaxGroups], k_bias[kKeyTile][kMaxGroups];
+  float v_scale[kKeyTile][kMaxGroups], v_bias[kKeyTile][kMaxGroups];
+};
+
+template <typename S>
+void load_tile(const Problem& p, int64_t row0, int64_t n, Tile& tile) {
+  const S* ks = static_cast<const S*>(p.k.scales);
+  const S* kb = static_cast<const S*>(p.k.biases);
+  const S* vs = static_cast<const S*>(p.v.scales);
+  const S* vb = static_cast<const S*>(p.v.biases);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t row = row0 + j;
+    tile.k_codes[j] = p.k.packed + row * p.row_bytes;
+    tile.v_codes[j] = p.v.packed + row * p.row_bytes;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      tile.k_scale[j][g] = scalar_f32(ks, row * p.groups + g);
+      tile.k_bias[j][g] = scalar_f32(kb, row * p.groups + g);
+      tile.v_scale[j][g] = scalar_f32(vs, row * p.groups + g);
+      tile.v_bias[j][g] = scalar_f32(vb, row * p.groups + g);
+    }
   }
+}
+
+// scores[r][j] = q_r . k_j for kRows rows, with k_j = scale * code + bias per group:
+//   q_r . k_j = sum_g scale_jg * (q_rg . codes_jg) + bias_jg * sum(q_rg).
+// Codes are widened once per key and chunk for all the rows.
+template <int kRows, int kBits>
+void score_rows(const Problem& p, const float* q, const float* q_group_sums, const Tile& tile,
+                int64_t n, float* scores) {
+  const int64_t d = p.head_dim, chunks_per_group = p.group_size / kLanes;
+  for (int64_t j = 0; j < n; ++j) {
+    __m256 total[kRows];
+    float bias_term[kRows];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      total[r] = _mm256_setzero_ps();
+      bias_term[r] = 0.0f;
+    }
+    for (int64_t g = 0; g < p.groups; ++g) {
+      __m256 dot[kRows];
+#pragma GCC unroll 4
+      for (int r = 0; r < kRows; ++r) dot[r] = _mm256_setzero_ps();
+      for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
+        const __m256 codes = unpack8_f32<kBits>(tile.k_codes[j], c);
+#pragma GCC unroll 4
+        for (int r = 0; r < kRows; ++r)
+          dot[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * d + c * kLanes), codes, dot[r]);
+      }
+      const __m256 scale = _mm256_set1_ps(tile.k_scale[j][g]);
+#pragma GCC unroll 4
+      for (int r = 0; r < kRows; ++r) {
+        total[r] = _mm256_fmadd_ps(dot[r], scale, total[r]);
+        bias_term[r] += tile.k_bias[j][g] * q_group_sums[r * p.groups + g];
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) scores[r * kKeyTile + j] = hsum(total[r]) + bias_term[r];
+  }
+}
+
+// For kRows rows: acc[r] = acc[r] * correction[r] + sum_j probs[r][j] * scale_jg * codes_j (the
+// scaled codes) and bias_acc[r][g] = bias_acc[r][g] * correction[r] + sum_j probs[r][j] * bias_jg
+// (the biases, the same for every element of a group: added once at the end).
+template <int kRows, int kBits>
+void accumulate_rows(const Problem& p, float* acc, float* bias_acc, const float* correction,
+                     const float* probs, const Tile& tile, int64_t n) {
+  const int64_t d = p.head_dim, chunks_per_group = p.group_size / kLanes;
+  for (int64_t g = 0; g < p.groups; ++g) {
+    // Per-row weight of each key's scaled codes in this group.
+    float w[kRows][kKeyTile];
+    for (int r = 0; r < kRows; ++r) {
+      float b = bias_acc[r * p.groups + g] * correction[r];
+      for (int64_t j = 0; j < n; ++j) {
+        w[r][j] = probs[r * kKeyTile + j] * tile.v_scale[j][g];
+        b += probs[r * kKeyTile + j] * tile.v_bias[j][g];
+      }
+      bias_acc[r * p.groups + g] = b;
+    }
+    for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
+      __m256 a[kRows];
+#pragma GCC unroll 4
+      for (int r = 0; r < kRows; ++r)
+        a[r] =
+            _mm256_mul_ps(_mm256_loadu_ps(acc + r * d + c * kLanes), _mm256_set1_ps(correction[r]));
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 codes = unpack8_f32<kBits>(tile.v_codes[j], c);
+#pragma GCC unroll 4
+        for (int r = 0; r < kRows; ++r)
+          a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w[r][j]), codes, a[r]);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < kRows; ++r) _mm256_storeu_ps(acc + r * d + c * kLanes, a[r]);
+    }
+  }
+}
+
+// Runs fn.template operator()<kRows>(first_row) over rows in passes of 4, 2 and 1.
+template <typename Fn>
+inline void for_row_groups(int64_t rows, Fn&& fn) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) fn.template operator()<4>(r);
+  for (; r + 2 <= rows; r += 2) fn.template operator()<2>(r);
+  if (r < rows) fn.template operator()<1>(r);
 }
 
 // Rows of an item are ordered (query row, head within the group).
 template <typename S, int kBits>
 void attend(const Problem& p, const Seq& seq, const Item& item) {
-  const int64_t d = p.head_dim, bs = p.block_size;
+  const int64_t d = p.head_dim, bs = p.block_size, groups = p.groups;
   const int64_t rows = (item.row_end - item.row_begin) * p.group;
   std::vector<float> buf(
-      static_cast<size_t>(2 * rows * d + 2 * d * kKeyTile + rows * kKeyTile + 3 * rows));
+      static_cast<size_t>(2 * rows * d + rows * kKeyTile + 3 * rows + 2 * rows * groups));
   float* qs = buf.data();
   float* acc = qs + rows * d;
-  float* kt = acc + rows * d;
-  float* vt = kt + d * kKeyTile;
-  float* scores = vt + d * kKeyTile;
+  float* scores = acc + rows * d;
   float* m = scores + rows * kKeyTile;
   float* l = m + rows;
   float* corr = l + rows;
+  float* q_group_sums = corr + rows;
+  float* bias_acc = q_group_sums + rows * groups;
   std::vector<int64_t> pos(static_cast<size_t>(rows)), first(static_cast<size_t>(rows));
   auto query_row = [&](int64_t r) { return item.row_begin + r / p.group; };
   auto query_head = [&](int64_t r) { return item.kv_head * p.group + r % p.group; };
   for (int64_t r = 0; r < rows; ++r) {
     const float* qp = p.q + (seq.q_begin + query_row(r)) * p.q_s0 + query_head(r) * p.q_s1;
     for (int64_t c = 0; c < d; ++c) qs[r * d + c] = qp[c] * p.scale;
+    for (int64_t g = 0; g < groups; ++g) {
+      float sum = 0.0f;
+      for (int64_t c = g * p.group_size; c < (g + 1) * p.group_size; ++c) sum += qs[r * d + c];
+      q_group_sums[r * groups + g] = sum;
+      bias_acc[r * groups + g] = 0.0f;
+    }
     pos[size_t(r)] = seq.context - seq.q_len + query_row(r);
     first[size_t(r)] = p.window > 0 ? std::max<int64_t>(0, pos[size_t(r)] - p.window + 1) : 0;
     m[r] = -std::numeric_limits<float>::infinity();
@@ -145,32 +248,21 @@ void attend(const Problem& p, const Seq& seq, const Item& item) {
   }
   std::fill(acc, acc + rows * d, 0.0f);
   const int64_t key_begin = first[0], key_end = pos[size_t(rows - 1)] + 1;
-  const float* krows[kKeyTile];
-  const float* vrows[kKeyTile];
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i lane8 = _mm256_add_epi32(lane, _mm256_set1_epi32(8));
   const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  Tile tile;
 
   for (int64_t j0 = key_begin; j0 < key_end;) {
     const int64_t n = std::min({kKeyTile, key_end - j0, (j0 / bs + 1) * bs - j0});
-    const int64_t row0 = (int64_t(seq.blocks[j0 / bs]) * p.n_kv + item.kv_head) * bs + j0 % bs;
-    for (int64_t j = 0; j < n; ++j) {
-      decode_row<S, kBits>(p, p.k, row0 + j, kt + j * d);
-      decode_row<S, kBits>(p, p.v, row0 + j, vt + j * d);
-    }
-    for (int64_t j = 0; j < kKeyTile; ++j) {
-      krows[j] = kt + std::min(j, n - 1) * d;
-      vrows[j] = vt + std::min(j, n - 1) * d;
-    }
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      attention::score_rows_direct<4>(qs + r * d, d, krows, n, scores + r * kKeyTile);
-    for (; r + 2 <= rows; r += 2)
-      attention::score_rows_direct<2>(qs + r * d, d, krows, n, scores + r * kKeyTile);
-    if (r < rows) attention::score_rows_direct<1>(qs + r * d, d, krows, n, scores + r * kKeyTile);
+    load_tile<S>(p, (int64_t(seq.blocks[j0 / bs]) * p.n_kv + item.kv_head) * bs + j0 % bs, n, tile);
+    for_row_groups(rows, [&]<int kRows>(int64_t r) {
+      score_rows<kRows, kBits>(p, qs + r * d, q_group_sums + r * groups, tile, n,
+                               scores + r * kKeyTile);
+    });
 
     // Online softmax per row; the probabilities replace the scores.
-    for (r = 0; r < rows; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       float* s = scores + r * kKeyTile;
       const int64_t lo = std::max<int64_t>(0, first[size_t(r)] - j0);
       const int64_t hi = std::min<int64_t>(n, pos[size_t(r)] + 1 - j0);
@@ -196,14 +288,18 @@ void attend(const Problem& p, const Seq& seq, const Item& item) {
       l[r] = l[r] * corr[r] + hsum(_mm256_add_ps(p0, p1));
       m[r] = m_new;
     }
-    attention::accumulate_all_rows(acc, rows, d, corr, scores, vrows, n);
+    for_row_groups(rows, [&]<int kRows>(int64_t r) {
+      accumulate_rows<kRows, kBits>(p, acc + r * d, bias_acc + r * groups, corr + r,
+                                    scores + r * kKeyTile, tile, n);
+    });
     j0 += n;
   }
 
   for (int64_t r = 0; r < rows; ++r) {
     float* op = p.out + (seq.q_begin + query_row(r)) * p.o_s0 + query_head(r) * p.o_s1;
     const float inv = 1.0f / l[r];
-    for (int64_t c = 0; c < d; ++c) op[c] = acc[r * d + c] * inv;
+    for (int64_t c = 0; c < d; ++c)
+      op[c] = (acc[r * d + c] + bias_acc[r * groups + c / p.group_size]) * inv;
   }
 }
 
@@ -280,6 +376,10 @@ void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
 
 void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
                                const AttentionMeta& meta, float scale, Tensor& out) {
+  if (cache.head_dim() / cache.group_size > kMaxGroups)
+    fail(ErrorCode::unsupported,
+         "paged_attention_quantized on the CPU: {} groups of {} per head vector, at most {}",
+         cache.head_dim() / cache.group_size, cache.group_size, kMaxGroups);
   std::vector<Seq> seqs = read_sequences(q, cache, meta);
   Problem p;
   p.q = q.data<float>();
