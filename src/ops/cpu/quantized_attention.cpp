@@ -104,6 +104,14 @@ struct Problem {
   float scale;
 };
 
+// Software prefetch distance in key tiles (as attention.cpp).
+constexpr int kPrefetchTiles = 2;
+
+inline void prefetch(const uint8_t* p, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T1);
+}
+
 // One tile of up to kKeyTile keys (consecutive rows of one block and kv head): where each key's
 // and value's codes start, and their scales and biases widened to f32.
 struct Tile {
@@ -134,44 +142,66 @@ void load_tile(const Problem& p, int64_t row0, int64_t n, Tile& tile) {
 
 // scores[r][j] = q_r . k_j for kRows rows, with k_j = scale * code + bias per group:
 //   q_r . k_j = sum_g scale_jg * (q_rg . codes_jg) + bias_jg * sum(q_rg).
-// Codes are widened once per key and chunk for all the rows.
+// Two keys at a time: each q chunk is loaded once for both, and the 2 * kRows independent FMA
+// chains keep both FMA ports busy. Codes are widened once per key and chunk for all the rows.
 template <int kRows, int kBits>
 void score_rows(const Problem& p, const float* q, const float* q_group_sums, const Tile& tile,
                 int64_t n, float* scores) {
   const int64_t d = p.head_dim, chunks_per_group = p.group_size / kLanes;
-  for (int64_t j = 0; j < n; ++j) {
-    __m256 total[kRows];
-    float bias_term[kRows];
+  for (int64_t j = 0; j < n; j += 2) {
+    const int64_t j1 = std::min(j + 1, n - 1);  // an odd tail scores its last key twice
+    __m256 total[kRows][2];
+    float bias_term[kRows][2];
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r) {
-      total[r] = _mm256_setzero_ps();
-      bias_term[r] = 0.0f;
+      total[r][0] = total[r][1] = _mm256_setzero_ps();
+      bias_term[r][0] = bias_term[r][1] = 0.0f;
     }
     for (int64_t g = 0; g < p.groups; ++g) {
-      __m256 dot[kRows];
+      __m256 dot[kRows][2];
 #pragma GCC unroll 4
-      for (int r = 0; r < kRows; ++r) dot[r] = _mm256_setzero_ps();
+      for (int r = 0; r < kRows; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_ps();
       for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
-        const __m256 codes = unpack8_f32<kBits>(tile.k_codes[j], c);
+        const __m256 codes0 = unpack8_f32<kBits>(tile.k_codes[j], c);
+        const __m256 codes1 = unpack8_f32<kBits>(tile.k_codes[j1], c);
 #pragma GCC unroll 4
-        for (int r = 0; r < kRows; ++r)
-          dot[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * d + c * kLanes), codes, dot[r]);
+        for (int r = 0; r < kRows; ++r) {
+          const __m256 qv = _mm256_loadu_ps(q + r * d + c * kLanes);
+          dot[r][0] = _mm256_fmadd_ps(qv, codes0, dot[r][0]);
+          dot[r][1] = _mm256_fmadd_ps(qv, codes1, dot[r][1]);
+        }
       }
-      const __m256 scale = _mm256_set1_ps(tile.k_scale[j][g]);
+      const __m256 scale0 = _mm256_set1_ps(tile.k_scale[j][g]);
+      const __m256 scale1 = _mm256_set1_ps(tile.k_scale[j1][g]);
 #pragma GCC unroll 4
       for (int r = 0; r < kRows; ++r) {
-        total[r] = _mm256_fmadd_ps(dot[r], scale, total[r]);
-        bias_term[r] += tile.k_bias[j][g] * q_group_sums[r * p.groups + g];
+        total[r][0] = _mm256_fmadd_ps(dot[r][0], scale0, total[r][0]);
+        total[r][1] = _mm256_fmadd_ps(dot[r][1], scale1, total[r][1]);
+        const float qsum = q_group_sums[r * p.groups + g];
+        bias_term[r][0] += tile.k_bias[j][g] * qsum;
+        bias_term[r][1] += tile.k_bias[j1][g] * qsum;
       }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < kRows; ++r) scores[r * kKeyTile + j] = hsum(total[r]) + bias_term[r];
+    int r = 0;
+    for (; r + 2 <= kRows; r += 2) {
+      alignas(16) float s4[4];
+      _mm_store_ps(s4, hsum4(total[r][0], total[r][1], total[r + 1][0], total[r + 1][1]));
+      scores[r * kKeyTile + j] = s4[0] + bias_term[r][0];
+      scores[r * kKeyTile + j + 1] = s4[1] + bias_term[r][1];
+      scores[(r + 1) * kKeyTile + j] = s4[2] + bias_term[r + 1][0];
+      scores[(r + 1) * kKeyTile + j + 1] = s4[3] + bias_term[r + 1][1];
+    }
+    if (r < kRows) {
+      scores[r * kKeyTile + j] = hsum(total[r][0]) + bias_term[r][0];
+      scores[r * kKeyTile + j + 1] = hsum(total[r][1]) + bias_term[r][1];
+    }
   }
 }
 
 // For kRows rows: acc[r] = acc[r] * correction[r] + sum_j probs[r][j] * scale_jg * codes_j (the
 // scaled codes) and bias_acc[r][g] = bias_acc[r][g] * correction[r] + sum_j probs[r][j] * bias_jg
-// (the biases, the same for every element of a group: added once at the end).
+// (the biases, the same for every element of a group: added once at the end). Two chunks (16
+// elements) at a time for 2 * kRows independent FMA chains.
 template <int kRows, int kBits>
 void accumulate_rows(const Problem& p, float* acc, float* bias_acc, const float* correction,
                      const float* probs, const Tile& tile, int64_t n) {
@@ -187,20 +217,29 @@ void accumulate_rows(const Problem& p, float* acc, float* bias_acc, const float*
       }
       bias_acc[r * p.groups + g] = b;
     }
-    for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
-      __m256 a[kRows];
+    for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; c += 2) {
+      __m256 a[kRows][2];
 #pragma GCC unroll 4
-      for (int r = 0; r < kRows; ++r)
-        a[r] =
-            _mm256_mul_ps(_mm256_loadu_ps(acc + r * d + c * kLanes), _mm256_set1_ps(correction[r]));
+      for (int r = 0; r < kRows; ++r) {
+        const __m256 corr = _mm256_set1_ps(correction[r]);
+        a[r][0] = _mm256_mul_ps(_mm256_loadu_ps(acc + r * d + c * kLanes), corr);
+        a[r][1] = _mm256_mul_ps(_mm256_loadu_ps(acc + r * d + (c + 1) * kLanes), corr);
+      }
       for (int64_t j = 0; j < n; ++j) {
-        const __m256 codes = unpack8_f32<kBits>(tile.v_codes[j], c);
+        const __m256 codes0 = unpack8_f32<kBits>(tile.v_codes[j], c);
+        const __m256 codes1 = unpack8_f32<kBits>(tile.v_codes[j], c + 1);
 #pragma GCC unroll 4
-        for (int r = 0; r < kRows; ++r)
-          a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w[r][j]), codes, a[r]);
+        for (int r = 0; r < kRows; ++r) {
+          const __m256 wj = _mm256_broadcast_ss(&w[r][j]);
+          a[r][0] = _mm256_fmadd_ps(wj, codes0, a[r][0]);
+          a[r][1] = _mm256_fmadd_ps(wj, codes1, a[r][1]);
+        }
       }
 #pragma GCC unroll 4
-      for (int r = 0; r < kRows; ++r) _mm256_storeu_ps(acc + r * d + c * kLanes, a[r]);
+      for (int r = 0; r < kRows; ++r) {
+        _mm256_storeu_ps(acc + r * d + c * kLanes, a[r][0]);
+        _mm256_storeu_ps(acc + r * d + (c + 1) * kLanes, a[r][1]);
+      }
     }
   }
 }
@@ -252,10 +291,29 @@ void attend(const Problem& p, const Seq& seq, const Item& item) {
   const __m256i lane8 = _mm256_add_epi32(lane, _mm256_set1_epi32(8));
   const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   Tile tile;
+  auto tile_size = [&](int64_t key) {
+    return std::min({kKeyTile, key_end - key, (key / bs + 1) * bs - key});
+  };
+  // Row of `key` in the planes: (block, kv head, row within the block).
+  auto cache_row = [&](int64_t key) {
+    return (int64_t(seq.blocks[key / bs]) * p.n_kv + item.kv_head) * bs + key % bs;
+  };
 
   for (int64_t j0 = key_begin; j0 < key_end;) {
-    const int64_t n = std::min({kKeyTile, key_end - j0, (j0 / bs + 1) * bs - j0});
-    load_tile<S>(p, (int64_t(seq.blocks[j0 / bs]) * p.n_kv + item.kv_head) * bs + j0 % bs, n, tile);
+    const int64_t n = tile_size(j0);
+    // Blocks are scattered over the pool, so the hardware prefetchers cannot run ahead: fetch the
+    // codes, scales and biases of the tile kPrefetchTiles ahead into L2 while this one is used.
+    int64_t ahead = j0 + n;
+    for (int t = 1; t < kPrefetchTiles && ahead < key_end; ++t) ahead += tile_size(ahead);
+    if (ahead < key_end) {
+      const int64_t row = cache_row(ahead), rows_ahead = tile_size(ahead);
+      prefetch(p.k.packed + row * p.row_bytes, rows_ahead * p.row_bytes);
+      prefetch(p.v.packed + row * p.row_bytes, rows_ahead * p.row_bytes);
+      const int64_t group_bytes = p.groups * int64_t(sizeof(S));
+      for (const void* plane : {p.k.scales, p.k.biases, p.v.scales, p.v.biases})
+        prefetch(static_cast<const uint8_t*>(plane) + row * group_bytes, rows_ahead * group_bytes);
+    }
+    load_tile<S>(p, cache_row(j0), n, tile);
     for_row_groups(rows, [&]<int kRows>(int64_t r) {
       score_rows<kRows, kBits>(p, qs + r * d, q_group_sums + r * groups, tile, n,
                                scores + r * kKeyTile);

@@ -49,7 +49,7 @@ __global__ void write_kv_quantized_kernel(const S* src, Rows sr, const int32_t* 
     const S* xg = x + g * group_size;
     // The values as the cache dtype holds them.
     auto value = [&](int j) { return to_f32(from_f32<C>(to_f32(xg[j]))); };
-    float w_min = FLT_MAX * 2.0f;  // +inf
+    float w_min = __int_as_float(0x7f800000);  // +inf
     float w_max = 0.0f;            // the GPU kernels start the maximum at 0
     for (int j = 0; j < group_size; ++j) {
       const float v = value(j);
