@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 
 #include "ops/attention.h"
 #include "ops/copy.h"
@@ -139,24 +140,39 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   const int64_t S = int64_t(batch.size());
   HEARTH_CHECK(S > 0, "forward of an empty batch");
 
-  // Flatten the ragged batch and build the attention metadata.
-  std::vector<int32_t> ids, positions, slots, query_start{0}, context_lens;
+  // Flatten the ragged batch; every cache prepares room for its new tokens in each layer group.
+  const kv::KvCache& first_cache = *batch[0].cache;
+  const int G = first_cache.num_groups();
+  std::vector<int32_t> ids, positions, query_start{0};
+  std::vector<std::vector<int32_t>> slots(size_t(G));
   std::vector<int64_t> logit_rows;
-  size_t max_blocks = 0;
-  int max_q = 0, max_ctx = 0;
+  int max_q = 0;
   for (const SequenceInput& in : batch) {
     HEARTH_CHECK(in.cache != nullptr && !in.tokens.empty(), "forward needs tokens and a cache");
+    if (in.cache->n_layers() != c.num_layers || in.cache->num_groups() != G)
+      fail(ErrorCode::invalid_argument,
+           "forward: a KV cache of {} layers in {} groups for a "
+           "model of {} layers (batched caches must share their layer policies)",
+           in.cache->n_layers(), in.cache->num_groups(), c.num_layers);
+    if (in.cache->shared_pool() != first_cache.shared_pool())
+      fail(ErrorCode::invalid_argument, "forward: the caches of one batch must share a pool");
+    for (int l = 0; l < in.cache->n_layers(); ++l)
+      if (in.cache->group_of(l) != first_cache.group_of(l) ||
+          !(in.cache->policy(l) == first_cache.policy(l)))
+        fail(ErrorCode::invalid_argument,
+             "forward: the caches of one batch have different policies at layer {}", l);
     for (int32_t id : in.tokens)
       if (id < 0 || id >= c.vocab_size)
         fail(ErrorCode::invalid_argument, "token id {} is outside the vocabulary (size {})", id,
              c.vocab_size);
     const int64_t start = in.cache->size(), n = int64_t(in.tokens.size());
-    std::vector<int32_t> s = in.cache->prepare_append(n);
+    std::vector<std::vector<int32_t>> s = in.cache->prepare_groups(n);
+    for (int g = 0; g < G; ++g)
+      slots[size_t(g)].insert(slots[size_t(g)].end(), s[size_t(g)].begin(), s[size_t(g)].end());
     const int64_t row0 = int64_t(ids.size());
     for (int64_t i = 0; i < n; ++i) {
       ids.push_back(in.tokens[size_t(i)]);
       positions.push_back(int32_t(start + i));
-      slots.push_back(s[size_t(i)]);
     }
     if (in.all_logits) {
       for (int64_t i = 0; i < n; ++i) logit_rows.push_back(row0 + i);
@@ -164,27 +180,65 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
       logit_rows.push_back(row0 + n - 1);
     }
     query_start.push_back(int32_t(ids.size()));
-    context_lens.push_back(int32_t(start + n));
-    max_blocks = std::max(max_blocks, in.cache->blocks().size());
     max_q = std::max(max_q, int(n));
-    max_ctx = std::max(max_ctx, int(start + n));
-  }
-  std::vector<int32_t> tables(size_t(S) * max_blocks, 0);
-  for (int64_t s = 0; s < S; ++s) {
-    const auto& blocks = batch[size_t(s)].cache->blocks();
-    std::copy(blocks.begin(), blocks.end(), tables.begin() + s * int64_t(max_blocks));
   }
   const int64_t T = int64_t(ids.size());
-  ops::AttentionMeta meta;
   const Device dev = device_;
-  meta.query_start = on_device(query_start, {S + 1}, dev);
-  meta.context_lens = on_device(context_lens, {S}, dev);
-  meta.block_tables = on_device(tables, {S, int64_t(max_blocks)}, dev);
-  meta.max_query_len = max_q;
-  meta.max_context_len = max_ctx;
+  Tensor query_start_t = on_device(query_start, {S + 1}, dev);
+  std::vector<Tensor> slots_t;
+  for (int g = 0; g < G; ++g) slots_t.push_back(on_device(slots[size_t(g)], {T}, dev));
+
+  // Attention metadata per (layer group, model window), built when a layer first needs it.
+  std::deque<std::pair<std::pair<int, int>, ops::AttentionMeta>> metas;  // stable references
+  auto meta_for = [&](int g, int model_window) -> const ops::AttentionMeta& {
+    for (const auto& [key, m] : metas)
+      if (key == std::make_pair(g, model_window)) return m;
+    std::vector<kv::StepAttention> steps;
+    size_t max_blocks = 0;
+    int max_ctx = 0;
+    bool by_position = false;
+    for (const SequenceInput& in : batch) {
+      const kv::LayerCache& lc = in.cache->group(g);
+      steps.push_back(lc.step_attention(model_window));
+      HEARTH_CHECK(steps.back().window == steps[0].window, "batch windows differ");
+      by_position |= steps.back().use_positions;
+      max_blocks = std::max(max_blocks, lc.blocks().size());
+      max_ctx = std::max(max_ctx, int(steps.back().context));
+    }
+    std::vector<int32_t> tables(size_t(S) * max_blocks, 0), context_lens;
+    for (int64_t s = 0; s < S; ++s) {
+      const auto& blocks = batch[size_t(s)].cache->group(g).blocks();
+      std::copy(blocks.begin(), blocks.end(), tables.begin() + s * int64_t(max_blocks));
+      context_lens.push_back(int32_t(steps[size_t(s)].context));
+    }
+    ops::AttentionMeta m;
+    m.query_start = query_start_t;
+    m.context_lens = on_device(context_lens, {S}, dev);
+    m.block_tables = on_device(tables, {S, int64_t(max_blocks)}, dev);
+    m.max_query_len = max_q;
+    m.max_context_len = max_ctx;
+    m.sliding_window = steps[0].window;
+    if (by_position) {
+      // Sequences masked in slot order get their slot indices as positions (the same mask).
+      std::vector<int32_t> key_pos(size_t(S) * size_t(max_ctx), -1), query_pos(size_t(T));
+      for (int64_t s = 0; s < S; ++s) {
+        const kv::StepAttention& a = steps[size_t(s)];
+        const auto& slot_pos = batch[size_t(s)].cache->group(g).slot_positions();
+        const int64_t q0 = query_start[size_t(s)], qn = query_start[size_t(s) + 1] - q0;
+        for (int64_t j = 0; j < a.context; ++j)
+          key_pos[size_t(s * max_ctx + j)] = a.use_positions ? slot_pos[size_t(j)] : int32_t(j);
+        for (int64_t i = 0; i < qn; ++i)
+          query_pos[size_t(q0 + i)] =
+              a.use_positions ? positions[size_t(q0 + i)] : int32_t(a.context - qn + i);
+      }
+      m.key_positions = on_device(key_pos, {S, int64_t(max_ctx)}, dev);
+      m.query_positions = on_device(query_pos, {T}, dev);
+    }
+    metas.emplace_back(std::make_pair(g, model_window), std::move(m));
+    return metas.back().second;
+  };
   Tensor ids_t = on_device(ids, {T}, dev);
   Tensor pos_t = on_device(positions, {T}, dev);
-  Tensor slots_t = on_device(slots, {T}, dev);
 
   Tensor inv_freq = inv_freq_;
   float rope_scale = attention_scaling_;
@@ -226,9 +280,9 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
     Tensor keys = batch[0].cache->pool().keys(int(l));
     Tensor values = batch[0].cache->pool().values(int(l));
-    ops::write_kv(k3, v3, slots_t, keys, values);
-    meta.sliding_window = L.sliding_window;
-    ops::paged_attention(q3, keys, values, meta, scale, attn3);
+    const int g = first_cache.group_of(int(l));
+    ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
+    ops::paged_attention(q3, keys, values, meta_for(g, L.sliding_window), scale, attn3);
     L.o.apply(attn, h);
     ops::add(x, h, x);
     ops::rms_norm(x, L.post_attention_norm, eps, h);
