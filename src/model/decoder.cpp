@@ -4,6 +4,7 @@
 #include <cmath>
 #include <deque>
 
+#include "kv/attention_plan.h"
 #include "ops/attention.h"
 #include "ops/copy.h"
 #include "ops/elementwise.h"
@@ -144,9 +145,8 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   const kv::KvCache& first_cache = *batch[0].cache;
   const int G = first_cache.num_groups();
   std::vector<int32_t> ids, positions, query_start{0};
-  std::vector<std::vector<int32_t>> slots(size_t(G));
+  std::vector<std::vector<int32_t>> slots(static_cast<size_t>(G));
   std::vector<int64_t> logit_rows;
-  int max_q = 0;
   for (const SequenceInput& in : batch) {
     HEARTH_CHECK(in.cache != nullptr && !in.tokens.empty(), "forward needs tokens and a cache");
     if (in.cache->n_layers() != c.num_layers || in.cache->num_groups() != G)
@@ -180,7 +180,6 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
       logit_rows.push_back(row0 + n - 1);
     }
     query_start.push_back(int32_t(ids.size()));
-    max_q = std::max(max_q, int(n));
   }
   const int64_t T = int64_t(ids.size());
   const Device dev = device_;
@@ -193,47 +192,10 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   auto meta_for = [&](int g, int model_window) -> const ops::AttentionMeta& {
     for (const auto& [key, m] : metas)
       if (key == std::make_pair(g, model_window)) return m;
-    std::vector<kv::StepAttention> steps;
-    size_t max_blocks = 0;
-    int max_ctx = 0;
-    bool by_position = false;
-    for (const SequenceInput& in : batch) {
-      const kv::LayerCache& lc = in.cache->group(g);
-      steps.push_back(lc.step_attention(model_window));
-      HEARTH_CHECK(steps.back().window == steps[0].window, "batch windows differ");
-      by_position |= steps.back().use_positions;
-      max_blocks = std::max(max_blocks, lc.blocks().size());
-      max_ctx = std::max(max_ctx, int(steps.back().context));
-    }
-    std::vector<int32_t> tables(size_t(S) * max_blocks, 0), context_lens;
-    for (int64_t s = 0; s < S; ++s) {
-      const auto& blocks = batch[size_t(s)].cache->group(g).blocks();
-      std::copy(blocks.begin(), blocks.end(), tables.begin() + s * int64_t(max_blocks));
-      context_lens.push_back(int32_t(steps[size_t(s)].context));
-    }
-    ops::AttentionMeta m;
-    m.query_start = query_start_t;
-    m.context_lens = on_device(context_lens, {S}, dev);
-    m.block_tables = on_device(tables, {S, int64_t(max_blocks)}, dev);
-    m.max_query_len = max_q;
-    m.max_context_len = max_ctx;
-    m.sliding_window = steps[0].window;
-    if (by_position) {
-      // Sequences masked in slot order get their slot indices as positions (the same mask).
-      std::vector<int32_t> key_pos(size_t(S) * size_t(max_ctx), -1), query_pos(size_t(T));
-      for (int64_t s = 0; s < S; ++s) {
-        const kv::StepAttention& a = steps[size_t(s)];
-        const auto& slot_pos = batch[size_t(s)].cache->group(g).slot_positions();
-        const int64_t q0 = query_start[size_t(s)], qn = query_start[size_t(s) + 1] - q0;
-        for (int64_t j = 0; j < a.context; ++j)
-          key_pos[size_t(s * max_ctx + j)] = a.use_positions ? slot_pos[size_t(j)] : int32_t(j);
-        for (int64_t i = 0; i < qn; ++i)
-          query_pos[size_t(q0 + i)] =
-              a.use_positions ? positions[size_t(q0 + i)] : int32_t(a.context - qn + i);
-      }
-      m.key_positions = on_device(key_pos, {S, int64_t(max_ctx)}, dev);
-      m.query_positions = on_device(query_pos, {T}, dev);
-    }
+    std::vector<kv::KvCache*> caches;
+    for (const SequenceInput& in : batch) caches.push_back(in.cache);
+    ops::AttentionMeta m = kv::make_attention_meta(caches, g, model_window, query_start, positions,
+                                                   query_start_t, dev);
     metas.emplace_back(std::make_pair(g, model_window), std::move(m));
     return metas.back().second;
   };
