@@ -99,7 +99,7 @@ struct MlxRotating {
       int64_t i0 = idx >= max_size ? 0 : idx;
       int64_t mask_size = offset < max_size ? offset + 1 : max_size;
       EXPECT_EQ(mask_size, rows_after);
-      std::vector<bool> base(size_t(mask_size));
+      std::vector<bool> base(static_cast<size_t>(mask_size));
       for (int64_t j = 0; j < mask_size; ++j) base[size_t(j)] = j >= mask_size - *window;
       for (int64_t j = 0; j < mask_size; ++j)
         m[0][size_t((j + i0 + 1) % mask_size)] = base[size_t(j)];
@@ -119,7 +119,7 @@ struct MlxRotating {
 
 std::vector<Row> random_rows(int64_t n, std::mt19937& rng) {
   std::normal_distribution<float> dist;
-  std::vector<Row> rows(size_t(n), Row(kRow));
+  std::vector<Row> rows(static_cast<size_t>(n), Row(kRow));
   for (Row& r : rows)
     for (float& x : r) x = dist(rng);
   return rows;
