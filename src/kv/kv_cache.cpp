@@ -108,7 +108,10 @@ LayerState KvCache::read_state(int l) const {
       const Tensor& plane = kv == 0 ? pool_->keys(l) : pool_->values(l);
       Tensor& out = kv == 0 ? s.keys : s.values;
       Tensor dst = out.select(0, 0).slice(1, i, i + len);
-      ops::copy(plane.select(0, block).slice(1, row, row + len), dst);
+      // Strided runs are gathered on the pool's device first: transfers copy contiguous tensors.
+      ops::copy(ops::to_device(ops::contiguous(plane.select(0, block).slice(1, row, row + len)),
+                               Device::cpu()),
+                dst);
     }
     i += len;
   }
@@ -149,7 +152,9 @@ void KvCache::write_state(const std::vector<LayerState>& states) {
         const Tensor& plane = kv == 0 ? pool_->keys(l) : pool_->values(l);
         const Tensor& in = kv == 0 ? s.keys : s.values;
         Tensor dst = plane.select(0, block).slice(1, row, row + len);
-        ops::copy(in.select(0, 0).slice(1, i, i + len), dst);
+        Tensor run =
+            ops::contiguous(ops::cast(in.select(0, 0).slice(1, i, i + len), plane.dtype()));
+        ops::copy(ops::to_device(run, plane.device()), dst);
       }
       i += len;
     }

@@ -421,6 +421,57 @@ TEST(Snapshot, WrappedRotatingCacheRestoresBitExactly) {
   run_snapshot(CachePolicy{7, 0}, 3);   // the buffer is still long after the first chunk
 }
 
+TEST(State, WriteStateOfAnExportedStateContinuesIdentically) {
+  // mlx-lm state round trip: a wrapped ring, a ring just after a chunk (longer than max_size), a
+  // standard cache. The loaded cache continues exactly like the original.
+  for (auto [policy, steps] :
+       {std::pair<CachePolicy, std::vector<int64_t>>{{8, 4}, {6, 1, 1, 1, 1, 1, 1, 1}},
+        {{8, 4}, {6, 1, 1, 1, 1, 5}},
+        {{}, {6, 1, 3}}}) {
+    SCOPED_TRACE(testing::Message() << "max_size " << policy.max_size);
+    auto pool = std::make_shared<BlockPool>(layout(4), 100);
+    KvCache a(pool, {policy}), b(pool, {policy});
+    std::mt19937 rng(3);
+    for (int64_t n : steps) {
+      std::vector<Row> r = random_rows(n, rng);
+      hearth_step(a, r, r,
+                  Tensor::from_vector(std::vector<float>(size_t(n * kHeads * kHeadDim), 0.2f),
+                                      {n, kHeads, kHeadDim}),
+                  0);
+    }
+    b.write_state({a.read_state(0)});
+    EXPECT_EQ(state_bits(b), state_bits(a));
+    for (int64_t n : {1, 1, 3, 1}) {
+      std::vector<Row> r = random_rows(n, rng);
+      Tensor q = Tensor::from_vector(std::vector<float>(size_t(n * kHeads * kHeadDim), 0.4f),
+                                     {n, kHeads, kHeadDim});
+      EXPECT_EQ(hearth_step(a, r, r, q, 0), hearth_step(b, r, r, q, 0));
+      EXPECT_EQ(state_bits(b), state_bits(a));
+    }
+  }
+}
+
+TEST(State, InconsistentStateIsAFormatError) {
+  auto pool = std::make_shared<BlockPool>(layout(4), 10);
+  KvCache rotating(pool, {CachePolicy{8, 4}}), standard(pool);
+  LayerState s;
+  s.keys = Tensor::zeros({1, kKvHeads, 5, kHeadDim}, DType::f32);
+  s.values = Tensor::zeros({1, kKvHeads, 5, kHeadDim}, DType::f32);
+  s.offset = 4;  // fewer tokens than slots
+  s.idx = 4;
+  for (KvCache* c : {&rotating, &standard}) {
+    try {
+      c->write_state({s});
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::format);
+    }
+  }
+  s.values = Tensor::zeros({1, kKvHeads, 5, kHeadDim + 1}, DType::f32);
+  s.offset = 5;
+  EXPECT_THROW(standard.write_state({s}), Error);
+}
+
 TEST(Snapshot, RestoreFromAnotherPoolIsAnError) {
   auto a = std::make_shared<BlockPool>(layout(4), 10),
        b = std::make_shared<BlockPool>(layout(4), 10);
