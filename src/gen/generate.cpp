@@ -56,14 +56,14 @@ std::vector<kv::CachePolicy> cache_policies(const model::Model& model,
   return policies;
 }
 
-std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
-                                               const GenerationOptions& options, int64_t horizon) {
+int64_t cache_blocks_needed(const std::vector<kv::CachePolicy>& policies,
+                            const GenerationOptions& options, int64_t horizon) {
   const int bs = options.kv_block_size;
   if (bs < 1) fail(ErrorCode::invalid_argument, "kv_block_size must be positive, got {}", bs);
-  std::vector<kv::CachePolicy> policies = cache_policies(model, options);
-  // Blocks each layer group can need: a standard cache the whole horizon; a rotating one its
-  // buffer, up to max_size + prefill_step_size - 1 slots, plus the buffer being rebuilt and the
-  // blocks a snapshot may hold (reserved address space only: pages are committed as blocks fill).
+  // Per layer group: a standard cache the whole horizon (plus the copy of a last block shared by a
+  // snapshot); a rotating one its buffer, up to max_size + prefill_step_size - 1 slots, twice (the
+  // buffer being rebuilt, or blocks a snapshot holds). The CPU reserves address space only: pages
+  // are committed as blocks fill.
   int64_t blocks = 0;
   std::vector<kv::CachePolicy> seen;
   for (const kv::CachePolicy& p : policies) {
@@ -73,10 +73,17 @@ std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
       int64_t slots = std::min<int64_t>(horizon, p.max_size + options.prefill_step_size);
       blocks += 2 * ((slots + bs - 1) / bs + 1);
     } else {
-      blocks += (horizon + bs - 1) / bs + 2;  // + the copy of a last block shared by a snapshot
+      blocks += (horizon + bs - 1) / bs + 2;
     }
   }
-  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(bs), blocks);
+  return blocks;
+}
+
+std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
+                                               const GenerationOptions& options, int64_t horizon) {
+  std::vector<kv::CachePolicy> policies = cache_policies(model, options);
+  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(options.kv_block_size),
+                                              cache_blocks_needed(policies, options, horizon));
   return std::make_shared<kv::KvCache>(pool, policies);
 }
 

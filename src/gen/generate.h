@@ -46,6 +46,9 @@ struct GenerationOptions {
 // options.max_kv_size / rotating_window_layers.
 std::vector<kv::CachePolicy> cache_policies(const model::Model& model,
                                             const GenerationOptions& options);
+// Pool blocks one sequence with these policies can need for `horizon` tokens.
+int64_t cache_blocks_needed(const std::vector<kv::CachePolicy>& policies,
+                            const GenerationOptions& options, int64_t horizon);
 // A fresh cache for generating up to `horizon` tokens (prompt included) with those policies.
 std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
                                                const GenerationOptions& options, int64_t horizon);
