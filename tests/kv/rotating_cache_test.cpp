@@ -12,6 +12,8 @@
 #include "kv/attention_plan.h"
 #include "kv/kv_cache.h"
 #include "ops/attention.h"
+#include "ops/backend.h"
+#include "ops/copy.h"
 
 namespace hearth::kv {
 namespace {
@@ -131,8 +133,26 @@ Tensor rows_tensor(const std::vector<Row>& rows) {
   return Tensor::from_vector(flat, {int64_t(rows.size()), kKvHeads, kHeadDim});
 }
 
+// The device of the pools the current test makes (the device-parameterized tests set it).
+Device g_device = Device::cpu();
+
+class KvOnDevice : public testing::TestWithParam<Device> {
+ protected:
+  void SetUp() override {
+    try {
+      ops::backend_for(GetParam());
+    } catch (const Error& e) {
+      GTEST_SKIP() << "no backend for " << GetParam().str() << ": " << e.what()
+                   << "; run this case on a machine with hearth built for it";
+    }
+    g_device = GetParam();
+  }
+  void TearDown() override { g_device = Device::cpu(); }
+};
+
 KvLayout layout(int block_size) {
   KvLayout l;
+  l.device = g_device;
   l.n_layers = 1;
   l.n_kv_heads = kKvHeads;
   l.head_dim = kHeadDim;
@@ -146,19 +166,21 @@ std::vector<float> hearth_step(KvCache& cache, const std::vector<Row>& nk,
                                const std::vector<Row>& nv, const Tensor& q, int model_window) {
   const int64_t N = int64_t(nk.size());
   const int64_t start = cache.size();
+  const Device dev = cache.pool().layout().device;
   std::vector<int32_t> slots = cache.prepare_groups(N)[0];
   Tensor keys = cache.pool().keys(0), values = cache.pool().values(0);
-  ops::write_kv(rows_tensor(nk), rows_tensor(nv), Tensor::from_vector(slots, {N}), keys, values);
+  ops::write_kv(ops::to_device(rows_tensor(nk), dev), ops::to_device(rows_tensor(nv), dev),
+                ops::to_device(Tensor::from_vector(slots, {N}), dev), keys, values);
   std::vector<int32_t> query_start{0, int32_t(N)}, positions;
   for (int64_t i = 0; i < N; ++i) positions.push_back(int32_t(start + i));
   KvCache* caches[] = {&cache};
   ops::AttentionMeta meta =
       make_attention_meta(caches, 0, model_window, query_start, positions,
-                          Tensor::from_vector(query_start, {2}), Device::cpu());
-  Tensor out = Tensor::empty({N, kHeads, kHeadDim}, DType::f32);
-  ops::paged_attention(q, keys, values, meta, 0.3f, out);
+                          ops::to_device(Tensor::from_vector(query_start, {2}), dev), dev);
+  Tensor out = Tensor::empty({N, kHeads, kHeadDim}, DType::f32, dev);
+  ops::paged_attention(ops::to_device(q, dev), keys, values, meta, 0.3f, out);
   cache.commit(N);
-  return out.to_vector<float>();
+  return ops::to_device(out, Device::cpu()).to_vector<float>();
 }
 
 std::vector<double> mlx_attention(const std::vector<float>& q, const std::vector<Row>& k,
@@ -256,7 +278,7 @@ void run_against_mlx(const RotatingCase& c, std::vector<int64_t> schedule) {
   }
 }
 
-TEST(RotatingCache, MatchesMlxLmWithSinks) {
+TEST_P(KvOnDevice, RotatingCacheMatchesMlxLmWithSinks) {
   for (int bs : {4, 5}) {
     run_against_mlx({8, 4, 0, bs}, kSchedule);
     run_against_mlx({9, 2, 0, bs}, kSchedule);
@@ -264,19 +286,19 @@ TEST(RotatingCache, MatchesMlxLmWithSinks) {
   }
 }
 
-TEST(RotatingCache, MatchesMlxLmWithoutSinks) {
+TEST_P(KvOnDevice, RotatingCacheMatchesMlxLmWithoutSinks) {
   for (int bs : {3, 4, 32}) {
     run_against_mlx({7, 0, 0, bs}, kSchedule);
     run_against_mlx({7, 0, 7, bs}, kSchedule);
   }
 }
 
-TEST(RotatingCache, WindowSmallerThanTheRingUsesPositions) {
+TEST_P(KvOnDevice, RotatingCacheWindowSmallerThanTheRingUsesPositions) {
   // mlx-lm's rolled single-token mask: a model window of 4 over a ring of 10.
   for (int bs : {4, 6}) run_against_mlx({10, 0, 4, bs}, kSchedule);
 }
 
-TEST(RotatingCache, PromptLongerThanTheRingInOneChunkThenTrims) {
+TEST_P(KvOnDevice, RotatingCachePromptLongerThanTheRingInOneChunkThenTrims) {
   // A first chunk longer than max_size keeps all its rows (mlx-lm keeps the whole update); trims
   // while the cache is still short follow mlx-lm's counters.
   run_against_mlx({6, 4, 0, 4}, {20, 1, 1, 1, 1, 1, 1, 1, 7, 1, 1});
@@ -412,16 +434,16 @@ void run_snapshot(CachePolicy policy, int64_t prefix_steps) {
   EXPECT_EQ(pool->blocks_in_use(), 0);
 }
 
-TEST(Snapshot, StandardCacheRestoresBitExactly) {
+TEST_P(KvOnDevice, SnapshotStandardCacheRestoresBitExactly) {
   run_snapshot(CachePolicy{}, 2);
 }
 
-TEST(Snapshot, WrappedRotatingCacheRestoresBitExactly) {
+TEST_P(KvOnDevice, SnapshotWrappedRotatingCacheRestoresBitExactly) {
   run_snapshot(CachePolicy{8, 4}, 10);  // wrapped: offset 19 > 8
   run_snapshot(CachePolicy{7, 0}, 3);   // the buffer is still long after the first chunk
 }
 
-TEST(State, WriteStateOfAnExportedStateContinuesIdentically) {
+TEST_P(KvOnDevice, StateWriteStateOfAnExportedStateContinuesIdentically) {
   // mlx-lm state round trip: a wrapped ring, a ring just after a chunk (longer than max_size), a
   // standard cache. The loaded cache continues exactly like the original.
   for (auto [policy, steps] :
@@ -481,6 +503,11 @@ TEST(Snapshot, RestoreFromAnotherPoolIsAnError) {
   KvCache rotating(a, {CachePolicy{8, 4}});
   EXPECT_THROW(rotating.restore(s), Error);
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, KvOnDevice, testing::Values(Device::cpu(), Device::cuda(0)),
+                         [](const testing::TestParamInfo<Device>& info) {
+                           return info.param.is_cpu() ? std::string("cpu") : std::string("cuda");
+                         });
 
 }  // namespace
 }  // namespace hearth::kv
