@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "gen/batch_generate.h"
 #include "gen/generate.h"
 #include "io/json_file.h"
 #include "model/model.h"
@@ -160,6 +161,47 @@ TEST_P(RotatingModel, SnapshotRestoreIsBitExact) {
     snapshot_round_trip(*model, 0);
     snapshot_round_trip(*model, 10);
   }
+}
+
+TEST_P(RotatingModel, BatchGenerateWithRingsMatchesSingleSequences) {
+  // A ragged batch of ring caches (different offsets, so different ring positions) decodes each
+  // sequence as generate does alone; the fixture's prompt gives transformers' tokens.
+  nlohmann::json g = io::read_json_file(model_dir("mistral-sliding") / "golden.json");
+  auto model = model::load_model(model_dir("mistral-sliding"), {GetParam()});
+  std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> other{3, 99, 150, 7, 260, 12, 44, 45, 46, 301, 2};
+  gen::GenerationOptions options;
+  options.max_tokens = int(expected.size());
+  options.kv_block_size = 4;
+  options.prefill_step_size = 5;
+  gen::BatchResult r = gen::batch_generate(*model, {prompt, other}, options);
+  EXPECT_EQ(r.tokens[0], expected);
+  gen::TokenGenerator alone(*model, other, options);
+  std::vector<int32_t> want;
+  while (auto s = alone.next()) want.push_back(s->token);
+  EXPECT_EQ(r.tokens[1], want);
+}
+
+TEST(CachePolicies, FollowMlxLmMakePromptCache) {
+  auto qwen2 = model::load_model(model_dir("qwen2-bias-yarn-sliding"));  // layers: full, window 9
+  gen::GenerationOptions options;
+  std::vector<kv::CachePolicy> p = gen::cache_policies(*qwen2, options);
+  EXPECT_EQ(p, (std::vector<kv::CachePolicy>{{0, 0}, {9, 0}}));
+  options.max_kv_size = 50;
+  p = gen::cache_policies(*qwen2, options);
+  EXPECT_EQ(p, (std::vector<kv::CachePolicy>{{50, 4}, {9, 0}}));
+  options.rotating_window_layers = false;
+  p = gen::cache_policies(*qwen2, options);
+  EXPECT_EQ(p, (std::vector<kv::CachePolicy>{{50, 4}, {0, 0}}));
+  for (int64_t bad : {-1, 3, 4}) {
+    options.max_kv_size = bad;
+    EXPECT_THROW(gen::cache_policies(*qwen2, options), Error) << bad;
+  }
+  options.max_kv_size = 5;
+  std::shared_ptr<kv::KvCache> cache = gen::make_prompt_cache(*qwen2, options, 100);
+  EXPECT_EQ(cache->num_groups(), 2);
+  EXPECT_EQ(cache->policy(0), (kv::CachePolicy{5, 4}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, RotatingModel, testing::Values(Device::cpu(), Device::cuda(0)),
