@@ -28,7 +28,9 @@ struct CachePolicy {
 // How one forward step of one sequence attends over a LayerCache (see ops::AttentionMeta).
 struct StepAttention {
   int64_t context = 0;  // logical slots [0, context) are read; the new tokens are the last ones
-  int window = 0;       // 0: every earlier slot; else the sliding window
+  // 0: every earlier slot; else the sliding window, in slot order (or in positions, below). For a
+  // ring it is the model's window or max_size in both modes, so a batch's sequences agree.
+  int window = 0;
   // true: mask by the absolute position of each slot (key_positions) rather than by slot order;
   // needed on a wrapped ring whose window is smaller than the ring.
   bool use_positions = false;
