@@ -48,7 +48,6 @@ class BlockPool {
   void retain(int32_t block);
   void release(int32_t block);
   int32_t ref_count(int32_t block) const { return refs_[block]; }
-
   // Copies every plane of every layer of block `from` into block `to` (copy-on-write of a shared
   // block). Both must be allocated.
   void copy_block(int32_t from, int32_t to);

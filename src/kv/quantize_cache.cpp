@@ -45,6 +45,12 @@ std::shared_ptr<KvCache> quantize_cache(const KvCache& dense, int bits, int grou
     fail(ErrorCode::invalid_argument,
          "quantize_cache: the KV cache is already quantized ({} bits, group size {})",
          layout.kv_bits, layout.kv_group_size);
+  for (int l = 0; l < dense.n_layers(); ++l)
+    if (dense.policy(l).rotating())
+      fail(ErrorCode::unsupported,
+           "quantize_cache: layer {} is a rotating cache, which cannot be quantized (mlx-lm has no "
+           "rotating quantized cache)",
+           l);
   KvLayout q_layout = layout;
   q_layout.kv_bits = bits;
   q_layout.kv_group_size = group_size;

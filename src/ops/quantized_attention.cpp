@@ -70,6 +70,12 @@ void check_meta(const char* op, const AttentionMeta& meta, Device device) {
   check_device(op, "meta.query_start", meta.query_start, device);
   check_device(op, "meta.context_lens", meta.context_lens, device);
   check_device(op, "meta.block_tables", meta.block_tables, device);
+  // Positions come only with a wrapped rotating cache, and mlx-lm has no rotating quantized cache.
+  if (meta.key_positions.defined() || meta.query_positions.defined())
+    fail(ErrorCode::unsupported,
+         "{}: meta.key_positions/query_positions (a rotating cache) are not supported with a "
+         "quantized KV cache (mlx-lm has no rotating quantized cache)",
+         op);
 }
 
 }  // namespace

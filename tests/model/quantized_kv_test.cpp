@@ -262,5 +262,49 @@ TEST(QuantizedKvModel, TrimThenRegenerateIsBitExact) {
   }
 }
 
+// Snapshot / restore of a quantized cache (copy-on-write through BlockPool::copy_block, which
+// copies the codes, scales and biases): generate, snap mid-block, generate further (single tokens
+// and a chunk), restore, regenerate: the same logits bit for bit, twice.
+TEST(QuantizedKvModel, SnapshotRestoreIsBitExact) {
+  std::vector<int32_t> ids = golden()["perplexity"]["items"][0]["ids"].get<std::vector<int32_t>>();
+  for (int bits : {4, 8}) {
+    auto cache = new_cache(bits, 64);
+    forward(*cache, std::span<const int32_t>(ids).first(21));  // 21: the snapshot is mid-block
+    const int64_t at = cache->size();
+    kv::KvSnapshot snap = cache->snapshot();
+    std::vector<std::vector<float>> first;
+    for (size_t i = 21; i < 30; ++i) first.push_back(forward(*cache, std::span(ids).subspan(i, 1)));
+    std::vector<float> chunk = forward(*cache, std::span(ids).subspan(30, 5));
+    // The same tokens on a cache that never had a snapshot: the copied block held the right rows.
+    auto plain = new_cache(bits, 64);
+    forward(*plain, std::span<const int32_t>(ids).first(21));
+    for (size_t i = 21; i < 30; ++i)
+      ASSERT_EQ(forward(*plain, std::span(ids).subspan(i, 1)), first[i - 21]) << bits << "-bit";
+    for (int round = 0; round < 2; ++round) {
+      cache->restore(snap);
+      ASSERT_EQ(cache->size(), at);
+      for (size_t i = 21; i < 30; ++i)
+        ASSERT_EQ(forward(*cache, std::span(ids).subspan(i, 1)), first[i - 21])
+            << bits << "-bit round " << round << " token " << i;
+      EXPECT_EQ(forward(*cache, std::span(ids).subspan(30, 5)), chunk) << bits << "-bit";
+    }
+  }
+}
+
+// mlx-lm has no rotating quantized cache: kv_bits with --max-kv-size is an error.
+TEST(QuantizedKvModel, RotatingCacheWithKvBitsIsAnError) {
+  std::vector<int32_t> prompt = golden()["cases"][0]["prompt_ids"].get<std::vector<int32_t>>();
+  gen::GenerationOptions options;
+  options.kv_bits = 8;
+  options.max_kv_size = 64;
+  try {
+    gen::TokenGenerator generator(default_model(), prompt, options);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("rotating"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace hearth

@@ -275,6 +275,17 @@ TEST_P(QuantizedAttentionTest, BadArgumentsAreErrors) {
   expect_error("slot past the cache", [&] {
     write_kv_quantized(k, k, Tensor::from_vector(std::vector<int32_t>{0, 64}, {2}), host);
   });
+  {
+    AttentionMeta rotating = meta;
+    rotating.key_positions = Tensor::from_vector(std::vector<int32_t>{0, 1, 2}, {1, 3});
+    rotating.query_positions = Tensor::from_vector(std::vector<int32_t>{0, 1, 2}, {3});
+    try {
+      paged_attention_quantized(q, host, rotating, 0.1f, out);
+      ADD_FAILURE() << "no error for a rotating meta";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::unsupported) << e.what();
+    }
+  }
   if (device().is_cpu()) {
     meta.context_lens = Tensor::from_vector(std::vector<int32_t>{40}, {1});
     expect_error("context past the table",
