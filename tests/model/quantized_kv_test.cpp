@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "gen/batch_generate.h"
 #include "gen/generate.h"
 #include "gen/sampling.h"
 #include "io/json_file.h"
@@ -288,6 +289,21 @@ TEST(QuantizedKvModel, SnapshotRestoreIsBitExact) {
             << bits << "-bit round " << round << " token " << i;
       EXPECT_EQ(forward(*cache, std::span(ids).subspan(30, 5)), chunk) << bits << "-bit";
     }
+  }
+}
+
+// Batches have no quantized cache yet: kv_bits is an error there, not silently ignored.
+TEST(QuantizedKvModel, BatchGenerateRejectsKvBits) {
+  gen::GenerationOptions options;
+  options.max_tokens = 2;
+  options.kv_bits = 8;
+  std::vector<std::vector<int32_t>> prompts{{5, 6, 7}, {8, 9}};
+  try {
+    gen::batch_generate(default_model(), prompts, options);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("kv_bits"), std::string::npos) << e.what();
   }
 }
 
