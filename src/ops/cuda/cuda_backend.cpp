@@ -14,6 +14,7 @@
 #include "core/storage.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cuda/launch.h"
+#include "ops/cuda/quantized_kv_launch.h"
 #include "ops/cuda/quantized_launch.h"
 
 namespace hearth::ops::cuda {
@@ -192,6 +193,23 @@ QuantMatrix quant_matrix(const QuantizedWeight& w) {
   return q;
 }
 
+QuantizedKvArgs quantized_kv_args(const QuantizedKvPlanes& c) {
+  QuantizedKvArgs a;
+  a.k_packed = static_cast<uint32_t*>(c.k_packed.raw_data());
+  a.k_scales = c.k_scales.raw_data();
+  a.k_biases = c.k_biases.raw_data();
+  a.v_packed = static_cast<uint32_t*>(c.v_packed.raw_data());
+  a.v_scales = c.v_scales.raw_data();
+  a.v_biases = c.v_biases.raw_data();
+  a.scale_elem = elem_of(c.k_scales.dtype());
+  a.bits = c.bits;
+  a.group_size = c.group_size;
+  a.block_size = int(c.block_size());
+  a.kv_heads = c.kv_heads();
+  a.head_dim = c.head_dim();
+  return a;
+}
+
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
@@ -304,6 +322,40 @@ class CudaBackend final : public Backend {
     a.out = out.data<float>();
     a.outr = rows_of(out);
     check(launch_paged_attention(a, stream()), "paged_attention");
+  }
+
+  void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
+                          QuantizedKvPlanes& cache) override {
+    check(launch_write_kv_quantized(k.raw_data(), rows_of(k), v.raw_data(), rows_of(v),
+                                    elem_of(k.dtype()), slots.data<int32_t>(), k.dim(0),
+                                    quantized_kv_args(cache), stream()),
+          "write_kv_quantized");
+  }
+
+  void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
+                                 const AttentionMeta& meta, float scale, Tensor& out) override {
+    if (q.dim(2) > kMaxAttentionHeadDim)
+      fail(ErrorCode::unsupported, "paged_attention_quantized on CUDA: head_dim {} > {}", q.dim(2),
+           kMaxAttentionHeadDim);
+    AttentionArgs a{};
+    a.q = q.data<float>();
+    a.qr = rows_of(q);
+    a.query_start = meta.query_start.data<int32_t>();
+    a.context_lens = meta.context_lens.data<int32_t>();
+    a.block_tables = meta.block_tables.data<int32_t>();
+    a.table_stride = meta.block_tables.stride(0);
+    a.num_seqs = int(meta.context_lens.dim(0));
+    a.block_size = int(cache.block_size());
+    a.tokens = q.dim(0);
+    a.heads = q.dim(1);
+    a.kv_heads = cache.kv_heads();
+    a.head_dim = q.dim(2);
+    a.scale = scale;
+    a.window = meta.sliding_window;
+    a.out = out.data<float>();
+    a.outr = rows_of(out);
+    check(launch_paged_attention_quantized(a, quantized_kv_args(cache), stream()),
+          "paged_attention_quantized");
   }
 
   // ---- MLX affine quantization (quantized.cu) ----
