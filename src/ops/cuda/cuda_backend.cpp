@@ -210,6 +210,19 @@ QuantizedKvArgs quantized_kv_args(const QuantizedKvPlanes& c) {
   return a;
 }
 
+// Multiprocessors of the device (the attention splits aim at two waves of blocks over them).
+int sm_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess || n <= 0) {
+      cudaGetLastError();
+      n = 108;
+    }
+    return n;
+  }();
+  return count;
+}
+
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
@@ -321,7 +334,16 @@ class CudaBackend final : public Backend {
     }
     a.out = out.data<float>();
     a.outr = rows_of(out);
-    check(launch_paged_attention(a, stream()), "paged_attention");
+    a.max_slots = meta.block_tables.dim(1) * int64_t(k_cache.dim(2));
+    if (meta.key_positions.defined())
+      a.max_slots = std::min(a.max_slots, meta.key_positions.dim(1));
+    const AttentionPlan plan = plan_paged_attention(a, sm_count());
+    Tensor scratch;
+    if (plan.scratch_floats > 0)
+      scratch = Tensor::empty({plan.scratch_floats}, DType::f32, q.device());
+    check(launch_paged_attention(a, plan, plan.scratch_floats > 0 ? scratch.data<float>() : nullptr,
+                                 stream()),
+          "paged_attention");
   }
 
   void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
