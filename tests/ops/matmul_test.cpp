@@ -18,6 +18,8 @@ struct Shape {
 // f32 accumulation over K <= ~1000 terms of O(1) products: observed <= 4e-7 on the CPU backend;
 // a dropped or doubled term would show up as >= 1e-3.
 constexpr double kTolerance = 2e-6;
+// Rows of x up to which the CUDA backend uses its GEMV kernels (above: cuBLAS).
+constexpr int64_t kCudaGemvMaxRows = 8;
 
 void run_case(MatmulTest& t, Rng& rng, Shape s, DType w_dtype, int bias_kind, int64_t x_pad,
               int64_t out_pad) {
@@ -30,7 +32,17 @@ void run_case(MatmulTest& t, Rng& rng, Shape s, DType w_dtype, int bias_kind, in
   Tensor out = empty_padded({s.m, s.n}, DType::f32, out_pad);
   poison(out);
   Tensor ref = Tensor::empty({s.m, s.n}, DType::f32);
-  reference::matmul(x, w, ref, bias_kind ? &bias : nullptr);
+  // The CUDA backend runs more than 8 rows with f16/bf16 weights on tensor cores, x rounded once
+  // to the weight's dtype (as an MLX model of that dtype computes): the reference gets the same
+  // rounded x, so only the summation order differs.
+  Tensor x_ref = x;
+  if (!t.device().is_cpu() && s.m > kCudaGemvMaxRows && w_dtype != DType::f32) {
+    Tensor rounded = Tensor::empty({s.m, s.k}, w_dtype);
+    reference::copy(x, rounded);
+    x_ref = Tensor::empty({s.m, s.k}, DType::f32);
+    reference::copy(rounded, x_ref);
+  }
+  reference::matmul(x_ref, w, ref, bias_kind ? &bias : nullptr);
 
   Tensor dx = t.to_dev(x), dw = t.to_dev(w), dout = t.to_dev(out);
   Tensor dbias = bias_kind ? t.to_dev(bias) : Tensor();
@@ -63,6 +75,27 @@ TEST_P(MatmulTest, GemmShapes) {
     for (Shape s : shapes)
       run_case(*this, rng, s, w, int(rng.integer(0, 2)), rng.integer(0, 1) * 3,
                rng.integer(0, 1) * 5);
+}
+
+TEST_P(MatmulTest, DecodeGemvVectorizedShapes) {
+  // K a multiple of 8 (16-byte weight loads on CUDA) and large enough for the unrolled main loop
+  // and its remainder; N around the two-rows-per-warp split (4096) and odd; x rows padded by 4
+  // (16-byte aligned strided rows) and by 3 (unaligned: the scalar fallback).
+  Rng rng(505);
+  const Shape shapes[] = {{1, 4097, 264}, {1, 300, 4096}, {2, 4100, 520}, {3, 77, 2056},
+                          {5, 129, 1032}, {8, 4096, 256}, {1, 5, 8},      {4, 9, 16}};
+  for (DType w : {DType::f32, DType::f16, DType::bf16})
+    for (Shape s : shapes)
+      for (int64_t x_pad : {0, 3, 4})
+        run_case(*this, rng, s, w, int(rng.integer(0, 2)), x_pad, rng.integer(0, 1) * 5);
+}
+
+TEST_P(MatmulTest, PrefillGemmLargeK) {
+  // Thousands of terms per output and a padded x: the tensor-core path's f32 accumulation.
+  Rng rng(606);
+  for (DType w : {DType::bf16, DType::f16, DType::f32})
+    run_case(*this, rng, {67, 190, 2056}, w, 1, 4, 3);
+  run_case(*this, rng, {9, 1000, 520}, DType::bf16, 2, 0, 0);
 }
 
 TEST_P(MatmulTest, LargerGemmCrossesTiles) {

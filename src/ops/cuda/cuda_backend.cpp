@@ -3,9 +3,11 @@
 // copies are cudaMemcpy of contiguous bytes; layout and dtype changes run on the device.
 #include "ops/cuda/cuda_backend.h"
 
+#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <climits>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -116,11 +118,95 @@ struct State {
   cudaStream_t stream = nullptr;
   CachingAllocator allocator;
   CudaBackend* backend = nullptr;
+  cublasHandle_t blas = nullptr;  // created on the first GEMM (it costs ~100 ms and memory)
+
+  // Small host -> device uploads (per-step ids, positions, slots, block tables) go through
+  // pinned slots without a stream sync; a slot is reused once the event of its last copy passed.
+  static constexpr size_t kStageSlots = 64, kStageSlotBytes = 64 << 10;
+  char* stage = nullptr;
+  cudaEvent_t stage_done[kStageSlots] = {};
+  bool stage_used[kStageSlots] = {};
+  size_t next_slot = 0;
+
+  // Embedding ids are checked on the device without a sync: the first bad (position, id) is
+  // kept on the device and read with the next device -> host transfer, which then fails.
+  unsigned long long* bad_id = nullptr;       // device; all ones when no bad id was seen
+  unsigned long long* bad_id_host = nullptr;  // pinned
+  bool embedding_unchecked = false;
+  int64_t embedding_vocab = 0;
 };
 
 State& state();
 cudaStream_t stream() {
   return state().stream;
+}
+
+void check_blas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail(status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::out_of_memory : ErrorCode::internal,
+         "cuBLAS error {} ({}) in {}", cublasGetStatusName(status), cublasGetStatusString(status),
+         what);
+}
+
+cublasHandle_t blas_handle() {
+  State& s = state();
+  if (!s.blas) {
+    check_blas(cublasCreate(&s.blas), "cublasCreate");
+    check_blas(cublasSetStream(s.blas, s.stream), "cublasSetStream");
+    // Full f32 products for f32 weights (no TF32): the golden tests compare f32 models to HF.
+    check_blas(cublasSetMathMode(s.blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  }
+  return s.blas;
+}
+
+// Rows of x up to which matmul runs the bandwidth GEMV kernels (matmul.cu's kGemvMaxRows).
+constexpr int64_t kGemvMaxRows = 8;
+
+cudaDataType blas_type(DType dtype) {
+  switch (dtype) {
+    case DType::f16:
+      return CUDA_R_16F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    default:
+      return CUDA_R_32F;
+  }
+}
+
+// Prefill GEMM on cuBLAS. f16/bf16 weights run on tensor cores: x is rounded once to the weight's
+// dtype (the activations an MLX model of that dtype computes with), products are exact and
+// accumulate in f32. f32 weights use f32 cuBLAS (no TF32). out is column-major out^T [n, m]:
+// out^T = w (k x n column-major, transposed) * x^T (k x m column-major).
+void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  const int64_t m = x.dim(0), n = w.dim(0), k = x.dim(1);
+  cublasHandle_t handle = blas_handle();
+  const void* xp = x.raw_data();
+  int64_t ldx = x.stride(0);
+  Tensor staged;
+  if (w.dtype() != DType::f32) {
+    staged = Tensor::empty({m, k}, w.dtype(), x.device());
+    check(launch_convert_rows(x.data<float>(), x.stride(0), staged.raw_data(), elem_of(w.dtype()),
+                              m, k, stream()),
+          "matmul: convert x");
+    xp = staged.raw_data();
+    ldx = k;
+  }
+  float beta = 0.0f;
+  if (bias) {
+    check(launch_fill_bias_rows(bias->raw_data(), elem_of(bias->dtype()), out.data<float>(),
+                                out.stride(0), m, n, stream()),
+          "matmul: bias");
+    beta = 1.0f;
+  }
+  HEARTH_CHECK(
+      m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && ldx <= INT_MAX && out.stride(0) <= INT_MAX,
+      "matmul on CUDA: {} x {} x {} is too large for cuBLAS", m, n, k);
+  const float alpha = 1.0f;
+  check_blas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &alpha,
+                          w.raw_data(), blas_type(w.dtype()), int(k), xp, blas_type(w.dtype()),
+                          int(ldx), &beta, out.raw_data(), CUDA_R_32F, int(out.stride(0)),
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "cublasGemmEx (matmul)");
 }
 
 void device_copy(const Tensor& src, Tensor& dst) {
@@ -143,10 +229,43 @@ void device_copy(const Tensor& src, Tensor& dst) {
         "strided copy");
 }
 
+// Synchronizes the stream and reports an embedding id that failed the device-side check since
+// the last sync.
+void sync_and_check_ids() {
+  State& s = state();
+  const bool check_ids = s.embedding_unchecked;
+  if (check_ids)
+    check(cudaMemcpyAsync(s.bad_id_host, s.bad_id, sizeof(*s.bad_id), cudaMemcpyDeviceToHost,
+                          s.stream),
+          "cudaMemcpyAsync (embedding id check)");
+  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+  if (!check_ids) return;
+  s.embedding_unchecked = false;
+  const unsigned long long bad = *s.bad_id_host;
+  if (bad == ~0ull) return;
+  check(cudaMemsetAsync(s.bad_id, 0xff, sizeof(*s.bad_id), s.stream), "cudaMemsetAsync");
+  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+  fail(ErrorCode::invalid_argument, "embedding: id {} at position {} is outside [0, {})",
+       int32_t(uint32_t(bad & 0xffffffffu)), int64_t(bad >> 32), s.embedding_vocab);
+}
+
 void transfer(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, kind, stream()), "cudaMemcpyAsync");
+  State& s = state();
+  if (kind == cudaMemcpyHostToDevice && bytes <= State::kStageSlotBytes && s.stage) {
+    const size_t slot = s.next_slot;
+    s.next_slot = (slot + 1) % State::kStageSlots;
+    if (s.stage_used[slot])
+      check(cudaEventSynchronize(s.stage_done[slot]), "cudaEventSynchronize (upload slot)");
+    char* staged = s.stage + slot * State::kStageSlotBytes;
+    std::memcpy(staged, src, bytes);
+    if (bytes) check(cudaMemcpyAsync(dst, staged, bytes, kind, s.stream), "cudaMemcpyAsync");
+    check(cudaEventRecord(s.stage_done[slot], s.stream), "cudaEventRecord");
+    s.stage_used[slot] = true;
+    return;
+  }
+  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, kind, s.stream), "cudaMemcpyAsync");
   // Host buffers may be freed (or read) as soon as we return.
-  check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  sync_and_check_ids();
 }
 
 void copy(const Tensor& src, Tensor& dst) {
@@ -183,6 +302,8 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override { cuda::copy(src, dst); }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    if (x.dim(0) > kGemvMaxRows && x.dim(1) > 0 && w.dim(0) > 0)
+      return blas_matmul(x, w, bias, out);
     check(
         launch_matmul(x.data<float>(), x.stride(0), w.raw_data(), elem_of(w.dtype()),
                       bias ? bias->raw_data() : nullptr, bias ? elem_of(bias->dtype()) : Elem::f32,
@@ -193,23 +314,15 @@ class CudaBackend final : public Backend {
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     const int64_t tokens = ids.dim(0);
     if (tokens == 0) return;
-    Tensor flag = Tensor::empty({1}, DType::i32, out.device());
-    check(cudaMemsetAsync(flag.raw_data(), 0x7f, sizeof(int32_t), stream()), "cudaMemsetAsync");
+    // Ids come from users: an out-of-range one is an error, not a wild read. It is reported at
+    // the next device -> host transfer (sync_and_check_ids) so that a step needs no extra sync.
+    State& s = state();
     check(launch_embedding(table.raw_data(), elem_of(table.dtype()), table.dim(0), table.dim(1),
                            ids.data<int32_t>(), ids.stride(0), tokens, out.data<float>(),
-                           rows_of(out), flag.data<int32_t>(), stream()),
+                           rows_of(out), s.bad_id, stream()),
           "embedding");
-    // Ids come from users: an out-of-range one is an error, not a wild read. Reading the flag
-    // syncs the stream (the graph-captured decode of issue 4 validates ids on the host instead).
-    int32_t first_bad = 0;
-    transfer(&first_bad, flag.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost);
-    if (first_bad >= 0 && first_bad < tokens) {
-      int32_t id = 0;
-      transfer(&id, ids.data<int32_t>() + first_bad * ids.stride(0), sizeof(int32_t),
-               cudaMemcpyDeviceToHost);
-      fail(ErrorCode::invalid_argument, "embedding: id {} at position {} is outside [0, {})", id,
-           first_bad, table.dim(0));
-    }
+    s.embedding_unchecked = true;
+    s.embedding_vocab = table.dim(0);
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
@@ -325,6 +438,17 @@ State& state() {
         DeviceKind::cuda,
         {[](size_t bytes, int) { return state().allocator.allocate(bytes); },
          [](void* p, size_t bytes, int) { state().allocator.deallocate(p, bytes); }});
+    check(cudaHostAlloc(reinterpret_cast<void**>(&st->stage),
+                        State::kStageSlots * State::kStageSlotBytes, cudaHostAllocDefault),
+          "cudaHostAlloc (upload slots)");
+    for (cudaEvent_t& e : st->stage_done)
+      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaMalloc(reinterpret_cast<void**>(&st->bad_id), sizeof(*st->bad_id)),
+          "cudaMalloc (embedding id check)");
+    check(cudaMemset(st->bad_id, 0xff, sizeof(*st->bad_id)), "cudaMemset");
+    check(cudaHostAlloc(reinterpret_cast<void**>(&st->bad_id_host), sizeof(*st->bad_id_host),
+                        cudaHostAllocDefault),
+          "cudaHostAlloc (embedding id check)");
     st->backend = new CudaBackend();
     st->ok = true;
     return st;
@@ -344,7 +468,7 @@ Backend* cuda_backend_if_available(std::string* why) {
 }
 
 void synchronize() {
-  if (state().ok) check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  if (state().ok) sync_and_check_ids();
 }
 
 }  // namespace hearth::ops::cuda
