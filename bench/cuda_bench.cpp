@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
       Tensor out = Tensor::empty({1, s.n}, DType::f32, dev);
       const double t = best_seconds(reps, 20, [&] { ops::matmul(x, w, out, nullptr); });
       const double gbs = double(w.nbytes()) / t;
-      std::printf("%-26s %6s %10.1f %10.0f %7.1f%%\n", s.name, dtype_name(dt), t * 1e6, gbs / 1e9,
-                  100.0 * gbs / bandwidth);
+      std::printf("%-26s %6s %10.1f %10.0f %7.1f%%\n", s.name, std::string(dtype_name(dt)).c_str(),
+                  t * 1e6, gbs / 1e9, 100.0 * gbs / bandwidth);
     }
   }
   std::printf("\n%-26s %6s %12s %12s %8s\n", "GEMM (m=2048)", "dtype", "cuBLAS TF/s", "tiled TF/s",

@@ -42,15 +42,15 @@ for s in $STAGES; do
   hearth)
     for m in m1b m8b; do
       log "hearth $m prefill 2048"
-      "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 2048 -g 16 -n 2 2>&1 | tee -a "$OUT/hearth_$m.log" | grep -E "Averages|Decode roofline|rror"
+      "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 2048 -g 8 -n 2 2>&1 | tee -a "$OUT/hearth_$m.log" | grep -E "Averages|Decode roofline|rror"
       log "hearth $m decode"
-      "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 32 -g 256 -n 2 2>&1 | tee -a "$OUT/hearth_$m.log" | grep -E "Averages|Decode roofline|rror"
+      "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 32 -g 128 -n 2 2>&1 | tee -a "$OUT/hearth_$m.log" | grep -E "Averages|Decode roofline|rror"
     done
     ;;
   peer)
     for m in m1b m8b; do
       log "hf peer $m"
-      PYTHONUNBUFFERED=1 timeout 240 python3 "$C/hf_peer.py" /tmp/$m --prompt 2048 --gen 128 --compile 2>&1 | tee "$OUT/peer_$m.log" | grep -E "HF_PEER|Error|error" | head -5
+      PYTHONUNBUFFERED=1 timeout 240 python3 "$C/hf_peer.py" /tmp/$m --prompt 2048 --gen 128 --compile 2>&1 | tee "$OUT/peer_$m.log" | grep -E "HF_PEER|Error|error" | head -8
     done
     ;;
   esac

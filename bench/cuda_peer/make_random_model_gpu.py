@@ -14,7 +14,9 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "random_model"))
+# tools/random_model from the repo root (the current folder) or beside this script's bench/.
+sys.path[:0] = [os.path.join("tools", "random_model"),
+                os.path.join(os.path.dirname(__file__), "..", "..", "tools", "random_model")]
 from make_random_model import tensor_shapes  # noqa: E402
 
 TORCH_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}

@@ -69,10 +69,10 @@ cudaError_t launch_top_k(const float* x, Rows xr, int k, float* values, Rows vr,
 cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
                           const void* bias, Elem bias_elem, float* out, int64_t out_stride,
                           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
-// Helpers of the cuBLAS prefill GEMM: x [m, k] f32 rows (stride x_stride) -> contiguous [m, k]
-// of dst_elem (f16/bf16, round to nearest even); out[i, :] = bias (zeros without one).
-cudaError_t launch_convert_rows(const float* x, int64_t x_stride, void* dst, Elem dst_elem,
-                                int64_t m, int64_t k, cudaStream_t stream);
+// Helpers of the cuBLAS prefill GEMM: x [m, k] f32 rows (stride x_stride) -> three contiguous
+// bf16 planes [3, m, k] whose sum is x exactly (finite x); out[i, :] = bias (zeros without one).
+cudaError_t launch_split_rows_bf16(const float* x, int64_t x_stride, void* dst, int64_t m,
+                                   int64_t k, cudaStream_t stream);
 cudaError_t launch_fill_bias_rows(const void* bias, Elem bias_elem, float* out, int64_t out_stride,
                                   int64_t m, int64_t n, cudaStream_t stream);
 cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem kv_elem,
