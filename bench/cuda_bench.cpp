@@ -1,5 +1,6 @@
 // cuda_bench: the CUDA matmul paths against the GPU's own limits, measured in the same run.
 //  - a device-to-device copy (bytes read + written per second) as the bandwidth roofline;
+//  - the cost of one small decode-sized op launched back to back;
 //  - decode GEMV (1 row of x) at Llama-3.1-8B / 3.2-1B shapes: weight bytes read per second and
 //    the fraction of the copy bandwidth;
 //  - prefill GEMM (2048 rows) at the same shapes: TFLOP/s of the cuBLAS path (ops::matmul) and of
@@ -18,7 +19,9 @@
 #include "ops/copy.h"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/launch.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/norm.h"
 
 using namespace hearth;
 
@@ -76,6 +79,23 @@ int main(int argc, char** argv) {
   const double copy_s = best_seconds(reps, 10, [&] { ops::copy(a, b); });
   const double bandwidth = 2.0 * double(copy_bytes) / copy_s;
   std::printf("device-to-device copy: %.0f GB/s (read + written)\n\n", bandwidth / 1e9);
+
+  // Cost of one small decode-sized op, launched back to back (host work + launch + kernel): a
+  // decode step of an L-layer model issues ~17 L of these besides its GEMVs.
+  {
+    Tensor h = random_device({1, 4096}, DType::f32), g = random_device({1, 4096}, DType::f32);
+    Tensor nw = random_device({4096}, DType::bf16), o = Tensor::empty({1, 4096}, DType::f32, dev);
+    const double t_add = best_seconds(reps, 1000, [&] { ops::add(h, g, o); });
+    const double t_norm = best_seconds(reps, 1000, [&] { ops::rms_norm(h, nw, 1e-5f, o); });
+    const double t_alloc = best_seconds(reps, 1000, [&] {
+      Tensor t = Tensor::empty({1, 4096}, DType::f32, dev);
+      ops::add(h, g, t);
+    });
+    std::printf(
+        "small ops (1 x 4096, back to back): add %.2f us, rms_norm %.2f us, "
+        "add into a fresh tensor %.2f us\n\n",
+        t_add * 1e6, t_norm * 1e6, t_alloc * 1e6);
+  }
 
   struct Shape {
     const char* name;
