@@ -50,7 +50,7 @@ for s in $STAGES; do
   peer)
     for m in m1b m8b; do
       log "hf peer $m"
-      PYTHONUNBUFFERED=1 timeout 240 python3 "$C/hf_peer.py" /tmp/$m --prompt 2048 --gen 128 --compile 2>&1 | tee "$OUT/peer_$m.log" | grep -E "HF_PEER|Error|error" | head -8
+      PYTHONUNBUFFERED=1 timeout 170 python3 "$C/hf_peer.py" /tmp/$m --prompt 2048 --gen 128 --compile 2>&1 | tee "$OUT/peer_$m.log" | grep -E "HF_PEER|Error|error" | head -8
     done
     ;;
   esac
