@@ -5,7 +5,7 @@
 #   bin/{hearth,op_tests,model_tests,cuda_bench}, lib/ (libutf8proc, libfmt), this script,
 #   hf_peer.py, make_random_model_gpu.py; the repo's tools/ and tests/data beside it.
 # Usage (repo root on the GPU machine): bash .cudarun-fast/device_run.sh STAGES  (default: all)
-#   stages: tests bench models hearth peer
+#   stages: tests bench models hearth profile peer
 set -u
 C=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(pwd)
@@ -13,7 +13,7 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 CUBLAS_PY=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null || true)
 export LD_LIBRARY_PATH="$C/lib:/usr/local/cuda/lib64:${CUBLAS_PY}:${LD_LIBRARY_PATH:-}"
-STAGES=${1:-"tests bench models hearth peer"}
+STAGES=${1:-"tests bench models hearth profile peer"}
 log() { echo "== $(date +%T) $*"; }
 # Test binaries look for tests/data at the dev VM's absolute path.
 DATA_DIR=${HEARTH_BUILD_TESTS_DATA:-/work/wt/cudafast/tests/data}
@@ -45,6 +45,14 @@ for s in $STAGES; do
       "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 2048 -g 8 -n 2 2>&1 | tee -a "$OUT/hearth_$m.log" | grep -E "Averages|Decode roofline|rror"
       log "hearth $m decode"
       "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 32 -g 128 -n 2 2>&1 | tee -a "$OUT/hearth_$m.log" | grep -E "Averages|Decode roofline|rror"
+    done
+    ;;
+  profile)
+    # Per-op host vs GPU time of short-context decode (HEARTH_CUDA_PROFILE, op_profile.h).
+    for m in m1b m8b; do
+      log "profile $m"
+      HEARTH_CUDA_PROFILE=1 "$C/bin/hearth" benchmark --model /tmp/$m --device cuda -p 32 -g 64 -n 1 > "$OUT/profile_$m.log" 2>&1
+      grep -A20 "HEARTH_CUDA_PROFILE" "$OUT/profile_$m.log" | head -24
     done
     ;;
   peer)

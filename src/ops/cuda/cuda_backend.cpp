@@ -15,6 +15,7 @@
 #include "core/storage.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cuda/launch.h"
+#include "ops/cuda/op_profile.h"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -234,6 +235,7 @@ void sync_and_check_ids() {
                           s.stream),
           "cudaMemcpyAsync (embedding id check)");
   check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+  op_profile_collect();
   if (!check_ids) return;
   s.embedding_unchecked = false;
   const unsigned long long bad = *s.bad_id_host;
@@ -294,9 +296,15 @@ void copy(const Tensor& src, Tensor& dst) {
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
-  void copy(const Tensor& src, Tensor& dst) override { cuda::copy(src, dst); }
+  void copy(const Tensor& src, Tensor& dst) override {
+    OpProfileScope scope(
+        src.device().is_cuda() && dst.device().is_cuda() ? "copy (device)" : "copy (host)",
+        stream());
+    cuda::copy(src, dst);
+  }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    OpProfileScope scope(x.dim(0) > kGemvMaxRows ? "matmul (gemm)" : "matmul (gemv)", stream());
     if (x.dim(0) > kGemvMaxRows && x.dim(1) > 0 && w.dim(0) > 0 && blas_handles(w))
       return blas_matmul(x, w, bias, out);
     check(
@@ -307,6 +315,7 @@ class CudaBackend final : public Backend {
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    OpProfileScope scope("embedding", stream());
     const int64_t tokens = ids.dim(0);
     if (tokens == 0) return;
     // Ids come from users: an out-of-range one is an error, not a wild read. It is reported at
@@ -321,6 +330,7 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    OpProfileScope scope("rms_norm", stream());
     check(launch_rms_norm(x.data<float>(), rows_of(x), weight.raw_data(), elem_of(weight.dtype()),
                           eps, out.data<float>(), rows_of(out), stream()),
           "rms_norm");
@@ -328,6 +338,7 @@ class CudaBackend final : public Backend {
 
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
             float attention_scaling, Tensor& out) override {
+    OpProfileScope scope("rope", stream());
     check(launch_rope(x.data<float>(), rows_of(x), positions.data<int32_t>(),
                       inv_freq.data<float>(), int(inv_freq.numel()), attention_scaling,
                       out.data<float>(), rows_of(out), x.dim(1), stream()),
@@ -335,23 +346,27 @@ class CudaBackend final : public Backend {
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    OpProfileScope scope("silu_mul", stream());
     check(launch_silu_mul(gate.data<float>(), rows_of(gate), up.data<float>(), rows_of(up),
                           out.data<float>(), rows_of(out), stream()),
           "silu_mul");
   }
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    OpProfileScope scope("add", stream());
     check(launch_add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), stream()),
           "add");
   }
 
   void softmax(const Tensor& x, Tensor& out) override {
+    OpProfileScope scope("softmax", stream());
     check(launch_softmax(x.data<float>(), rows_of(x), out.data<float>(), rows_of(out), false,
                          stream()),
           "softmax");
   }
 
   void log_softmax(const Tensor& x, Tensor& out) override {
+    OpProfileScope scope("log_softmax", stream());
     check(launch_softmax(x.data<float>(), rows_of(x), out.data<float>(), rows_of(out), true,
                          stream()),
           "log_softmax");
@@ -359,6 +374,7 @@ class CudaBackend final : public Backend {
 
   void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
                 Tensor& v_cache) override {
+    OpProfileScope scope("write_kv", stream());
     check(launch_write_kv(k.raw_data(), rows_of(k), v.raw_data(), rows_of(v), elem_of(k.dtype()),
                           slots.data<int32_t>(), k_cache.raw_data(), v_cache.raw_data(),
                           elem_of(k_cache.dtype()), int(k_cache.dim(2)), k.dim(1), k.dim(2),
@@ -368,6 +384,7 @@ class CudaBackend final : public Backend {
 
   void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                        const AttentionMeta& meta, float scale, Tensor& out) override {
+    OpProfileScope scope("paged_attention", stream());
     if (q.dim(2) > kMaxAttentionHeadDim)
       fail(ErrorCode::unsupported, "paged_attention on CUDA: head_dim {} > {}", q.dim(2),
            kMaxAttentionHeadDim);
@@ -400,11 +417,13 @@ class CudaBackend final : public Backend {
   }
 
   void argmax(const Tensor& x, Tensor& out) override {
+    OpProfileScope scope("argmax", stream());
     check(launch_argmax(x.data<float>(), rows_of(x), out.data<int32_t>(), out.stride(0), stream()),
           "argmax");
   }
 
   void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) override {
+    OpProfileScope scope("top_k", stream());
     check(launch_top_k(x.data<float>(), rows_of(x), k, values.data<float>(), rows_of(values),
                        indices.data<int32_t>(), rows_of(indices), stream()),
           "top_k");
