@@ -2,7 +2,7 @@
 # One GPU-machine session for docs/perf/cuda.md: CUDA op + golden tests, cuda_bench (GEMV/GEMM vs
 # a D2D copy), hearth benchmark on random Llama-3.2-1B / 3.1-8B bf16 folders, and the HF PyTorch
 # peer on the same folders. Expects the carried folder layout of .cudarun-fast:
-#   bin/{hearth,op_tests,model_tests,cuda_bench}, lib/ (libutf8proc, libfmt), this script,
+#   bin/{hearth,op_tests,model_tests,cuda_bench} (or bin.tar.xz of them), lib/ (libutf8proc, libfmt), this script,
 #   hf_peer.py, make_random_model_gpu.py; the repo's tools/ and tests/data beside it.
 # Usage (repo root on the GPU machine): bash .cudarun-fast/device_run.sh STAGES  (default: all)
 #   stages: tests bench models hearth profile peer
@@ -11,6 +11,8 @@ C=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(pwd)
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+# The binaries may travel as bin.tar.xz (stripped; the CUDA kernels make them ~15 MB each).
+[ -d "$C/bin" ] || tar -xJf "$C/bin.tar.xz" -C "$C"
 CUBLAS_PY=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null || true)
 export LD_LIBRARY_PATH="$C/lib:/usr/local/cuda/lib64:${CUBLAS_PY}:${LD_LIBRARY_PATH:-}"
 STAGES=${1:-"tests bench models hearth profile peer"}
