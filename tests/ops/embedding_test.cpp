@@ -52,6 +52,27 @@ TEST_P(EmbeddingTest, OutOfRangeIdIsAnError) {
   }
 }
 
+TEST_P(EmbeddingTest, OutOfRangeIdOnDeviceFailsAtTheNextRead) {
+  // On CUDA the ids are checked by the kernel without a sync; the error comes with the next
+  // device -> host transfer and names the first bad id and its position.
+  if (device().is_cpu()) GTEST_SKIP() << "device-side id check: the CPU checks ids at once";
+  Tensor table = to_dev(Tensor::zeros({10, 4}, DType::f32));
+  Tensor out = to_dev(Tensor::empty({3, 4}, DType::f32));
+  Tensor ids = to_dev(Tensor::from_vector(std::vector<int32_t>{3, 12, -1}, {3}));
+  embedding(table, ids, out);
+  try {
+    to_host(out);
+    ADD_FAILURE() << "no error for id 12";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("id 12 at position 1"), std::string::npos) << e.what();
+  }
+  // The error is reported once; valid ids afterwards work.
+  Tensor good = to_dev(Tensor::from_vector(std::vector<int32_t>{9, 0, 4}, {3}));
+  embedding(table, good, out);
+  EXPECT_NO_THROW(to_host(out));
+}
+
 HEARTH_OP_TEST_ON_ALL_DEVICES(EmbeddingTest);
 
 }  // namespace

@@ -65,6 +65,28 @@ TEST_P(MatmulTest, GemmShapes) {
                rng.integer(0, 1) * 5);
 }
 
+TEST_P(MatmulTest, DecodeGemvVectorizedShapes) {
+  // K a multiple of 8 (16-byte weight loads on CUDA) and large enough for the unrolled main loop
+  // and its remainder; N around the two-rows-per-warp split (4096) and odd; x rows padded by 4
+  // (16-byte aligned strided rows) and by 3 (unaligned: the scalar fallback).
+  Rng rng(505);
+  const Shape shapes[] = {{1, 4097, 264}, {1, 300, 4096}, {2, 4100, 520}, {3, 77, 2056},
+                          {5, 129, 1032}, {8, 4096, 256}, {1, 5, 8},      {4, 9, 16}};
+  for (DType w : {DType::f32, DType::f16, DType::bf16})
+    for (Shape s : shapes)
+      for (int64_t x_pad : {0, 3, 4})
+        run_case(*this, rng, s, w, int(rng.integer(0, 2)), x_pad, rng.integer(0, 1) * 5);
+}
+
+TEST_P(MatmulTest, PrefillGemmLargeK) {
+  // Thousands of terms per output and a padded x: on CUDA, cuBLAS over the exact bf16 split of x
+  // (bf16 weights) or f32 cuBLAS, both held to the f32 tolerance.
+  Rng rng(606);
+  for (DType w : {DType::bf16, DType::f16, DType::f32})
+    run_case(*this, rng, {67, 190, 2056}, w, 1, 4, 3);
+  run_case(*this, rng, {9, 1000, 520}, DType::bf16, 2, 0, 0);
+}
+
 TEST_P(MatmulTest, LargerGemmCrossesTiles) {
   // Large enough for several K panels, N tiles and M blocks in every thread.
   Rng rng(303);

@@ -3,10 +3,12 @@
 // copies are cudaMemcpy of contiguous bytes; layout and dtype changes run on the device.
 #include "ops/cuda/cuda_backend.h"
 
+#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "core/storage.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cuda/launch.h"
+#include "ops/cuda/op_profile.h"
 #include "ops/cuda/quantized_kv_launch.h"
 #include "ops/cuda/quantized_launch.h"
 
@@ -119,11 +122,90 @@ struct State {
   cudaStream_t stream = nullptr;
   CachingAllocator allocator;
   CudaBackend* backend = nullptr;
+  cublasHandle_t blas = nullptr;  // created on the first GEMM (it costs ~100 ms and memory)
+
+  // Small host -> device uploads (per-step ids, positions, slots, block tables) go through
+  // pinned slots without a stream sync; a slot is reused once the event of its last copy passed.
+  static constexpr size_t kStageSlots = 64, kStageSlotBytes = 64 << 10;
+  char* stage = nullptr;
+  cudaEvent_t stage_done[kStageSlots] = {};
+  bool stage_used[kStageSlots] = {};
+  size_t next_slot = 0;
+
+  // Embedding ids are checked on the device without a sync: the first bad (position, id) is
+  // kept on the device and read with the next device -> host transfer, which then fails.
+  unsigned long long* bad_id = nullptr;       // device; all ones when no bad id was seen
+  unsigned long long* bad_id_host = nullptr;  // pinned
+  bool embedding_unchecked = false;
+  int64_t embedding_vocab = 0;
 };
 
 State& state();
 cudaStream_t stream() {
   return state().stream;
+}
+
+void check_blas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail(status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::out_of_memory : ErrorCode::internal,
+         "cuBLAS error {} ({}) in {}", cublasGetStatusName(status), cublasGetStatusString(status),
+         what);
+}
+
+cublasHandle_t blas_handle() {
+  State& s = state();
+  if (!s.blas) {
+    check_blas(cublasCreate(&s.blas), "cublasCreate");
+    check_blas(cublasSetStream(s.blas, s.stream), "cublasSetStream");
+    // Full f32 products for f32 weights (no TF32): the golden tests compare f32 models to HF.
+    check_blas(cublasSetMathMode(s.blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  }
+  return s.blas;
+}
+
+// Rows of x up to which matmul runs the bandwidth GEMV kernels (matmul.cu's kGemvMaxRows).
+constexpr int64_t kGemvMaxRows = 8;
+
+// Prefill GEMM on cuBLAS, as exact as the f32 reference: bf16 weights run three bf16
+// tensor-core GEMMs over an exact three-way bf16 split of x (products are exact, accumulation is
+// f32, so the golden f32 tests keep passing; about 3x the FLOPs of a single bf16 GEMM that rounds
+// x, which HF-f32 logit tolerances of 1e-4 do not allow). f32 weights use f32 cuBLAS (no TF32).
+// out is column-major out^T [n, m]: out^T = w (k x n column-major, transposed) * x^T (k x m).
+bool blas_handles(const Tensor& w) {
+  return w.dtype() == DType::bf16 || w.dtype() == DType::f32;
+}
+
+void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  const int64_t m = x.dim(0), n = w.dim(0), k = x.dim(1);
+  HEARTH_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && x.stride(0) <= INT_MAX &&
+                   out.stride(0) <= INT_MAX,
+               "matmul on CUDA: {} x {} x {} is too large for cuBLAS", m, n, k);
+  cublasHandle_t handle = blas_handle();
+  float beta = 0.0f;
+  if (bias) {
+    check(launch_fill_bias_rows(bias->raw_data(), elem_of(bias->dtype()), out.data<float>(),
+                                out.stride(0), m, n, stream()),
+          "matmul: bias");
+    beta = 1.0f;
+  }
+  const float alpha = 1.0f;
+  auto gemm = [&](const void* xp, cudaDataType type, int64_t ldx, float b) {
+    check_blas(
+        cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &alpha, w.raw_data(),
+                     type, int(k), xp, type, int(ldx), &b, out.raw_data(), CUDA_R_32F,
+                     int(out.stride(0)), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx (matmul)");
+  };
+  if (w.dtype() == DType::f32) return gemm(x.raw_data(), CUDA_R_32F, x.stride(0), beta);
+  Tensor planes = Tensor::empty({3, m, k}, DType::bf16, x.device());
+  check(launch_split_rows_bf16(x.data<float>(), x.stride(0), planes.raw_data(), m, k, stream()),
+        "matmul: split x");
+  const char* base = static_cast<const char*>(planes.raw_data());
+  const size_t plane_bytes = size_t(m * k) * sizeof(uint16_t);
+  // Smallest parts first, so the large hi products are added last.
+  gemm(base + 2 * plane_bytes, CUDA_R_16BF, k, beta);
+  gemm(base + plane_bytes, CUDA_R_16BF, k, 1.0f);
+  gemm(base, CUDA_R_16BF, k, 1.0f);
 }
 
 void device_copy(const Tensor& src, Tensor& dst) {
@@ -146,10 +228,44 @@ void device_copy(const Tensor& src, Tensor& dst) {
         "strided copy");
 }
 
+// Synchronizes the stream and reports an embedding id that failed the device-side check since
+// the last sync.
+void sync_and_check_ids() {
+  State& s = state();
+  const bool check_ids = s.embedding_unchecked;
+  if (check_ids)
+    check(cudaMemcpyAsync(s.bad_id_host, s.bad_id, sizeof(*s.bad_id), cudaMemcpyDeviceToHost,
+                          s.stream),
+          "cudaMemcpyAsync (embedding id check)");
+  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+  op_profile_collect();
+  if (!check_ids) return;
+  s.embedding_unchecked = false;
+  const unsigned long long bad = *s.bad_id_host;
+  if (bad == ~0ull) return;
+  check(cudaMemsetAsync(s.bad_id, 0xff, sizeof(*s.bad_id), s.stream), "cudaMemsetAsync");
+  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+  fail(ErrorCode::invalid_argument, "embedding: id {} at position {} is outside [0, {})",
+       int32_t(uint32_t(bad & 0xffffffffu)), int64_t(bad >> 32), s.embedding_vocab);
+}
+
 void transfer(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, kind, stream()), "cudaMemcpyAsync");
+  State& s = state();
+  if (kind == cudaMemcpyHostToDevice && bytes <= State::kStageSlotBytes && s.stage) {
+    const size_t slot = s.next_slot;
+    s.next_slot = (slot + 1) % State::kStageSlots;
+    if (s.stage_used[slot])
+      check(cudaEventSynchronize(s.stage_done[slot]), "cudaEventSynchronize (upload slot)");
+    char* staged = s.stage + slot * State::kStageSlotBytes;
+    std::memcpy(staged, src, bytes);
+    if (bytes) check(cudaMemcpyAsync(dst, staged, bytes, kind, s.stream), "cudaMemcpyAsync");
+    check(cudaEventRecord(s.stage_done[slot], s.stream), "cudaEventRecord");
+    s.stage_used[slot] = true;
+    return;
+  }
+  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, kind, s.stream), "cudaMemcpyAsync");
   // Host buffers may be freed (or read) as soon as we return.
-  check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  sync_and_check_ids();
 }
 
 void copy(const Tensor& src, Tensor& dst) {
@@ -226,9 +342,17 @@ int sm_count() {
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
-  void copy(const Tensor& src, Tensor& dst) override { cuda::copy(src, dst); }
+  void copy(const Tensor& src, Tensor& dst) override {
+    OpProfileScope scope(
+        src.device().is_cuda() && dst.device().is_cuda() ? "copy (device)" : "copy (host)",
+        stream());
+    cuda::copy(src, dst);
+  }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    OpProfileScope scope(x.dim(0) > kGemvMaxRows ? "matmul (gemm)" : "matmul (gemv)", stream());
+    if (x.dim(0) > kGemvMaxRows && x.dim(1) > 0 && w.dim(0) > 0 && blas_handles(w))
+      return blas_matmul(x, w, bias, out);
     check(
         launch_matmul(x.data<float>(), x.stride(0), w.raw_data(), elem_of(w.dtype()),
                       bias ? bias->raw_data() : nullptr, bias ? elem_of(bias->dtype()) : Elem::f32,
@@ -237,28 +361,22 @@ class CudaBackend final : public Backend {
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    OpProfileScope scope("embedding", stream());
     const int64_t tokens = ids.dim(0);
     if (tokens == 0) return;
-    Tensor flag = Tensor::empty({1}, DType::i32, out.device());
-    check(cudaMemsetAsync(flag.raw_data(), 0x7f, sizeof(int32_t), stream()), "cudaMemsetAsync");
+    // Ids come from users: an out-of-range one is an error, not a wild read. It is reported at
+    // the next device -> host transfer (sync_and_check_ids) so that a step needs no extra sync.
+    State& s = state();
     check(launch_embedding(table.raw_data(), elem_of(table.dtype()), table.dim(0), table.dim(1),
                            ids.data<int32_t>(), ids.stride(0), tokens, out.data<float>(),
-                           rows_of(out), flag.data<int32_t>(), stream()),
+                           rows_of(out), s.bad_id, stream()),
           "embedding");
-    // Ids come from users: an out-of-range one is an error, not a wild read. Reading the flag
-    // syncs the stream (the graph-captured decode of issue 4 validates ids on the host instead).
-    int32_t first_bad = 0;
-    transfer(&first_bad, flag.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost);
-    if (first_bad >= 0 && first_bad < tokens) {
-      int32_t id = 0;
-      transfer(&id, ids.data<int32_t>() + first_bad * ids.stride(0), sizeof(int32_t),
-               cudaMemcpyDeviceToHost);
-      fail(ErrorCode::invalid_argument, "embedding: id {} at position {} is outside [0, {})", id,
-           first_bad, table.dim(0));
-    }
+    s.embedding_unchecked = true;
+    s.embedding_vocab = table.dim(0);
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    OpProfileScope scope("rms_norm", stream());
     check(launch_rms_norm(x.data<float>(), rows_of(x), weight.raw_data(), elem_of(weight.dtype()),
                           eps, out.data<float>(), rows_of(out), stream()),
           "rms_norm");
@@ -266,6 +384,7 @@ class CudaBackend final : public Backend {
 
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
             float attention_scaling, Tensor& out) override {
+    OpProfileScope scope("rope", stream());
     check(launch_rope(x.data<float>(), rows_of(x), positions.data<int32_t>(),
                       inv_freq.data<float>(), int(inv_freq.numel()), attention_scaling,
                       out.data<float>(), rows_of(out), x.dim(1), stream()),
@@ -273,23 +392,27 @@ class CudaBackend final : public Backend {
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    OpProfileScope scope("silu_mul", stream());
     check(launch_silu_mul(gate.data<float>(), rows_of(gate), up.data<float>(), rows_of(up),
                           out.data<float>(), rows_of(out), stream()),
           "silu_mul");
   }
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    OpProfileScope scope("add", stream());
     check(launch_add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), stream()),
           "add");
   }
 
   void softmax(const Tensor& x, Tensor& out) override {
+    OpProfileScope scope("softmax", stream());
     check(launch_softmax(x.data<float>(), rows_of(x), out.data<float>(), rows_of(out), false,
                          stream()),
           "softmax");
   }
 
   void log_softmax(const Tensor& x, Tensor& out) override {
+    OpProfileScope scope("log_softmax", stream());
     check(launch_softmax(x.data<float>(), rows_of(x), out.data<float>(), rows_of(out), true,
                          stream()),
           "log_softmax");
@@ -297,6 +420,7 @@ class CudaBackend final : public Backend {
 
   void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
                 Tensor& v_cache) override {
+    OpProfileScope scope("write_kv", stream());
     check(launch_write_kv(k.raw_data(), rows_of(k), v.raw_data(), rows_of(v), elem_of(k.dtype()),
                           slots.data<int32_t>(), k_cache.raw_data(), v_cache.raw_data(),
                           elem_of(k_cache.dtype()), int(k_cache.dim(2)), k.dim(1), k.dim(2),
@@ -306,6 +430,7 @@ class CudaBackend final : public Backend {
 
   void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                        const AttentionMeta& meta, float scale, Tensor& out) override {
+    OpProfileScope scope("paged_attention", stream());
     if (q.dim(2) > kMaxAttentionHeadDim)
       fail(ErrorCode::unsupported, "paged_attention on CUDA: head_dim {} > {}", q.dim(2),
            kMaxAttentionHeadDim);
@@ -399,6 +524,9 @@ class CudaBackend final : public Backend {
 
   void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
                         Tensor& out) override {
+    OpProfileScope scope(
+        x.dim(0) > kQuantGemvMaxRows ? "quantized_matmul (gemm)" : "quantized_matmul (gemv)",
+        stream());
     const int64_t m = x.dim(0), n = w.rows(), k = w.cols();
     if (m == 0 || n == 0) return;
     const QuantMatrix qm = quant_matrix(w);
@@ -411,12 +539,11 @@ class CudaBackend final : public Backend {
             "quantized_matmul (GEMV)");
       return;
     }
-    // More rows: dequantize row panels of w to f32 and run the dense GEMM on each (a baseline;
-    // the tensor-core quantized GEMM of issue 5 replaces it). Panels of at most 64 MiB.
+    // More rows: dequantize row panels of w to f32 and run f32 cuBLAS on each (a baseline; the
+    // tensor-core quantized GEMM of issue 5 replaces it). Panels of at most 64 MiB.
     const int64_t panel_rows =
         std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(64) << 20) / (4 * k)));
     Tensor panel = Tensor::empty({panel_rows, k}, DType::f32, x.device());
-    const size_t bias_bytes = bias ? dtype_size(bias->dtype()) : 0;
     for (int64_t n0 = 0; n0 < n; n0 += panel_rows) {
       const int64_t rows = std::min(panel_rows, n - n0);
       QuantMatrix part = qm;
@@ -429,16 +556,14 @@ class CudaBackend final : public Backend {
       check(launch_affine_dequantize(part, nullptr, 0, rows, panel.raw_data(), Elem::f32, k,
                                      nullptr, stream()),
             "quantized_matmul (dequantize panel)");
-      check(launch_matmul(
-                x.data<float>(), x.stride(0), panel.raw_data(), Elem::f32,
-                bias ? static_cast<const char*>(bias->raw_data()) + n0 * bias_bytes : nullptr,
-                bias ? elem_of(bias->dtype()) : Elem::f32, out.data<float>() + n0, out.stride(0), m,
-                rows, k, stream()),
-            "quantized_matmul (GEMM)");
+      Tensor part_out = out.slice(1, n0, n0 + rows);
+      Tensor part_bias = bias ? bias->slice(0, n0, n0 + rows) : Tensor();
+      blas_matmul(x, panel.slice(0, 0, rows), bias ? &part_bias : nullptr, part_out);
     }
   }
 
   void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out) override {
+    OpProfileScope scope("quantized_embedding", stream());
     const int64_t tokens = ids.dim(0);
     if (tokens == 0) return;
     Tensor flag = Tensor::empty({1}, DType::i32, out.device());
@@ -460,11 +585,13 @@ class CudaBackend final : public Backend {
   }
 
   void argmax(const Tensor& x, Tensor& out) override {
+    OpProfileScope scope("argmax", stream());
     check(launch_argmax(x.data<float>(), rows_of(x), out.data<int32_t>(), out.stride(0), stream()),
           "argmax");
   }
 
   void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) override {
+    OpProfileScope scope("top_k", stream());
     check(launch_top_k(x.data<float>(), rows_of(x), k, values.data<float>(), rows_of(values),
                        indices.data<int32_t>(), rows_of(indices), stream()),
           "top_k");
@@ -498,6 +625,17 @@ State& state() {
         DeviceKind::cuda,
         {[](size_t bytes, int) { return state().allocator.allocate(bytes); },
          [](void* p, size_t bytes, int) { state().allocator.deallocate(p, bytes); }});
+    check(cudaHostAlloc(reinterpret_cast<void**>(&st->stage),
+                        State::kStageSlots * State::kStageSlotBytes, cudaHostAllocDefault),
+          "cudaHostAlloc (upload slots)");
+    for (cudaEvent_t& e : st->stage_done)
+      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaMalloc(reinterpret_cast<void**>(&st->bad_id), sizeof(*st->bad_id)),
+          "cudaMalloc (embedding id check)");
+    check(cudaMemset(st->bad_id, 0xff, sizeof(*st->bad_id)), "cudaMemset");
+    check(cudaHostAlloc(reinterpret_cast<void**>(&st->bad_id_host), sizeof(*st->bad_id_host),
+                        cudaHostAllocDefault),
+          "cudaHostAlloc (embedding id check)");
     st->backend = new CudaBackend();
     st->ok = true;
     return st;
@@ -517,7 +655,7 @@ Backend* cuda_backend_if_available(std::string* why) {
 }
 
 void synchronize() {
-  if (state().ok) check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  if (state().ok) sync_and_check_ids();
 }
 
 }  // namespace hearth::ops::cuda

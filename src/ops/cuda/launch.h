@@ -55,10 +55,11 @@ cudaError_t launch_rms_norm(const float* x, Rows xr, const void* weight, Elem we
 cudaError_t launch_rope(const float* x, Rows xr, const int32_t* positions, const float* inv_freq,
                         int half, float scaling, float* out, Rows outr, int64_t heads,
                         cudaStream_t stream);
-// Writes the first position with an out-of-range id to *bad (kept at -1 when all are valid).
+// Out-of-range ids leave their row unwritten and lower *bad to (position << 32 | uint32 id) when
+// that is smaller (so *bad, initially all ones, ends as the first bad position and its id).
 cudaError_t launch_embedding(const void* table, Elem elem, int64_t vocab, int64_t hidden,
                              const int32_t* ids, int64_t id_stride, int64_t tokens, float* out,
-                             Rows outr, int* bad, cudaStream_t stream);
+                             Rows outr, unsigned long long* bad, cudaStream_t stream);
 cudaError_t launch_softmax(const float* x, Rows xr, float* out, Rows outr, bool log,
                            cudaStream_t stream);
 cudaError_t launch_argmax(const float* x, Rows xr, int32_t* out, int64_t out_stride,
@@ -68,6 +69,12 @@ cudaError_t launch_top_k(const float* x, Rows xr, int k, float* values, Rows vr,
 cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
                           const void* bias, Elem bias_elem, float* out, int64_t out_stride,
                           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+// Helpers of the cuBLAS prefill GEMM: x [m, k] f32 rows (stride x_stride) -> three contiguous
+// bf16 planes [3, m, k] whose sum is x exactly (finite x); out[i, :] = bias (zeros without one).
+cudaError_t launch_split_rows_bf16(const float* x, int64_t x_stride, void* dst, int64_t m,
+                                   int64_t k, cudaStream_t stream);
+cudaError_t launch_fill_bias_rows(const void* bias, Elem bias_elem, float* out, int64_t out_stride,
+                                  int64_t m, int64_t n, cudaStream_t stream);
 cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem kv_elem,
                             const int32_t* slots, void* k_cache, void* v_cache, Elem cache_elem,
                             int block_size, int64_t kv_heads, int64_t head_dim, int64_t tokens,

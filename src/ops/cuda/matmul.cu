@@ -1,16 +1,27 @@
 // out[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) with f32 activations and f32/f16/bf16 weights,
-// f32 accumulation. Correct-first kernels: a warp-per-output-column GEMV for few rows and a
-// shared-memory tiled GEMM above that (cuBLASLt / wgmma kernels replace them in issue 4's
-// performance work; docs/perf records what these reach).
+// f32 accumulation. Few rows (decode): bandwidth GEMV kernels. More rows (prefill): the backend
+// calls cuBLAS for bf16 and f32 weights (cuda_backend.cpp's blas_matmul) with the helpers below;
+// the tiled GEMM here serves f16 weights and K = 0.
+#include <algorithm>
+#include <cstdint>
+
 #include "ops/cuda/device_types.cuh"
 
 namespace hearth::ops::cuda {
 namespace {
 
-// Rows of x up to which one warp per output column reads each weight row once for all rows.
+// Rows of x up to which the GEMV kernels read each weight row once for all rows of x.
 constexpr int kGemvMaxRows = 8;
 constexpr int kGemvWarps = 8;
 
+__device__ __forceinline__ float load_bias(const void* bias, Elem bias_elem, int64_t n) {
+  if (bias_elem == Elem::f32) return static_cast<const float*>(bias)[n];
+  if (bias_elem == Elem::bf16) return to_f32(static_cast<const __nv_bfloat16*>(bias)[n]);
+  return to_f32(static_cast<const __half*>(bias)[n]);
+}
+
+// Fallback GEMV for layouts the vectorized kernel cannot read with 16-byte loads (K not a
+// multiple of the vector width, unaligned pointers or strides): one warp per output column.
 template <typename W, int kM>
 __global__ void gemv_kernel(const float* x, int64_t x_stride, const W* w, const void* bias,
                             Elem bias_elem, float* out, int64_t out_stride, int64_t n_cols,
@@ -32,16 +43,185 @@ __global__ void gemv_kernel(const float* x, int64_t x_stride, const W* w, const 
   for (int i = 0; i < kM; ++i)
     for (int o = 16; o > 0; o >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], o);
   if (lane == 0) {
-    float b = 0.0f;
-    if (bias) {
-      if (bias_elem == Elem::f32)
-        b = static_cast<const float*>(bias)[n];
-      else if (bias_elem == Elem::bf16)
-        b = to_f32(static_cast<const __nv_bfloat16*>(bias)[n]);
-      else
-        b = to_f32(static_cast<const __half*>(bias)[n]);
-    }
+    const float b = bias ? load_bias(bias, bias_elem, n) : 0.0f;
     for (int i = 0; i < m; ++i) out[i * out_stride + n] = acc[i] + b;
+  }
+}
+
+// Eight (or four, for f32) weights of one 16-byte load as floats.
+template <typename W>
+struct Vec16 {
+  static constexpr int kElems = 16 / int(sizeof(W));
+};
+
+__device__ __forceinline__ void unpack16(const uint4& v, float (&f)[8], __nv_bfloat16) {
+  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(u[i] << 16);
+    f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void unpack16(const uint4& v, float (&f)[8], __half) {
+  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = to_f32(__ushort_as_half(uint16_t(u[i] & 0xffffu)));
+    f[2 * i + 1] = to_f32(__ushort_as_half(uint16_t(u[i] >> 16)));
+  }
+}
+__device__ __forceinline__ void unpack16(const uint4& v, float (&f)[4], float) {
+  f[0] = __uint_as_float(v.x);
+  f[1] = __uint_as_float(v.y);
+  f[2] = __uint_as_float(v.z);
+  f[3] = __uint_as_float(v.w);
+}
+
+// Bandwidth GEMV for decode: each warp owns kR consecutive output columns (weight rows) and
+// streams them with 16-byte read-only loads, kU loads per row in flight per lane before any math
+// (batch-1 decode is bound by how many weight bytes are in flight). x (f32, at most kM rows) is
+// read with 16-byte loads too; it is small and stays in L1/L2 for all warps of an SM.
+// Requires K % (16 / sizeof(W)) == 0, 16-byte aligned w and x rows (the launcher checks).
+template <typename W, int kM, int kR, int kU>
+__global__ void __launch_bounds__(32 * kGemvWarps)
+    gemv_vec_kernel(const float* __restrict__ x, int64_t x_stride, const W* __restrict__ w,
+                    const void* bias, Elem bias_elem, float* out, int64_t out_stride,
+                    int64_t n_cols, int64_t k, int m) {
+  constexpr int kE = Vec16<W>::kElems;
+  const int lane = threadIdx.x % 32;
+  const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32) * kR;
+  if (n0 >= n_cols) return;
+  const int64_t chunks = k / kE;  // 16-byte chunks per weight row
+  const uint4* rows[kR];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+    // Rows past the end re-read the last valid row (no branch in the loop); never written out.
+    const int64_t n = n0 + r < n_cols ? n0 + r : n_cols - 1;
+    rows[r] = reinterpret_cast<const uint4*>(w + n * k);
+  }
+  float acc[kR][kM];
+#pragma unroll
+  for (int r = 0; r < kR; ++r)
+#pragma unroll
+    for (int i = 0; i < kM; ++i) acc[r][i] = 0.0f;
+
+  int64_t c = lane;
+  // Main loop: kU chunks per row per lane, all loads issued before the math.
+  for (; c + 32 * (kU - 1) < chunks; c += 32 * kU) {
+    uint4 wv[kU][kR];
+#pragma unroll
+    for (int u = 0; u < kU; ++u)
+#pragma unroll
+      for (int r = 0; r < kR; ++r) wv[u][r] = __ldg(rows[r] + c + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t p = (c + 32 * u) * kE;
+#pragma unroll
+      for (int i = 0; i < kM; ++i) {
+        if (i >= m) break;
+        float xv[kE];
+        const float4* xp = reinterpret_cast<const float4*>(x + i * x_stride + p);
+#pragma unroll
+        for (int q = 0; q < kE / 4; ++q) {
+          const float4 f = __ldg(xp + q);
+          xv[4 * q] = f.x;
+          xv[4 * q + 1] = f.y;
+          xv[4 * q + 2] = f.z;
+          xv[4 * q + 3] = f.w;
+        }
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          float wf[kE];
+          unpack16(wv[u][r], wf, W{});
+#pragma unroll
+          for (int e = 0; e < kE; ++e) acc[r][i] = fmaf(wf[e], xv[e], acc[r][i]);
+        }
+      }
+    }
+  }
+  // Remainder: one chunk at a time.
+  for (; c < chunks; c += 32) {
+    uint4 wv[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) wv[r] = __ldg(rows[r] + c);
+    const int64_t p = c * kE;
+#pragma unroll
+    for (int i = 0; i < kM; ++i) {
+      if (i >= m) break;
+      float xv[kE];
+      const float4* xp = reinterpret_cast<const float4*>(x + i * x_stride + p);
+#pragma unroll
+      for (int q = 0; q < kE / 4; ++q) {
+        const float4 f = __ldg(xp + q);
+        xv[4 * q] = f.x;
+        xv[4 * q + 1] = f.y;
+        xv[4 * q + 2] = f.z;
+        xv[4 * q + 3] = f.w;
+      }
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        float wf[kE];
+        unpack16(wv[r], wf, W{});
+#pragma unroll
+        for (int e = 0; e < kE; ++e) acc[r][i] = fmaf(wf[e], xv[e], acc[r][i]);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kR; ++r)
+#pragma unroll
+    for (int i = 0; i < kM; ++i)
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) acc[r][i] += __shfl_xor_sync(0xffffffffu, acc[r][i], o);
+        // Lane (r * kM + i) % 32 writes output (i, n0 + r): the stores spread over lanes.
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+    const int64_t n = n0 + r;
+    if (n >= n_cols) break;
+#pragma unroll
+    for (int i = 0; i < kM; ++i) {
+      if (i >= m) break;
+      if (lane == (r * kM + i) % 32) {
+        const float b = bias ? load_bias(bias, bias_elem, n) : 0.0f;
+        out[i * out_stride + n] = acc[r][i] + b;
+      }
+    }
+  }
+}
+
+template <typename W, int kM>
+void launch_gemv_vec(const float* x, int64_t x_stride, const W* w, const void* bias, Elem bias_elem,
+                     float* out, int64_t out_stride, int64_t n, int64_t k, int m,
+                     cudaStream_t stream) {
+  // Two rows per warp halve the x reads per weight byte; below ~1 wave of warps (small N, as
+  // in k/v projections) one row per warp keeps more SMs busy.
+  constexpr int kU = sizeof(W) == 4 ? 4 : 2;
+  if (n >= 4096) {
+    gemv_vec_kernel<W, kM, 2, kU><<<blocks_for(n, 2 * kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
+        x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
+  } else {
+    gemv_vec_kernel<W, kM, 1, kU><<<blocks_for(n, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
+        x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
+  }
+}
+
+template <typename W>
+void launch_gemv(const float* x, int64_t x_stride, const W* w, const void* bias, Elem bias_elem,
+                 float* out, int64_t out_stride, int64_t n, int64_t k, int m, cudaStream_t stream) {
+  constexpr int kE = Vec16<W>::kElems;
+  const bool aligned = k % kE == 0 && k > 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(x) % 16 == 0 && (m == 1 || x_stride % 4 == 0);
+  if (!aligned) {
+    gemv_kernel<W, kGemvMaxRows><<<blocks_for(n, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
+        x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
+  } else if (m == 1) {
+    launch_gemv_vec<W, 1>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
+  } else if (m == 2) {
+    launch_gemv_vec<W, 2>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
+  } else if (m <= 4) {
+    launch_gemv_vec<W, 4>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
+  } else {
+    launch_gemv_vec<W, 8>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
   }
 }
 
@@ -88,21 +268,71 @@ __global__ void gemm_kernel(const float* x, int64_t x_stride, const W* w, const 
     for (int j = 0; j < 4; ++j) {
       const int64_t gn = n0 + tx * 4 + j;
       if (gn >= n) continue;
-      float b = 0.0f;
-      if (bias) {
-        if (bias_elem == Elem::f32)
-          b = static_cast<const float*>(bias)[gn];
-        else if (bias_elem == Elem::bf16)
-          b = to_f32(static_cast<const __nv_bfloat16*>(bias)[gn]);
-        else
-          b = to_f32(static_cast<const __half*>(bias)[gn]);
-      }
+      const float b = bias ? load_bias(bias, bias_elem, gn) : 0.0f;
       out[gm * out_stride + gn] = acc[i][j] + b;
     }
   }
 }
 
+// x [m, k] f32 rows -> three contiguous bf16 planes [3, m, k] with hi + mid + lo == x exactly
+// for finite |x| >= 1e-30 (checked over 2e7 random bit patterns; smaller x lose bits of lo to
+// subnormals, an absolute error below 1e-38): hi and mid truncate (so nothing rounds up to inf),
+// each residual is exact in f32, and what is left after mid has at most 8 significant bits. Three
+// bf16 tensor-core GEMMs over the planes then give f32-exact products with f32 accumulation.
+__device__ __forceinline__ float truncate_to_bf16(float v) {
+  return __uint_as_float(__float_as_uint(v) & 0xffff0000u);
+}
+
+__global__ void split_rows_bf16_kernel(const float* x, int64_t x_stride, __nv_bfloat16* dst,
+                                       int64_t m, int64_t k) {
+  const int64_t plane = m * k;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < plane;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / k, col = i % k;
+    const float v = x[row * x_stride + col];
+    float hi = v, mid = 0.0f, lo = 0.0f;
+    if (isfinite(v)) {
+      hi = truncate_to_bf16(v);
+      const float r1 = v - hi;
+      mid = truncate_to_bf16(r1);
+      lo = r1 - mid;
+    }
+    dst[i] = from_f32<__nv_bfloat16>(hi);
+    dst[plane + i] = from_f32<__nv_bfloat16>(mid);
+    dst[2 * plane + i] = from_f32<__nv_bfloat16>(lo);
+  }
+}
+
+__global__ void fill_bias_rows_kernel(const void* bias, Elem bias_elem, float* out,
+                                      int64_t out_stride, int64_t m, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < m * n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / n, col = i % n;
+    out[row * out_stride + col] = bias ? load_bias(bias, bias_elem, col) : 0.0f;
+  }
+}
+
+unsigned grid_for(int64_t work, int threads) {
+  return unsigned(std::min<int64_t>((work + threads - 1) / threads, 4096));
+}
+
 }  // namespace
+
+cudaError_t launch_split_rows_bf16(const float* x, int64_t x_stride, void* dst, int64_t m,
+                                   int64_t k, cudaStream_t stream) {
+  if (m == 0 || k == 0) return cudaSuccess;
+  split_rows_bf16_kernel<<<grid_for(m * k, 256), 256, 0, stream>>>(
+      x, x_stride, static_cast<__nv_bfloat16*>(dst), m, k);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_fill_bias_rows(const void* bias, Elem bias_elem, float* out, int64_t out_stride,
+                                  int64_t m, int64_t n, cudaStream_t stream) {
+  if (m == 0 || n == 0) return cudaSuccess;
+  fill_bias_rows_kernel<<<grid_for(m * n, 256), 256, 0, stream>>>(bias, bias_elem, out, out_stride,
+                                                                  m, n);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
                           const void* bias, Elem bias_elem, float* out, int64_t out_stride,
@@ -112,8 +342,7 @@ cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem 
     using W = decltype(tag);
     const W* wp = static_cast<const W*>(w);
     if (m <= kGemvMaxRows) {
-      gemv_kernel<W, kGemvMaxRows><<<blocks_for(n, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
-          x, x_stride, wp, bias, bias_elem, out, out_stride, n, k, int(m));
+      launch_gemv<W>(x, x_stride, wp, bias, bias_elem, out, out_stride, n, k, int(m), stream);
     } else {
       dim3 grid(blocks_for(n, kTile), blocks_for(m, kTile));
       gemm_kernel<W>

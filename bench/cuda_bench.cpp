@@ -1,0 +1,138 @@
+// cuda_bench: the CUDA matmul paths against the GPU's own limits, measured in the same run.
+//  - a device-to-device copy (bytes read + written per second) as the bandwidth roofline;
+//  - the cost of one small decode-sized op launched back to back;
+//  - decode GEMV (1 row of x) at Llama-3.1-8B / 3.2-1B shapes: weight bytes read per second and
+//    the fraction of the copy bandwidth;
+//  - prefill GEMM (2048 rows) at the same shapes: TFLOP/s of the cuBLAS path (ops::matmul) and of
+//    the tiled correct-first kernel it replaced (launch_matmul above the GEMV limit).
+//
+//   build/bin/cuda_bench [--reps N]
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "ops/copy.h"
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/launch.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+
+using namespace hearth;
+
+namespace {
+
+// Best time of `reps` timed batches of `inner` calls (after one warm-up batch), device synced.
+double best_seconds(int reps, int inner, const std::function<void()>& fn) {
+  // Both syncs: the tiled row launches on the legacy default stream, the backend on its own.
+  auto sync = [] {
+    ops::cuda::synchronize();
+    cudaDeviceSynchronize();
+  };
+  for (int i = 0; i < inner; ++i) fn();
+  sync();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < inner; ++i) fn();
+    sync();
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / inner);
+  }
+  return best;
+}
+
+Tensor random_device(const Dims& shape, DType dtype) {
+  Tensor host = Tensor::empty(shape, DType::f32);
+  float* p = host.data<float>();
+  uint32_t state = 12345;
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    p[i] = (float(state >> 8) / float(1 << 24) - 0.5f) * 0.1f;
+  }
+  Tensor typed = Tensor::empty(shape, dtype);
+  ops::copy(host, typed);
+  return ops::to_device(typed, Device::cuda(0));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 5;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::atoi(argv[++i]);
+  std::string why;
+  if (!ops::cuda::cuda_backend_if_available(&why)) {
+    std::printf("cuda_bench: no CUDA backend (%s)\n", why.c_str());
+    return 1;
+  }
+  const Device dev = Device::cuda(0);
+
+  const int64_t copy_bytes = int64_t(1) << 30;
+  Tensor a = Tensor::empty({copy_bytes}, DType::u8, dev),
+         b = Tensor::empty({copy_bytes}, DType::u8, dev);
+  const double copy_s = best_seconds(reps, 10, [&] { ops::copy(a, b); });
+  const double bandwidth = 2.0 * double(copy_bytes) / copy_s;
+  std::printf("device-to-device copy: %.0f GB/s (read + written)\n\n", bandwidth / 1e9);
+
+  // Cost of one small decode-sized op, launched back to back (host work + launch + kernel): a
+  // decode step of an L-layer model issues ~17 L of these besides its GEMVs.
+  {
+    Tensor h = random_device({1, 4096}, DType::f32), g = random_device({1, 4096}, DType::f32);
+    Tensor nw = random_device({4096}, DType::bf16), o = Tensor::empty({1, 4096}, DType::f32, dev);
+    const double t_add = best_seconds(reps, 1000, [&] { ops::add(h, g, o); });
+    const double t_norm = best_seconds(reps, 1000, [&] { ops::rms_norm(h, nw, 1e-5f, o); });
+    const double t_alloc = best_seconds(reps, 1000, [&] {
+      Tensor t = Tensor::empty({1, 4096}, DType::f32, dev);
+      ops::add(h, g, t);
+    });
+    std::printf(
+        "small ops (1 x 4096, back to back): add %.2f us, rms_norm %.2f us, "
+        "add into a fresh tensor %.2f us\n\n",
+        t_add * 1e6, t_norm * 1e6, t_alloc * 1e6);
+  }
+
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+  };
+  const Shape shapes[] = {
+      {"8B q/o 4096x4096", 4096, 4096},    {"8B gate/up 14336x4096", 14336, 4096},
+      {"8B down 4096x14336", 4096, 14336}, {"8B lm_head 128256x4096", 128256, 4096},
+      {"8B k/v 1024x4096", 1024, 4096},    {"1B gate/up 8192x2048", 8192, 2048},
+      {"1B down 2048x8192", 2048, 8192},   {"1B k/v 512x2048", 512, 2048}};
+  std::printf("%-26s %6s %10s %10s %8s\n", "GEMV (m=1)", "dtype", "us", "GB/s", "of copy");
+  for (DType dt : {DType::bf16, DType::f16, DType::f32}) {
+    for (const Shape& s : shapes) {
+      if (dt != DType::bf16 && s.n > 20000) continue;
+      Tensor w = random_device({s.n, s.k}, dt), x = random_device({1, s.k}, DType::f32);
+      Tensor out = Tensor::empty({1, s.n}, DType::f32, dev);
+      const double t = best_seconds(reps, 20, [&] { ops::matmul(x, w, out, nullptr); });
+      const double gbs = double(w.nbytes()) / t;
+      std::printf("%-26s %6s %10.1f %10.0f %7.1f%%\n", s.name, std::string(dtype_name(dt)).c_str(),
+                  t * 1e6, gbs / 1e9, 100.0 * gbs / bandwidth);
+    }
+  }
+  std::printf("\n%-26s %6s %12s %12s %8s\n", "GEMM (m=2048)", "dtype", "cuBLAS TF/s", "tiled TF/s",
+              "speedup");
+  for (const Shape& s : shapes) {
+    if (s.n > 20000) continue;
+    const int64_t m = 2048;
+    Tensor w = random_device({s.n, s.k}, DType::bf16), x = random_device({m, s.k}, DType::f32);
+    Tensor out = Tensor::empty({m, s.n}, DType::f32, dev);
+    const double flops = 2.0 * double(m) * double(s.n) * double(s.k);
+    const double t_blas = best_seconds(reps, 5, [&] { ops::matmul(x, w, out, nullptr); });
+    const double t_tiled = best_seconds(2, 1, [&] {
+      ops::cuda::launch_matmul(x.data<float>(), s.k, w.raw_data(), ops::cuda::Elem::bf16, nullptr,
+                               ops::cuda::Elem::f32, out.data<float>(), s.n, m, s.n, s.k, nullptr);
+    });
+    std::printf("%-26s %6s %12.1f %12.1f %7.1fx\n", s.name, "bf16", flops / t_blas / 1e12,
+                flops / t_tiled / 1e12, t_tiled / t_blas);
+  }
+  return 0;
+}
