@@ -27,6 +27,10 @@ struct GenerationOptions {
   std::vector<LogitsProcessor> extra_processors;  // run after the ones built from `processors`
   int prefill_step_size = 2048;
   int kv_block_size = 32;
+  int64_t max_kv_size = 0;
+  int kv_bits = 0;
+  int kv_group_size = 64;
+  int64_t quantized_kv_start = 5000;
   std::vector<int32_t> extra_eos_token_ids;
   // Called after each prefill chunk with (tokens processed, prompt tokens).
   std::function<void(int64_t, int64_t)> prompt_progress;
