@@ -1,6 +1,7 @@
 // `hearth cache_prompt`: mlx_lm.cache_prompt. Prefills a prompt and saves the cache in mlx-lm's
 // prompt-cache file layout with the `model` and `tokenizer_config` metadata, for
 // `hearth generate --prompt-cache-file` (or mlx_lm.generate) to continue from.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <iterator>

@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/timer.h"
 #include "gen/generate.h"
 #include "kv/prompt_cache_file.h"
 
@@ -160,9 +161,12 @@ int run_generate(const std::vector<std::string>& argv) {
 
   // With a prompt cache the model comes from the file's metadata; naming another is an error.
   std::optional<LoadedPromptCache> cached;
+  Stopwatch load_clock;  // reading and importing the prompt cache: part of time to first token
   std::optional<std::string> model_flag = a.model;
+  double cache_read_seconds = 0;
   if (a.prompt_cache_file) {
     cached = load_prompt_cache_flag(a);
+    cache_read_seconds = load_clock.seconds();
     const std::string& cached_model = cached->metadata("model");
     if (!model_flag)
       model_flag = cached_model;
@@ -260,7 +264,9 @@ int run_generate(const std::vector<std::string>& argv) {
       (a.max_tokens >= 0 ? a.max_tokens
                          : std::max<int64_t>(model->config().max_position_embeddings, 4096));
   std::shared_ptr<kv::KvCache> cache = make_kv_cache(*model, options, horizon);
+  load_clock.restart();
   if (cached) kv::import_cache_state(*cache, cached->contents.layers, cached->path.string());
+  const double cache_load_seconds = load_clock.seconds();
 
   auto on_response = [&](const gen::GenerationResponse& r) {
     if (a.verbose) {
@@ -283,6 +289,9 @@ int run_generate(const std::vector<std::string>& argv) {
     std::printf("Generation: %lld tokens, %.3f tokens-per-sec\n", (long long)last.generation_tokens,
                 last.generation_tps);
     std::printf("Peak memory: %.3f GB\n", last.peak_memory_gb);
+    if (cached)
+      std::printf("Prompt cache: %lld tokens loaded in %.3f s\n", (long long)cached_tokens,
+                  cache_read_seconds + cache_load_seconds);
   } else {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::printf("\n");

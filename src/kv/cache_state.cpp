@@ -1,5 +1,7 @@
 #include "kv/cache_state.h"
 
+#include <algorithm>
+
 #include "ops/attention.h"
 #include "ops/copy.h"
 

@@ -32,11 +32,10 @@ KvLayout layout(DType dtype, int heads = kHeads, int layers = kLayers) {
   return l;
 }
 
-// The value a test stores for (layer, keys/values, head, token, dim): multiples of 1/16 below
-// 2048/16, exact in f16, bf16 and f32.
+// The value a test stores for (layer, keys/values, head, token, dim): eighths of integers in
+// [-125, 125], exact in f16, bf16 (8 significant bits) and f32, varying along every axis.
 float pattern(int layer, int which, int h, int t, int d) {
-  float v = float(layer * 1000 + h * 100 + t * 10 + d) / 16.0f;
-  return which == 0 ? v / 8.0f : -v / 8.0f;
+  return float((layer * 37 + which * 17 + h * 11 + t * 5 + d * 3) % 251 - 125) / 8.0f;
 }
 
 // A cache holding `tokens` tokens of the pattern, written through write_kv like a forward pass.
@@ -125,12 +124,13 @@ const char* kMlxWriter = R"PY(
 import json, struct, sys
 path, layers, heads, tokens, dim = sys.argv[1], *map(int, sys.argv[2:6])
 def pattern(l, which, h, t, d):
-    v = (l * 1000 + h * 100 + t * 10 + d) / 16.0
-    return v / 8.0 if which == 0 else -v / 8.0
-state = [(  # KVCache.state: (keys, values), [1, H, T, D]
-    [pattern(l, 0, h, t, d) for h in range(heads) for t in range(tokens) for d in range(dim)],
-    [pattern(l, 1, h, t, d) for h in range(heads) for t in range(tokens) for d in range(dim)])
-    for l in range(layers)]
+    return ((l * 37 + which * 17 + h * 11 + t * 5 + d * 3) % 251 - 125) / 8.0
+class Array:  # an mx.array: a leaf of the tree
+    def __init__(self, values):
+        self.values = values
+state = [tuple(  # KVCache.state: (keys, values), each [1, H, T, D]
+    Array([pattern(l, w, h, t, d) for h in range(heads) for t in range(tokens) for d in range(dim)])
+    for w in range(2)) for l in range(layers)]
 def flatten(tree, prefix=""):
     if isinstance(tree, (list, tuple)):
         return [kv for i, t in enumerate(tree) for kv in flatten(t, prefix + "." + str(i))]
@@ -142,8 +142,8 @@ meta = dict(flatten([["" for _ in range(layers)],
                      {"model": "some/model", "tokenizer_config": json.dumps({"trust_remote_code": None})},
                      ["KVCache" for _ in range(layers)]]))
 header, blobs, offset = {"__metadata__": meta}, [], 0
-for name, values in arrays.items():
-    blob = struct.pack("<%de" % len(values), *values)
+for name, array in arrays.items():
+    blob = struct.pack("<%de" % len(array.values), *array.values)
     header[name] = {"dtype": "F16", "shape": [1, heads, tokens, dim],
                     "data_offsets": [offset, offset + len(blob)]}
     offset += len(blob)
