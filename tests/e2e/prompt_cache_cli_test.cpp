@@ -38,17 +38,21 @@ def flatten(tree, prefix=""):
     if isinstance(tree, dict):
         return [kv for k, t in tree.items() for kv in flatten(t, prefix + "." + k)]
     return [(prefix[1:], tree)]
+class Leaf:  # an mx.array: a leaf of the tree
+    def __init__(self, dtype, shape):
+        self.dtype, self.shape = dtype, shape
 if quant:
     bits, gs = int(quant[0]), int(quant[1])
     def planes(shape):
         b, h, t, d = shape
-        return (("U32", [b, h, t, d * bits // 32]), ("F16", [b, h, t, d // gs]), ("F16", [b, h, t, d // gs]))
+        return (Leaf("U32", [b, h, t, d * bits // 32]), Leaf("F16", [b, h, t, d // gs]),
+                Leaf("F16", [b, h, t, d // gs]))
     state = [(planes(header["%d.0" % l]["shape"]), planes(header["%d.1" % l]["shape"])) for l in range(layers)]
     tokens = header["0.0"]["shape"][2]
     info = [(str(tokens), str(gs), str(bits)) for _ in range(layers)]
     classes = ["QuantizedKVCache"] * layers
     def payload(leaf):
-        dtype, shape = leaf
+        dtype, shape = leaf.dtype, leaf.shape
         count = shape[0] * shape[1] * shape[2] * shape[3]
         return dtype, shape, bytes(count * (4 if dtype == "U32" else 2))
     arrays = [(k, payload(v)) for k, v in flatten(state)]
