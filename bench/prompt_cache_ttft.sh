@@ -24,6 +24,10 @@ per=$("$hearth" tokenize --model "$model" -p "$paragraph" | wc -w)
 copies=$(( (want + per - 1) / per ))
 : > "$work/prefix.txt"
 for _ in $(seq "$copies"); do printf '%s' "$paragraph" >> "$work/prefix.txt"; done
+# Paragraphs merge at their seams when tokenized together: top up to at least `want` tokens.
+while [ "$("$hearth" tokenize --model "$model" -p - < "$work/prefix.txt" | wc -w)" -lt "$want" ]; do
+  printf '%s' "$paragraph" >> "$work/prefix.txt"
+done
 question=" What did the people trade at the bridge?"
 
 "$hearth" cache_prompt --model "$model" --device "$device" --prompt - \

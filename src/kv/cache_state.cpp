@@ -25,10 +25,13 @@ Tensor gather_layer(const Tensor& pool_plane, const std::vector<int32_t>& blocks
   return ops::to_device(gathered, Device::cpu()).unsqueeze(0);
 }
 
-// A state array [1, H, T, D] as write_kv wants it: contiguous [T, H, D] on `device`.
+// A state array [1, H, T, D] as write_kv wants it: [T, H, D] with contiguous rows on `device`.
+// On the CPU the transposed view of the file mapping goes straight in (write_kv follows strides),
+// which keeps loading a 4k-token cache a single pass over the file.
 Tensor tokens_major(const Tensor& state, Device device) {
-  Tensor host = ops::contiguous(state.select(0, 0).transpose(0, 1));
-  return ops::to_device(host, device);
+  Tensor view = state.select(0, 0).transpose(0, 1);
+  if (device.is_cpu()) return view;
+  return ops::to_device(ops::contiguous(view), device);
 }
 
 void check_standard_layer(const LayerCacheState& s, int layer, const KvLayout& layout,
