@@ -121,7 +121,8 @@ int run_cache_prompt(const std::vector<std::string>& argv) {
   std::map<std::string, std::string> metadata;
   metadata["model"] = a.model ? *a.model : dir.string();
   metadata["tokenizer_config"] = python_json_line(tokenizer_config);
-  kv::save_prompt_cache(*a.prompt_cache_file, kv::export_cache_state(*cache), metadata);
+  // The generator's cache: the one it was given, or its replacement once quantized (kv_bits).
+  kv::save_prompt_cache(*a.prompt_cache_file, kv::export_cache_state(generator.cache()), metadata);
   return 0;
 }
 
