@@ -158,6 +158,7 @@ int run_generate(const std::vector<std::string>& argv) {
 
   gen::GenerationOptions options;
   set_kv_cache_flags(a.max_kv_size, a.kv_bits, a.kv_group_size, a.quantized_kv_start, options);
+  check_kv_cache_kind_available(options);
 
   // With a prompt cache the model comes from the file's metadata; naming another is an error.
   std::optional<LoadedPromptCache> cached;
@@ -263,9 +264,13 @@ int run_generate(const std::vector<std::string>& argv) {
       cached_tokens + int64_t(ids.size()) +
       (a.max_tokens >= 0 ? a.max_tokens
                          : std::max<int64_t>(model->config().max_position_embeddings, 4096));
-  std::shared_ptr<kv::KvCache> cache = make_kv_cache(*model, options, horizon);
+  std::shared_ptr<kv::KvCache> cache;
   load_clock.restart();
-  if (cached) kv::import_cache_state(*cache, cached->contents.layers, cached->path.string());
+  if (cached)
+    cache = kv::cache_from_state(model->kv_layout(options.kv_block_size), cached->contents.layers,
+                                 horizon - cached_tokens, cached->path.string());
+  else
+    cache = make_kv_cache(*model, options, horizon);
   const double cache_load_seconds = load_clock.seconds();
 
   auto on_response = [&](const gen::GenerationResponse& r) {

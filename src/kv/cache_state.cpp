@@ -83,12 +83,9 @@ std::vector<LayerCacheState> export_cache_state(const KvCache& cache) {
   return layers;
 }
 
-void import_cache_state(KvCache& cache, std::span<const LayerCacheState> layers,
-                        std::string_view source) {
-  const KvLayout& layout = cache.pool().layout();
-  if (cache.size() != 0)
-    fail(ErrorCode::internal, "import_cache_state: the cache already holds {} tokens",
-         cache.size());
+std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
+                                          std::span<const LayerCacheState> layers,
+                                          int64_t extra_tokens, std::string_view source) {
   if (int64_t(layers.size()) != layout.n_layers)
     fail(ErrorCode::format, "{}: the file has {} layers, the model has {}", source, layers.size(),
          layout.n_layers);
@@ -98,17 +95,22 @@ void import_cache_state(KvCache& cache, std::span<const LayerCacheState> layers,
     check_standard_layer(layers[l], int(l), layout, tokens, source);
   if (tokens == 0) fail(ErrorCode::format, "{}: the cache holds no tokens", source);
 
-  std::vector<int32_t> slots = cache.prepare_append(tokens);
+  const int bs = layout.block_size;
+  auto pool = std::make_shared<BlockPool>(
+      layout, (tokens + std::max<int64_t>(extra_tokens, 0) + bs - 1) / bs + 1);
+  auto cache = std::make_shared<KvCache>(pool);
+  std::vector<int32_t> slots = cache->prepare_append(tokens);
   Tensor slot_tensor =
       ops::to_device(Tensor::from_vector(slots, {int64_t(slots.size())}), layout.device);
   for (int l = 0; l < layout.n_layers; ++l) {
     const LayerCacheState& s = layers[size_t(l)];
     Tensor k = tokens_major(*s.find("0"), layout.device);
     Tensor v = tokens_major(*s.find("1"), layout.device);
-    Tensor k_cache = cache.pool().keys(l), v_cache = cache.pool().values(l);
+    Tensor k_cache = pool->keys(l), v_cache = pool->values(l);
     ops::write_kv(k, v, slot_tensor, k_cache, v_cache);
   }
-  cache.commit(tokens);
+  cache->commit(tokens);
+  return cache;
 }
 
 }  // namespace hearth::kv

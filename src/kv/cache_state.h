@@ -4,6 +4,7 @@
 // other way round. Arrays are host tensors in mlx-lm's layout ([1, n_kv_heads, T, head_dim]).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,12 +44,15 @@ struct LayerCacheState {
 // must hold at least one token (mlx cannot save empty arrays either).
 std::vector<LayerCacheState> export_cache_state(const KvCache& cache);
 
-// Fills an empty standard cache from per-layer states (one per layer of the pool's layout):
-// allocates blocks and writes the tokens with ops::write_kv, converting to the cache dtype and
-// moving to the cache device. Errors are `format` errors that start with `source` (the file)
-// and name the layer and array at fault: wrong class, missing array, wrong shape for the model,
-// layers of different lengths. Caches of other classes are `unsupported` errors.
-void import_cache_state(KvCache& cache, std::span<const LayerCacheState> layers,
-                        std::string_view source);
+// A new cache over a new pool of `layout` holding the per-layer states (one per layer of the
+// layout), with room for `extra_tokens` more tokens: blocks are allocated and the tokens written
+// with ops::write_kv, converted to the cache dtype and moved to the cache device. Errors are
+// `format` errors that start with `source` (the file) and name the layer and array at fault:
+// wrong layer count, missing array, wrong shape for the model (KV heads, head dim), layers of
+// different lengths. Classes this build cannot hold yet (RotatingKVCache, QuantizedKVCache) are
+// `unsupported` errors.
+std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
+                                          std::span<const LayerCacheState> layers,
+                                          int64_t extra_tokens, std::string_view source);
 
 }  // namespace hearth::kv

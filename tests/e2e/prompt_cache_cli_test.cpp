@@ -154,8 +154,9 @@ TEST(CachePrompt, ContinuingFromALoadedCacheEqualsNeverSaving) {
   auto original = make_cache();
   gen::TokenGenerator(*model, prefix, options, original).next();
   kv::save_prompt_cache(dir / "c.safetensors", kv::export_cache_state(*original));
-  auto restored = make_cache();
-  kv::import_cache_state(*restored, kv::load_prompt_cache(dir / "c.safetensors").layers, "c");
+  auto restored =
+      kv::cache_from_state(model->kv_layout(options.kv_block_size),
+                           kv::load_prompt_cache(dir / "c.safetensors").layers, 64, "c");
   ASSERT_EQ(restored->size(), original->size());
 
   options.max_tokens = 16;

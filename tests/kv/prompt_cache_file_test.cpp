@@ -199,11 +199,9 @@ TEST(PromptCacheFile, RoundTripIsBitExact) {
     EXPECT_EQ(written, dir / "c.safetensors");
     PromptCacheContents loaded = load_prompt_cache(written);
     EXPECT_EQ(loaded.metadata, meta);
-    auto pool = std::make_shared<BlockPool>(layout(dtype), 16);
-    KvCache restored(pool);
-    import_cache_state(restored, loaded.layers, written.string());
-    EXPECT_EQ(restored.size(), 7);
-    std::vector<LayerCacheState> again = export_cache_state(restored);
+    auto restored = cache_from_state(layout(dtype), loaded.layers, 0, written.string());
+    EXPECT_EQ(restored->size(), 7);
+    std::vector<LayerCacheState> again = export_cache_state(*restored);
     for (int l = 0; l < kLayers; ++l)
       for (const char* name : {"0", "1"}) {
         const Tensor& a = *exported[l].find(name);
@@ -260,11 +258,10 @@ TEST(PromptCacheFile, LoadsAFileInMlxLmLayout) {
   EXPECT_EQ(loaded.metadata.at("tokenizer_config"), "{\"trust_remote_code\": null}");
   expect_pattern(loaded.layers, 9);
   // Into an f32 cache (f16 widens exactly), then read back.
-  auto pool = std::make_shared<BlockPool>(layout(DType::f32), 16);
-  KvCache cache(pool);
-  import_cache_state(cache, loaded.layers, file.string());
-  EXPECT_EQ(cache.size(), 9);
-  expect_pattern(export_cache_state(cache), 9);
+  auto cache = cache_from_state(layout(DType::f32), loaded.layers, 5, file.string());
+  EXPECT_EQ(cache->size(), 9);
+  EXPECT_GE(cache->pool().max_blocks() * 4, 9 + 5);  // room for 5 more tokens
+  expect_pattern(export_cache_state(*cache), 9);
 }
 
 // The message of the Error `f` throws.
@@ -340,22 +337,17 @@ TEST(PromptCacheFile, BadFilesGiveClearErrors) {
 
   // Head count and head dim of another model; layer count of another model.
   PromptCacheContents contents = load_prompt_cache(good);
-  for (KvLayout other : {layout(DType::f32, 4), layout(DType::f32, kHeads, 3)}) {
-    auto pool = std::make_shared<BlockPool>(other, 16);
-    KvCache cache(pool);
-    msg = error_of([&] { import_cache_state(cache, contents.layers, good.string()); }, &code);
-    EXPECT_EQ(code, ErrorCode::format);
-    expect_error(msg, {"good.safetensors"});
-    EXPECT_EQ(cache.size(), 0);
-  }
+  msg = error_of([&] { cache_from_state(layout(DType::f32, 4), contents.layers, 0, "g"); }, &code);
+  EXPECT_EQ(code, ErrorCode::format);
+  expect_error(msg, {"g: array '0.0'", "[1, 4, 5, 8]"});
+  msg = error_of([&] { cache_from_state(layout(DType::f32, kHeads, 3), contents.layers, 0, "g"); },
+                 &code);
+  EXPECT_EQ(code, ErrorCode::format);
+  expect_error(msg, {"g: the file has 2 layers, the model has 3"});
   KvLayout wide = layout(DType::f32, kHeads);
   wide.head_dim = 16;
-  {
-    auto pool = std::make_shared<BlockPool>(wide, 16);
-    KvCache cache(pool);
-    msg = error_of([&] { import_cache_state(cache, contents.layers, good.string()); });
-    expect_error(msg, {"good.safetensors", "'0.0'", "[1, 2, 5, 16]"});
-  }
+  msg = error_of([&] { cache_from_state(wide, contents.layers, 0, good.string()); });
+  expect_error(msg, {"good.safetensors", "'0.0'", "[1, 2, 5, 16]"});
   // A rotating cache cannot be loaded into a standard cache (yet): unsupported, not a crash.
   {
     std::vector<LayerCacheState> rotating = contents.layers;
@@ -364,9 +356,8 @@ TEST(PromptCacheFile, BadFilesGiveClearErrors) {
       s.meta_string.reset();
       s.meta_tuple = {"4", "16", "5", "5"};
     }
-    auto pool = std::make_shared<BlockPool>(layout(DType::f32), 16);
-    KvCache cache(pool);
-    msg = error_of([&] { import_cache_state(cache, rotating, "r.safetensors"); }, &code);
+    msg = error_of([&] { cache_from_state(layout(DType::f32), rotating, 0, "r.safetensors"); },
+                   &code);
     EXPECT_EQ(code, ErrorCode::unsupported);
     expect_error(msg, {"r.safetensors", "RotatingKVCache"});
   }
