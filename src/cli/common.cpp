@@ -37,8 +37,6 @@ void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::option
 }
 
 void check_kv_cache_kind_available(const gen::GenerationOptions& options) {
-  if (options.max_kv_size > 0)
-    fail(ErrorCode::unsupported, "--max-kv-size: the rotating KV cache is not available yet");
   if (options.kv_bits > 0)
     fail(ErrorCode::unsupported, "--kv-bits: the quantized KV cache is not available yet");
 }
@@ -47,10 +45,7 @@ std::shared_ptr<kv::KvCache> make_kv_cache(const model::Model& model,
                                            const gen::GenerationOptions& options,
                                            int64_t capacity_tokens) {
   check_kv_cache_kind_available(options);
-  const int bs = options.kv_block_size;
-  auto pool =
-      std::make_shared<kv::BlockPool>(model.kv_layout(bs), (capacity_tokens + bs - 1) / bs + 1);
-  return std::make_shared<kv::KvCache>(pool);
+  return gen::make_prompt_cache(model, options, capacity_tokens);
 }
 
 std::string python_json_line(const nlohmann::ordered_json& object) {

@@ -24,12 +24,13 @@ Device device_from_flag(const std::string& device);
 void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::optional<int>& kv_bits,
                         int kv_group_size, int quantized_kv_start, gen::GenerationOptions& options);
 
-// The rotating and quantized kinds come with the cache policies of issue 6; until then asking
-// for them is an `unsupported` error rather than being silently ignored.
+// The quantized kind comes with issue 6's quantized cache; until then --kv-bits is an
+// `unsupported` error rather than being silently ignored.
 void check_kv_cache_kind_available(const gen::GenerationOptions& options);
 
 // An empty cache for `model` with room for `capacity_tokens` (the pool reserves address space
-// only on the CPU), of the kind the options ask for.
+// only on the CPU), with mlx-lm's per-layer kinds (gen::make_prompt_cache: rotating for
+// --max-kv-size and for sliding-window layers).
 std::shared_ptr<kv::KvCache> make_kv_cache(const model::Model& model,
                                            const gen::GenerationOptions& options,
                                            int64_t capacity_tokens);

@@ -20,13 +20,15 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
   for (const auto& p : options.extra_processors) processors.push_back(p);
   Rng rng = options.seed ? Rng(*options.seed) : Rng::from_entropy();
 
-  const int bs = options.kv_block_size;
+  // One pool for the batch; every sequence gets generate's cache policies (rings on window
+  // layers, --max-kv-size).
+  const std::vector<kv::CachePolicy> policies = cache_policies(model, options);
   int64_t blocks = 0;
   for (const auto& p : prompts) {
     if (p.empty()) fail(ErrorCode::invalid_argument, "batch_generate: an empty prompt");
-    blocks += (int64_t(p.size()) + options.max_tokens + bs - 1) / bs + 1;
+    blocks += cache_blocks_needed(policies, options, int64_t(p.size()) + options.max_tokens);
   }
-  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(bs), blocks);
+  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(options.kv_block_size), blocks);
   std::vector<std::unique_ptr<kv::KvCache>> caches;
   std::vector<std::vector<int32_t>> history(prompts);
   BatchResult result;
@@ -54,7 +56,7 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
 
   Stopwatch clock;
   for (size_t s = 0; s < S; ++s) {
-    caches.push_back(std::make_unique<kv::KvCache>(pool));
+    caches.push_back(std::make_unique<kv::KvCache>(pool, policies));
     const auto& p = prompts[s];
     result.stats.prompt_tokens += int64_t(p.size());
     if (options.max_tokens == 0) continue;

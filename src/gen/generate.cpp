@@ -25,17 +25,66 @@ TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
   processors_ = make_logits_processors(options_.processors, vocab);
   for (const auto& p : options_.extra_processors) processors_.push_back(p);
   if (!cache_) {
-    const int bs = options_.kv_block_size;
     int64_t horizon = int64_t(prompt_.size()) +
                       (options_.max_tokens >= 0
                            ? options_.max_tokens
                            : std::max<int64_t>(model_.config().max_position_embeddings, 4096));
-    // The pool reserves address space only; pages are committed as blocks fill.
-    int64_t blocks = (horizon + bs - 1) / bs + 1;
-    auto pool = std::make_shared<kv::BlockPool>(model_.kv_layout(bs), blocks);
-    cache_ = std::make_shared<kv::KvCache>(pool);
+    cache_ = make_prompt_cache(model_, options_, horizon);
   }
   history_ = prompt_;
+}
+
+std::vector<kv::CachePolicy> cache_policies(const model::Model& model,
+                                            const GenerationOptions& options) {
+  if (options.max_kv_size < 0)
+    fail(ErrorCode::invalid_argument, "--max-kv-size must be >= 0, got {}", options.max_kv_size);
+  if (options.max_kv_size > 0 && options.max_kv_size <= 4)
+    fail(ErrorCode::invalid_argument,
+         "--max-kv-size {} leaves no room next to the 4 tokens a rotating cache keeps",
+         options.max_kv_size);
+  std::vector<kv::CachePolicy> policies;
+  for (int window : model.config().sliding_window) {
+    kv::CachePolicy p;
+    if (window > 0 && options.rotating_window_layers) {
+      p.max_size = window;
+    } else if (window == 0 && options.max_kv_size > 0) {
+      p.max_size = options.max_kv_size;
+      p.keep = 4;
+    }
+    policies.push_back(p);
+  }
+  return policies;
+}
+
+int64_t cache_blocks_needed(const std::vector<kv::CachePolicy>& policies,
+                            const GenerationOptions& options, int64_t horizon) {
+  const int bs = options.kv_block_size;
+  if (bs < 1) fail(ErrorCode::invalid_argument, "kv_block_size must be positive, got {}", bs);
+  // Per layer group: a standard cache the whole horizon (plus the copy of a last block shared by a
+  // snapshot); a rotating one its buffer, up to max_size + prefill_step_size - 1 slots, twice (the
+  // buffer being rebuilt, or blocks a snapshot holds). The CPU reserves address space only: pages
+  // are committed as blocks fill.
+  int64_t blocks = 0;
+  std::vector<kv::CachePolicy> seen;
+  for (const kv::CachePolicy& p : policies) {
+    if (std::find(seen.begin(), seen.end(), p) != seen.end()) continue;
+    seen.push_back(p);
+    if (p.rotating()) {
+      int64_t slots = std::min<int64_t>(horizon, p.max_size + options.prefill_step_size);
+      blocks += 2 * ((slots + bs - 1) / bs + 1);
+    } else {
+      blocks += (horizon + bs - 1) / bs + 2;
+    }
+  }
+  return blocks;
+}
+
+std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
+                                               const GenerationOptions& options, int64_t horizon) {
+  std::vector<kv::CachePolicy> policies = cache_policies(model, options);
+  auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(options.kv_block_size),
+                                              cache_blocks_needed(policies, options, horizon));
+  return std::make_shared<kv::KvCache>(pool, policies);
 }
 
 void TokenGenerator::run_step(std::span<const int32_t> tokens) {

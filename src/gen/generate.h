@@ -27,7 +27,13 @@ struct GenerationOptions {
   std::vector<LogitsProcessor> extra_processors;  // run after the ones built from `processors`
   int prefill_step_size = 2048;
   int kv_block_size = 32;
+  // mlx-lm's --max-kv-size: 0 keeps every token (standard caches); otherwise layers without a
+  // sliding window get a rotating cache of this many slots with 4 sink tokens.
   int64_t max_kv_size = 0;
+  // Layers with a sliding window get a rotating cache of max_size = window, keep 0 (mlx-lm's
+  // make_cache for llama/mistral/qwen2); false: a standard cache masked by the window (HF).
+  bool rotating_window_layers = true;
+  // mlx-lm's --kv-bits / --kv-group-size / --quantized-kv-start (0 bits: not quantized).
   int kv_bits = 0;
   int kv_group_size = 64;
   int64_t quantized_kv_start = 5000;
@@ -35,6 +41,17 @@ struct GenerationOptions {
   // Called after each prefill chunk with (tokens processed, prompt tokens).
   std::function<void(int64_t, int64_t)> prompt_progress;
 };
+
+// mlx-lm's make_prompt_cache: one policy per layer from the model's sliding windows and
+// options.max_kv_size / rotating_window_layers.
+std::vector<kv::CachePolicy> cache_policies(const model::Model& model,
+                                            const GenerationOptions& options);
+// Pool blocks one sequence with these policies can need for `horizon` tokens.
+int64_t cache_blocks_needed(const std::vector<kv::CachePolicy>& policies,
+                            const GenerationOptions& options, int64_t horizon);
+// A fresh cache for generating up to `horizon` tokens (prompt included) with those policies.
+std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
+                                               const GenerationOptions& options, int64_t horizon);
 
 // One generated token. `logprobs` ([vocab]) is valid until the next call.
 struct TokenStep {

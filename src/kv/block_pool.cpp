@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include "core/memory_stats.h"
+#include "ops/copy.h"
 
 namespace hearth::kv {
 namespace {
@@ -78,6 +79,18 @@ void BlockPool::release(int32_t block) {
     free_.push_back(block);
     --in_use_;
     if (layout_.device.is_cpu()) memory::note_freed(DeviceKind::cpu, layout_.block_bytes());
+  }
+}
+
+void BlockPool::copy_block(int32_t from, int32_t to) {
+  HEARTH_CHECK(from >= 0 && from < max_blocks_ && refs_[from] > 0 && to >= 0 && to < max_blocks_ &&
+                   refs_[to] > 0 && from != to,
+               "copy_block {} -> {}", from, to);
+  for (int l = 0; l < layout_.n_layers; ++l) {
+    Tensor kd = keys_[size_t(l)].select(0, to);
+    Tensor vd = values_[size_t(l)].select(0, to);
+    ops::copy(keys_[size_t(l)].select(0, from), kd);
+    ops::copy(values_[size_t(l)].select(0, from), vd);
   }
 }
 

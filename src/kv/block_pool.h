@@ -42,6 +42,9 @@ class BlockPool {
   void retain(int32_t block);
   void release(int32_t block);
   int32_t ref_count(int32_t block) const { return refs_[block]; }
+  // Copies every layer's keys and values of block `from` into block `to` (copy-on-write of a
+  // block shared with a snapshot).
+  void copy_block(int32_t from, int32_t to);
 
   // [max_blocks, n_kv_heads, block_size, head_dim] views of one layer's keys and values.
   const Tensor& keys(int layer) const { return keys_[layer]; }

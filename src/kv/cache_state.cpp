@@ -1,60 +1,38 @@
 #include "kv/cache_state.h"
 
 #include <algorithm>
-
-#include "ops/attention.h"
-#include "ops/copy.h"
+#include <charconv>
 
 namespace hearth::kv {
 namespace {
 
-// One layer's first `tokens` keys (or values) out of the paged pool, gathered block by block on
-// the pool's device and then moved to the host: [1, n_kv_heads, tokens, head_dim].
-Tensor gather_layer(const Tensor& pool_plane, const std::vector<int32_t>& blocks, int64_t tokens,
-                    int block_size) {
-  const int64_t heads = pool_plane.dim(1), head_dim = pool_plane.dim(3);
-  Tensor gathered =
-      Tensor::empty({heads, tokens, head_dim}, pool_plane.dtype(), pool_plane.device());
-  for (size_t i = 0; int64_t(i) * block_size < tokens; ++i) {
-    const int64_t begin = int64_t(i) * block_size;
-    const int64_t rows = std::min<int64_t>(block_size, tokens - begin);
-    Tensor src = pool_plane.select(0, blocks[i]).slice(1, 0, rows);  // [H, rows, D]
-    Tensor dst = gathered.slice(1, begin, begin + rows);
-    ops::copy(src, dst);
-  }
-  return ops::to_device(gathered, Device::cpu()).unsqueeze(0);
+// A state array [1, H, n, D] for the model: the KV heads and head dim of `layout`.
+const Tensor& layer_array(const LayerCacheState& s, int layer, const char* name,
+                          const KvLayout& layout, std::string_view source) {
+  const Tensor* t = s.find(name);
+  if (!t)
+    fail(ErrorCode::format, "{}: layer {} ({}) has no array '{}.{}'", source, layer, s.class_name,
+         layer, name);
+  if (t->ndim() != 4 || t->dim(0) != 1 || t->dim(1) != layout.n_kv_heads ||
+      t->dim(3) != layout.head_dim)
+    fail(ErrorCode::format,
+         "{}: array '{}.{}' has shape {}, the model needs [1, {}, tokens, {}] ([1, n_kv_heads, "
+         "tokens, head_dim])",
+         source, layer, name, t->shape().str(), layout.n_kv_heads, layout.head_dim);
+  if (!is_floating(t->dtype()))
+    fail(ErrorCode::format, "{}: array '{}.{}' is {}, expected a float dtype", source, layer, name,
+         dtype_name(t->dtype()));
+  return *t;
 }
 
-// A state array [1, H, T, D] as write_kv wants it: [T, H, D] with contiguous rows on `device`.
-// On the CPU the transposed view of the file mapping goes straight in (write_kv follows strides),
-// which keeps loading a 4k-token cache a single pass over the file.
-Tensor tokens_major(const Tensor& state, Device device) {
-  Tensor view = state.select(0, 0).transpose(0, 1);
-  if (device.is_cpu()) return view;
-  return ops::to_device(ops::contiguous(view), device);
-}
-
-void check_standard_layer(const LayerCacheState& s, int layer, const KvLayout& layout,
-                          int64_t tokens, std::string_view source) {
-  if (s.class_name != kStandardCacheClass)
-    fail(ErrorCode::unsupported,
-         "{}: layer {} is a {} (key '2.{}'); loading it into a standard cache is not supported",
-         source, layer, s.class_name, layer);
-  for (const char* name : {"0", "1"}) {
-    const Tensor* t = s.find(name);
-    if (!t)
-      fail(ErrorCode::format, "{}: layer {} ({}) has no array '{}.{}'", source, layer, s.class_name,
-           layer, name);
-    const Dims want{1, layout.n_kv_heads, tokens, layout.head_dim};
-    if (!(t->shape() == want))
-      fail(ErrorCode::format,
-           "{}: array '{}.{}' has shape {}, the model needs {} ([1, n_kv_heads, tokens, "
-           "head_dim], the same token count in every layer)",
-           source, layer, name, t->shape().str(), want.str());
-    if (!is_floating(t->dtype()))
-      fail(ErrorCode::format, "{}: array '{}.{}' is {}, expected a float dtype", source, layer,
-           name, dtype_name(t->dtype()));
-  }
+int64_t meta_int(const LayerCacheState& s, int layer, size_t k, std::string_view source) {
+  const std::string& text = s.meta_tuple[k];
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0)
+    fail(ErrorCode::format, "{}: meta_state '0.{}.{}' of a {} is '{}', expected an integer >= 0",
+         source, layer, k, s.class_name, text);
+  return v;
 }
 
 }  // namespace
@@ -66,19 +44,23 @@ const Tensor* LayerCacheState::find(std::string_view name) const {
 }
 
 std::vector<LayerCacheState> export_cache_state(const KvCache& cache) {
-  const KvLayout& layout = cache.pool().layout();
-  const int64_t tokens = cache.size();
-  if (tokens == 0)
+  if (cache.size() == 0)
     fail(ErrorCode::invalid_argument, "cannot save an empty cache (it holds no tokens)");
-  std::vector<LayerCacheState> layers(size_t(layout.n_layers));
-  for (int l = 0; l < layout.n_layers; ++l) {
+  std::vector<LayerCacheState> layers(size_t(cache.n_layers()));
+  for (int l = 0; l < cache.n_layers(); ++l) {
     LayerCacheState& s = layers[size_t(l)];
-    s.class_name = std::string(kStandardCacheClass);
-    s.meta_string = "";
-    s.arrays.emplace_back(
-        "0", gather_layer(cache.pool().keys(l), cache.blocks(), tokens, layout.block_size));
-    s.arrays.emplace_back(
-        "1", gather_layer(cache.pool().values(l), cache.blocks(), tokens, layout.block_size));
+    LayerState state = cache.read_state(l);
+    const CachePolicy& policy = cache.policy(l);
+    if (policy.rotating()) {
+      s.class_name = std::string(kRotatingCacheClass);
+      for (int64_t v : {policy.keep, policy.max_size, state.offset, state.idx})
+        s.meta_tuple.push_back(std::to_string(v));
+    } else {
+      s.class_name = std::string(kStandardCacheClass);
+      s.meta_string = "";
+    }
+    s.arrays.emplace_back("0", std::move(state.keys));
+    s.arrays.emplace_back("1", std::move(state.values));
   }
   return layers;
 }
@@ -89,27 +71,72 @@ std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
   if (int64_t(layers.size()) != layout.n_layers)
     fail(ErrorCode::format, "{}: the file has {} layers, the model has {}", source, layers.size(),
          layout.n_layers);
-  const Tensor* first = layers.empty() ? nullptr : layers[0].find("0");
-  const int64_t tokens = first && first->ndim() == 4 ? first->dim(2) : 0;
-  for (size_t l = 0; l < layers.size(); ++l)
-    check_standard_layer(layers[l], int(l), layout, tokens, source);
-  if (tokens == 0) fail(ErrorCode::format, "{}: the cache holds no tokens", source);
-
-  const int bs = layout.block_size;
-  auto pool = std::make_shared<BlockPool>(
-      layout, (tokens + std::max<int64_t>(extra_tokens, 0) + bs - 1) / bs + 1);
-  auto cache = std::make_shared<KvCache>(pool);
-  std::vector<int32_t> slots = cache->prepare_append(tokens);
-  Tensor slot_tensor =
-      ops::to_device(Tensor::from_vector(slots, {int64_t(slots.size())}), layout.device);
+  std::vector<CachePolicy> policies;
+  std::vector<LayerState> states;
+  int64_t standard_tokens = -1;
   for (int l = 0; l < layout.n_layers; ++l) {
     const LayerCacheState& s = layers[size_t(l)];
-    Tensor k = tokens_major(*s.find("0"), layout.device);
-    Tensor v = tokens_major(*s.find("1"), layout.device);
-    Tensor k_cache = pool->keys(l), v_cache = pool->values(l);
-    ops::write_kv(k, v, slot_tensor, k_cache, v_cache);
+    LayerState state;
+    CachePolicy policy;
+    if (s.class_name == kStandardCacheClass) {
+      state.keys = layer_array(s, l, "0", layout, source);
+      state.values = layer_array(s, l, "1", layout, source);
+      state.offset = state.idx = state.keys.dim(2);
+      if (standard_tokens < 0) standard_tokens = state.offset;
+      if (state.offset != standard_tokens || state.values.dim(2) != standard_tokens)
+        fail(ErrorCode::format,
+             "{}: layer {} holds {} tokens ('{}.0' {}, '{}.1' {}), the earlier KVCache layers {}",
+             source, l, state.offset, l, state.keys.shape().str(), l, state.values.shape().str(),
+             standard_tokens);
+    } else if (s.class_name == kRotatingCacheClass) {
+      // meta_state (keep, max_size, offset, _idx)
+      if (s.meta_tuple.size() != 4)
+        fail(ErrorCode::format,
+             "{}: a RotatingKVCache meta_state is (keep, max_size, offset, _idx); layer {} has {} "
+             "entries ('0.{}.*')",
+             source, l, s.meta_tuple.size(), l);
+      policy.keep = meta_int(s, l, 0, source);
+      policy.max_size = meta_int(s, l, 1, source);
+      state.offset = meta_int(s, l, 2, source);
+      state.idx = meta_int(s, l, 3, source);
+      if (policy.max_size < 1 || policy.keep > policy.max_size)
+        fail(ErrorCode::format, "{}: layer {} has keep {} and max_size {} ('0.{}.0', '0.{}.1')",
+             source, l, policy.keep, policy.max_size, l, l);
+      state.keys = layer_array(s, l, "0", layout, source);
+      state.values = layer_array(s, l, "1", layout, source);
+    } else {
+      fail(ErrorCode::unsupported,
+           "{}: layer {} is a {} (key '2.{}'), which this build cannot load yet", source, l,
+           s.class_name, l);
+    }
+    policies.push_back(policy);
+    states.push_back(std::move(state));
   }
-  cache->commit(tokens);
+
+  // Room like gen::cache_blocks_needed: per distinct policy, a standard cache the stored tokens
+  // plus extra_tokens, a rotating one its buffer and what a prefill can add to it, twice (the
+  // buffer being rebuilt, snapshots). The CPU pool reserves address space only.
+  const int bs = layout.block_size;
+  const int64_t extra = std::max<int64_t>(extra_tokens, 0);
+  int64_t blocks = 0;
+  std::vector<CachePolicy> seen;
+  for (size_t l = 0; l < policies.size(); ++l) {
+    const CachePolicy& p = policies[l];
+    if (std::find(seen.begin(), seen.end(), p) != seen.end()) continue;
+    seen.push_back(p);
+    const int64_t stored = states[l].keys.dim(2);
+    if (p.rotating())
+      blocks += 2 * ((std::max(stored, p.max_size) + extra + bs - 1) / bs + 1);
+    else
+      blocks += (stored + extra + bs - 1) / bs + 2;
+  }
+  auto cache = std::make_shared<KvCache>(std::make_shared<BlockPool>(layout, blocks), policies);
+  try {
+    cache->write_state(states);
+  } catch (const Error& e) {
+    fail(e.code(), "{}: {}", source, e.what());
+  }
+  if (cache->size() == 0) fail(ErrorCode::format, "{}: the cache holds no tokens", source);
   return cache;
 }
 

@@ -39,18 +39,20 @@ struct LayerCacheState {
   const Tensor* find(std::string_view name) const;
 };
 
-// The state of every layer of a standard cache: keys and values of the first size() tokens as
-// host tensors [1, n_kv_heads, size(), head_dim] in the cache dtype, meta_state "". The cache
-// must hold at least one token (mlx cannot save empty arrays either).
+// The state of every layer as mlx-lm saves it: a standard layer is a KVCache (keys and values of
+// its tokens, meta_state ""), a rotating one a RotatingKVCache (the ring buffer in buffer order,
+// meta_state (keep, max_size, offset, _idx)); host tensors [1, n_kv_heads, n, head_dim] in the
+// cache dtype (KvCache::read_state). The cache must hold at least one token (mlx cannot save
+// empty arrays either).
 std::vector<LayerCacheState> export_cache_state(const KvCache& cache);
 
 // A new cache over a new pool of `layout` holding the per-layer states (one per layer of the
-// layout), with room for `extra_tokens` more tokens: blocks are allocated and the tokens written
-// with ops::write_kv, converted to the cache dtype and moved to the cache device. Errors are
-// `format` errors that start with `source` (the file) and name the layer and array at fault:
-// wrong layer count, missing array, wrong shape for the model (KV heads, head dim), layers of
-// different lengths. Classes this build cannot hold yet (RotatingKVCache, QuantizedKVCache) are
-// `unsupported` errors.
+// layout; each layer's policy comes from its class and meta_state), with room for `extra_tokens`
+// more tokens (KvCache::write_state converts to the cache dtype and device). Errors are `format`
+// errors that start with `source` (the file) and name the layer, array or meta_state key at fault:
+// wrong layer count, missing array, wrong shape for the model (KV heads, head dim), KVCache layers
+// of different lengths, bad RotatingKVCache counters. QuantizedKVCache layers are `unsupported`
+// until the quantized cache lands.
 std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
                                           std::span<const LayerCacheState> layers,
                                           int64_t extra_tokens, std::string_view source);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 
+#include "kv/attention_plan.h"
 #include "ops/attention.h"
 #include "ops/copy.h"
 #include "ops/elementwise.h"
@@ -139,24 +141,38 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   const int64_t S = int64_t(batch.size());
   HEARTH_CHECK(S > 0, "forward of an empty batch");
 
-  // Flatten the ragged batch and build the attention metadata.
-  std::vector<int32_t> ids, positions, slots, query_start{0}, context_lens;
+  // Flatten the ragged batch; every cache prepares room for its new tokens in each layer group.
+  const kv::KvCache& first_cache = *batch[0].cache;
+  const int G = first_cache.num_groups();
+  std::vector<int32_t> ids, positions, query_start{0};
+  std::vector<std::vector<int32_t>> slots(static_cast<size_t>(G));
   std::vector<int64_t> logit_rows;
-  size_t max_blocks = 0;
-  int max_q = 0, max_ctx = 0;
   for (const SequenceInput& in : batch) {
     HEARTH_CHECK(in.cache != nullptr && !in.tokens.empty(), "forward needs tokens and a cache");
+    if (in.cache->n_layers() != c.num_layers || in.cache->num_groups() != G)
+      fail(ErrorCode::invalid_argument,
+           "forward: a KV cache of {} layers in {} groups for a "
+           "model of {} layers (batched caches must share their layer policies)",
+           in.cache->n_layers(), in.cache->num_groups(), c.num_layers);
+    if (in.cache->shared_pool() != first_cache.shared_pool())
+      fail(ErrorCode::invalid_argument, "forward: the caches of one batch must share a pool");
+    for (int l = 0; l < in.cache->n_layers(); ++l)
+      if (in.cache->group_of(l) != first_cache.group_of(l) ||
+          !(in.cache->policy(l) == first_cache.policy(l)))
+        fail(ErrorCode::invalid_argument,
+             "forward: the caches of one batch have different policies at layer {}", l);
     for (int32_t id : in.tokens)
       if (id < 0 || id >= c.vocab_size)
         fail(ErrorCode::invalid_argument, "token id {} is outside the vocabulary (size {})", id,
              c.vocab_size);
     const int64_t start = in.cache->size(), n = int64_t(in.tokens.size());
-    std::vector<int32_t> s = in.cache->prepare_append(n);
+    std::vector<std::vector<int32_t>> s = in.cache->prepare_groups(n);
+    for (int g = 0; g < G; ++g)
+      slots[size_t(g)].insert(slots[size_t(g)].end(), s[size_t(g)].begin(), s[size_t(g)].end());
     const int64_t row0 = int64_t(ids.size());
     for (int64_t i = 0; i < n; ++i) {
       ids.push_back(in.tokens[size_t(i)]);
       positions.push_back(int32_t(start + i));
-      slots.push_back(s[size_t(i)]);
     }
     if (in.all_logits) {
       for (int64_t i = 0; i < n; ++i) logit_rows.push_back(row0 + i);
@@ -164,27 +180,27 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
       logit_rows.push_back(row0 + n - 1);
     }
     query_start.push_back(int32_t(ids.size()));
-    context_lens.push_back(int32_t(start + n));
-    max_blocks = std::max(max_blocks, in.cache->blocks().size());
-    max_q = std::max(max_q, int(n));
-    max_ctx = std::max(max_ctx, int(start + n));
-  }
-  std::vector<int32_t> tables(size_t(S) * max_blocks, 0);
-  for (int64_t s = 0; s < S; ++s) {
-    const auto& blocks = batch[size_t(s)].cache->blocks();
-    std::copy(blocks.begin(), blocks.end(), tables.begin() + s * int64_t(max_blocks));
   }
   const int64_t T = int64_t(ids.size());
-  ops::AttentionMeta meta;
   const Device dev = device_;
-  meta.query_start = on_device(query_start, {S + 1}, dev);
-  meta.context_lens = on_device(context_lens, {S}, dev);
-  meta.block_tables = on_device(tables, {S, int64_t(max_blocks)}, dev);
-  meta.max_query_len = max_q;
-  meta.max_context_len = max_ctx;
+  Tensor query_start_t = on_device(query_start, {S + 1}, dev);
+  std::vector<Tensor> slots_t;
+  for (int g = 0; g < G; ++g) slots_t.push_back(on_device(slots[size_t(g)], {T}, dev));
+
+  // Attention metadata per (layer group, model window), built when a layer first needs it.
+  std::deque<std::pair<std::pair<int, int>, ops::AttentionMeta>> metas;  // stable references
+  auto meta_for = [&](int g, int model_window) -> const ops::AttentionMeta& {
+    for (const auto& [key, m] : metas)
+      if (key == std::make_pair(g, model_window)) return m;
+    std::vector<kv::KvCache*> caches;
+    for (const SequenceInput& in : batch) caches.push_back(in.cache);
+    ops::AttentionMeta m = kv::make_attention_meta(caches, g, model_window, query_start, positions,
+                                                   query_start_t, dev);
+    metas.emplace_back(std::make_pair(g, model_window), std::move(m));
+    return metas.back().second;
+  };
   Tensor ids_t = on_device(ids, {T}, dev);
   Tensor pos_t = on_device(positions, {T}, dev);
-  Tensor slots_t = on_device(slots, {T}, dev);
 
   Tensor inv_freq = inv_freq_;
   float rope_scale = attention_scaling_;
@@ -226,9 +242,9 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
     Tensor keys = batch[0].cache->pool().keys(int(l));
     Tensor values = batch[0].cache->pool().values(int(l));
-    ops::write_kv(k3, v3, slots_t, keys, values);
-    meta.sliding_window = L.sliding_window;
-    ops::paged_attention(q3, keys, values, meta, scale, attn3);
+    const int g = first_cache.group_of(int(l));
+    ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
+    ops::paged_attention(q3, keys, values, meta_for(g, L.sliding_window), scale, attn3);
     L.o.apply(attn, h);
     ops::add(x, h, x);
     ops::rms_norm(x, L.post_attention_norm, eps, h);

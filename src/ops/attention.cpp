@@ -94,6 +94,22 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   if (meta.sliding_window < 0)
     fail(ErrorCode::invalid_argument, "paged_attention: sliding_window must be >= 0, got {}",
          meta.sliding_window);
+  if (meta.key_positions.defined() != meta.query_positions.defined())
+    fail(ErrorCode::invalid_argument,
+         "paged_attention: meta.key_positions and meta.query_positions go together");
+  if (meta.key_positions.defined()) {
+    check_dtype(op, "meta.key_positions", meta.key_positions, DType::i32);
+    check_dtype(op, "meta.query_positions", meta.query_positions, DType::i32);
+    check_ndim(op, "meta.key_positions", meta.key_positions, 2);
+    check_shape(op, "meta.query_positions", meta.query_positions, {q.dim(0)});
+    if (meta.key_positions.dim(0) != num_seqs || meta.key_positions.dim(1) < meta.max_context_len)
+      fail(ErrorCode::invalid_argument,
+           "paged_attention: meta.key_positions is {} for {} sequences of up to {} slots",
+           meta.key_positions.shape().str(), num_seqs, meta.max_context_len);
+    check_rows_contiguous(op, "meta.key_positions", meta.key_positions);
+    check_device(op, "meta.key_positions", meta.key_positions, k_cache.device());
+    check_device(op, "meta.query_positions", meta.query_positions, k_cache.device());
+  }
   if (!(scale > 0.0f) || !std::isfinite(scale))
     fail(ErrorCode::invalid_argument, "paged_attention: scale must be finite and > 0, got {}",
          scale);

@@ -2,8 +2,10 @@
 //
 // KV cache layout (one tensor for keys and one for values per layer):
 //   [num_blocks, n_kv_heads, block_size, head_dim]
-// A sequence's block table lists the blocks holding its tokens in order: token t of the sequence
-// lives in block block_table[t / block_size] at row t % block_size.
+// A sequence's block table lists the blocks of its logical slots in order: slot t of the sequence
+// lives in block block_table[t / block_size] at row t % block_size. Without positions, slot t
+// holds the token at position t (the mask is in slot order; a rotating cache's buffer in temporal
+// order is attended this way too); with AttentionMeta's positions, any slot order works.
 #pragma once
 
 #include "core/tensor.h"
@@ -21,6 +23,13 @@ struct AttentionMeta {
   // 0: full causal attention. Otherwise a query at position p sees key j only if p - j < window
   // (HF's sliding-window mask for Mistral / Qwen2).
   int sliding_window = 0;
+  // Optional, both or neither: absolute positions for caches whose slot order is not token order
+  // (a wrapped rotating cache). key_positions i32 [S, P] with P >= every context length: the
+  // position of the token in slot j of sequence s (negative: an empty slot, never visible);
+  // query_positions i32 [T]. When set, query t sees slot j iff 0 <= kpos <= qpos and
+  // (sliding_window == 0 or qpos - kpos < sliding_window); slot order does not matter.
+  Tensor key_positions;
+  Tensor query_positions;
 };
 
 // q: [T, n_heads, head_dim]; out: same shape, f32. n_heads must be a multiple of n_kv_heads

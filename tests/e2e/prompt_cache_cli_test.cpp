@@ -139,6 +139,61 @@ TEST(CachePrompt, SavesMlxMetadataAndContinuesLikeAFreshRun) {
   EXPECT_EQ(from_mlx.out, cached.out);
 }
 
+// The text generated after `suffix` from a cache that went through `prefix` first, in this process
+// and without files: what generate --prompt-cache-file must print.
+std::string continuation_without_files(const std::vector<int32_t>& prefix,
+                                       const std::vector<int32_t>& suffix,
+                                       gen::GenerationOptions options) {
+  auto model = model::load_model(io::default_model_path());
+  auto tokenizer = text::Tokenizer::from_dir(io::default_model_path());
+  auto cache = gen::make_prompt_cache(*model, options, int64_t(prefix.size() + suffix.size()) + 64);
+  options.max_tokens = 1;
+  gen::TokenGenerator(*model, prefix, options, cache).next();
+  options.max_tokens = 12;
+  std::string text;
+  gen::stream_generate(
+      *model, tokenizer, suffix, options,
+      [&](const gen::GenerationResponse& r) {
+        text += r.text;
+        return true;
+      },
+      cache);
+  return text;
+}
+
+TEST(CachePrompt, RotatingCacheFileContinuesLikeAFreshRun) {
+  ScratchDir dir("cache-rotating");
+  const std::string prefix_text = std::string(kPrefix) + " " + kPrefix;
+  RunResult saved = run_hearth("cache_prompt --max-kv-size 16 --prompt '" + prefix_text +
+                               "' --prompt-cache-file " + quote(dir / "r.safetensors"));
+  ASSERT_EQ(saved.status, 0) << saved.err;
+  kv::PromptCacheContents contents = kv::load_prompt_cache(dir / "r.safetensors");
+  auto tokenizer = text::Tokenizer::from_dir(io::default_model_path());
+  std::vector<int32_t> prefix =
+      tokenizer.encode("<|endoftext|><|im_start|>user\n" + prefix_text, false);
+  ASSERT_GT(prefix.size(), 16u);  // the ring has wrapped
+  for (const auto& layer : contents.layers) {
+    EXPECT_EQ(layer.class_name, "RotatingKVCache");
+    // (keep, max_size, offset, _idx) as mlx-lm's cache_prompt leaves them after one prefill
+    // chunk of all but the last token (kept whole: the first update of an empty cache) and one
+    // step for the last token (trim to max_size, _idx wraps to keep, one token written).
+    ASSERT_EQ(layer.meta_tuple.size(), 4u);
+    EXPECT_EQ(layer.meta_tuple[0], "4");
+    EXPECT_EQ(layer.meta_tuple[1], "16");
+    EXPECT_EQ(layer.meta_tuple[2], std::to_string(prefix.size()));
+    EXPECT_EQ(layer.meta_tuple[3], "5");  // trimmed to 16 slots, rotated to keep, one written
+    EXPECT_EQ(layer.find("0")->dim(2), 16);
+  }
+  RunResult cached = run_hearth("generate --prompt-cache-file " + quote(dir / "r.safetensors") +
+                                " --prompt '" + kQuestion + "' --max-tokens 12 --verbose False");
+  ASSERT_EQ(cached.status, 0) << cached.err;
+  gen::GenerationOptions options;
+  options.max_kv_size = 16;
+  std::vector<int32_t> suffix =
+      tokenizer.encode(std::string(kQuestion) + "<|im_end|>\n<|im_start|>assistant\n", false);
+  EXPECT_EQ(cached.out, continuation_without_files(prefix, suffix, options) + "\n");
+}
+
 TEST(CachePrompt, ContinuingFromALoadedCacheEqualsNeverSaving) {
   ScratchDir dir("cache-roundtrip");
   auto model = model::load_model(io::default_model_path());

@@ -339,7 +339,7 @@ TEST(PromptCacheFile, BadFilesGiveClearErrors) {
   PromptCacheContents contents = load_prompt_cache(good);
   msg = error_of([&] { cache_from_state(layout(DType::f32, 4), contents.layers, 0, "g"); }, &code);
   EXPECT_EQ(code, ErrorCode::format);
-  expect_error(msg, {"g: array '0.0'", "[1, 4, 5, 8]"});
+  expect_error(msg, {"g: array '0.0' has shape [1, 2, 5, 8]", "[1, 4, tokens, 8]"});
   msg = error_of([&] { cache_from_state(layout(DType::f32, kHeads, 3), contents.layers, 0, "g"); },
                  &code);
   EXPECT_EQ(code, ErrorCode::format);
@@ -347,19 +347,69 @@ TEST(PromptCacheFile, BadFilesGiveClearErrors) {
   KvLayout wide = layout(DType::f32, kHeads);
   wide.head_dim = 16;
   msg = error_of([&] { cache_from_state(wide, contents.layers, 0, good.string()); });
-  expect_error(msg, {"good.safetensors", "'0.0'", "[1, 2, 5, 16]"});
-  // A rotating cache cannot be loaded into a standard cache (yet): unsupported, not a crash.
+  expect_error(msg, {"good.safetensors", "'0.0'", "[1, 2, tokens, 16]"});
+  // A quantized cache cannot be held yet: unsupported, naming the class, not a crash.
+  {
+    std::vector<LayerCacheState> quantized = contents.layers;
+    for (auto& s : quantized) {
+      s.class_name = "QuantizedKVCache";
+      s.meta_string.reset();
+      s.meta_tuple = {"5", "64", "8"};
+    }
+    msg = error_of([&] { cache_from_state(layout(DType::f32), quantized, 0, "q.safetensors"); },
+                   &code);
+    EXPECT_EQ(code, ErrorCode::unsupported);
+    expect_error(msg, {"q.safetensors", "QuantizedKVCache", "'2.0'"});
+  }
+  // RotatingKVCache counters that are not integers.
   {
     std::vector<LayerCacheState> rotating = contents.layers;
     for (auto& s : rotating) {
       s.class_name = "RotatingKVCache";
       s.meta_string.reset();
-      s.meta_tuple = {"4", "16", "5", "5"};
+      s.meta_tuple = {"4", "sixteen", "5", "5"};
     }
     msg = error_of([&] { cache_from_state(layout(DType::f32), rotating, 0, "r.safetensors"); },
                    &code);
-    EXPECT_EQ(code, ErrorCode::unsupported);
-    expect_error(msg, {"r.safetensors", "RotatingKVCache"});
+    EXPECT_EQ(code, ErrorCode::format);
+    expect_error(msg, {"r.safetensors", "'0.0.1'", "sixteen"});
+  }
+}
+
+// A wrapped RotatingKVCache as mlx-lm saves it (keep 2, max_size 8, 13 tokens seen, next write at
+// slot 5: the ring buffer in buffer order) loads into a rotating cache and saves back unchanged.
+TEST(PromptCacheFile, RotatingStateRoundTrips) {
+  TempDir dir;
+  std::vector<LayerCacheState> layers(kLayers);
+  for (int l = 0; l < kLayers; ++l) {
+    layers[l].class_name = "RotatingKVCache";
+    layers[l].meta_tuple = {"2", "8", "13", "5"};
+    for (int which = 0; which < 2; ++which) {
+      std::vector<float> v;
+      for (int h = 0; h < kHeads; ++h)
+        for (int slot = 0; slot < 8; ++slot)
+          for (int d = 0; d < kDim; ++d) v.push_back(pattern(l, which, h, slot, d));
+      layers[l].arrays.emplace_back(which == 0 ? "0" : "1",
+                                    Tensor::from_vector(v, {1, kHeads, 8, kDim}));
+    }
+  }
+  save_prompt_cache(dir / "r.safetensors", layers, {{"model", "m"}});
+  PromptCacheContents loaded = load_prompt_cache(dir / "r.safetensors");
+  auto cache = cache_from_state(layout(DType::f32), loaded.layers, 16, "r.safetensors");
+  EXPECT_EQ(cache->size(), 13);
+  EXPECT_TRUE(cache->policy(0).rotating());
+  EXPECT_EQ(cache->policy(0).keep, 2);
+  EXPECT_EQ(cache->policy(0).max_size, 8);
+  std::vector<LayerCacheState> again = export_cache_state(*cache);
+  for (int l = 0; l < kLayers; ++l) {
+    EXPECT_EQ(again[l].class_name, "RotatingKVCache");
+    EXPECT_EQ(again[l].meta_tuple, layers[l].meta_tuple);
+    for (const char* name : {"0", "1"}) {
+      const Tensor& a = *layers[l].find(name);
+      const Tensor& b = *again[l].find(name);
+      ASSERT_EQ(a.shape(), b.shape());
+      EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>()) << l << name;
+    }
   }
 }
 

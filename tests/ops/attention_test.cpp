@@ -180,6 +180,107 @@ TEST_P(AttentionTest, SlidingWindows) {
   }
 }
 
+// AttentionMeta positions (a wrapped rotating cache): slots hold shuffled positions, one slot is
+// empty (-1), and the mask follows the positions rather than the slot order.
+void run_positions_case(AttentionTest& t, const Case& c, Rng& rng) {
+  SCOPED_TRACE(describe(c) + " by position");
+  Built b = build(c, rng);
+  AttentionMeta meta;
+  meta.query_start = b.query_start;
+  meta.context_lens = b.context_lens;
+  meta.block_tables = b.block_tables;
+  meta.sliding_window = c.window;
+  int64_t max_ctx = 0;
+  for (const SeqSpec& s : c.seqs) {
+    meta.max_query_len = std::max<int>(meta.max_query_len, int(s.q_len));
+    max_ctx = std::max(max_ctx, s.context);
+  }
+  meta.max_context_len = int(max_ctx);
+  const int64_t S = int64_t(c.seqs.size());
+  std::vector<int32_t> kpos(size_t(S * (max_ctx + 2)), -3), qpos;
+  for (int64_t s = 0; s < S; ++s) {
+    const SeqSpec& spec = c.seqs[size_t(s)];
+    const int32_t base = int32_t(std::uniform_int_distribution<int>(0, 50)(rng.engine()));
+    std::vector<int32_t> order(size_t(spec.context));
+    std::iota(order.begin(), order.end(), base);
+    std::shuffle(order.begin(), order.end(), rng.engine());
+    // The queries' own positions are the last q_len; one older slot is left empty.
+    for (int64_t j = 0; j < spec.context; ++j) {
+      int32_t p = order[size_t(j)];
+      if (spec.context > spec.q_len + 1 && p == base) p = -1;
+      kpos[size_t(s * (max_ctx + 2) + j)] = p;
+    }
+    for (int64_t i = 0; i < spec.q_len; ++i)
+      qpos.push_back(base + int32_t(spec.context - spec.q_len + i));
+  }
+  meta.key_positions = Tensor::from_vector(kpos, {S, max_ctx + 2});
+  meta.query_positions = Tensor::from_vector(qpos, {int64_t(qpos.size())});
+  float scale = 1.0f / std::sqrt(float(c.head_dim));
+  Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
+  reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
+
+  AttentionMeta dmeta = meta;
+  dmeta.query_start = t.to_dev(meta.query_start);
+  dmeta.context_lens = t.to_dev(meta.context_lens);
+  dmeta.block_tables = t.to_dev(meta.block_tables);
+  dmeta.key_positions = t.to_dev(meta.key_positions);
+  dmeta.query_positions = t.to_dev(meta.query_positions);
+  Tensor out = Tensor::empty(b.q.shape(), DType::f32);
+  poison(out);
+  Tensor dout = t.to_dev(out);
+  paged_attention(t.to_dev(b.q), t.to_dev(b.k_cache), t.to_dev(b.v_cache), dmeta, scale, dout);
+  t.fetch(dout, out);
+  t.expect_close(out, ref, kTolerance);
+}
+
+TEST_P(AttentionTest, PositionsMaskShuffledRingSlots) {
+  Rng rng(89);
+  for (DType cache : kCacheDtypes) {
+    for (int window : {0, 1, 5, 16}) {
+      run_positions_case(*this, {{{9, 1}}, 4, 2, 64, 16, window, cache}, rng);
+      run_positions_case(*this, {{{40, 1}, {7, 1}}, 8, 2, 128, 16, window, cache}, rng);
+      run_positions_case(*this, {{{600, 1}}, 4, 1, 64, 32, window, cache}, rng);  // split decode
+      run_positions_case(*this, {{{30, 12}, {20, 1}}, 4, 4, 80, 16, window, cache}, rng);
+    }
+  }
+}
+
+TEST_P(AttentionTest, PositionsBySlotOrderEqualTheSlotOrderMask) {
+  // Positions equal to the slot indices give the plain causal(+window) mask: both paths agree with
+  // the reference of the plain mask.
+  Rng rng(90);
+  for (int window : {0, 4}) {
+    Case c{{{50, 10}, {33, 1}}, 4, 2, 64, 16, window, DType::f32};
+    Built b = build(c, rng);
+    AttentionMeta meta;
+    meta.query_start = b.query_start;
+    meta.context_lens = b.context_lens;
+    meta.block_tables = b.block_tables;
+    meta.sliding_window = window;
+    meta.max_query_len = 10;
+    meta.max_context_len = 50;
+    float scale = 0.125f;
+    Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
+    reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
+    std::vector<int32_t> kpos(100, -1), qpos;
+    for (int j = 0; j < 50; ++j) kpos[size_t(j)] = j;
+    for (int j = 0; j < 33; ++j) kpos[size_t(50 + j)] = j;
+    for (int i = 0; i < 10; ++i) qpos.push_back(40 + i);
+    qpos.push_back(32);
+    AttentionMeta dmeta = meta;
+    dmeta.query_start = to_dev(meta.query_start);
+    dmeta.context_lens = to_dev(meta.context_lens);
+    dmeta.block_tables = to_dev(meta.block_tables);
+    dmeta.key_positions = to_dev(Tensor::from_vector(kpos, {2, 50}));
+    dmeta.query_positions = to_dev(Tensor::from_vector(qpos, {11}));
+    Tensor out = Tensor::empty(b.q.shape(), DType::f32);
+    Tensor dout = to_dev(out);
+    paged_attention(to_dev(b.q), to_dev(b.k_cache), to_dev(b.v_cache), dmeta, scale, dout);
+    fetch(dout, out);
+    expect_close(out, ref, kTolerance);
+  }
+}
+
 TEST_P(AttentionTest, WriteKvConvertsAndSkipsPadding) {
   Rng rng(86);
   for (DType src : {DType::f32, DType::bf16}) {
@@ -245,6 +346,15 @@ TEST_P(AttentionTest, BadMetadataIsAnError) {
   meta.block_tables = b.block_tables;
   meta.query_start = Tensor::from_vector(std::vector<int32_t>{0, 19}, {2});
   expect_error("query_start not covering q");
+  meta.query_start = b.query_start;
+  meta.max_context_len = 20;
+  meta.key_positions = Tensor::from_vector(std::vector<int32_t>(20, 0), {1, 20});
+  expect_error("key_positions without query_positions");
+  meta.query_positions = Tensor::from_vector(std::vector<int32_t>(19, 0), {19});
+  expect_error("query_positions not one per query row");
+  meta.query_positions = Tensor::from_vector(std::vector<int32_t>(20, 0), {20});
+  meta.key_positions = Tensor::from_vector(std::vector<int32_t>(10, 0), {1, 10});
+  expect_error("key_positions shorter than the context");
 }
 
 HEARTH_OP_TEST_ON_ALL_DEVICES(AttentionTest);

@@ -101,6 +101,7 @@ struct Seq {
   int64_t q_len = 0;
   int64_t context = 0;
   const int32_t* blocks = nullptr;
+  const int32_t* key_pos = nullptr;  // position of each slot (AttentionMeta::key_positions) or null
 };
 
 struct Item {
@@ -121,6 +122,7 @@ struct Problem {
   int64_t n_heads, n_kv, group, head_dim, block_size;
   int64_t window;
   float scale;
+  const int32_t* query_pos = nullptr;  // AttentionMeta::query_positions, or null: slot order
 };
 
 // Online-softmax state of one split: max, sum and unnormalized output of each row of its item.
@@ -157,14 +159,20 @@ void attend(const Problem& p, const Seq& seq, const Item& item, Partial* partial
   for (int64_t r = 0; r < rows; ++r) {
     const float* qp = p.q + (seq.q_begin + query_row(r)) * p.q_s0 + query_head(r) * p.q_s1;
     for (int64_t c = 0; c < d; ++c) qs[r * d + c] = qp[c] * p.scale;
-    pos[size_t(r)] = seq.context - seq.q_len + query_row(r);
-    first[size_t(r)] = p.window > 0 ? std::max<int64_t>(0, pos[size_t(r)] - p.window + 1) : 0;
+    if (seq.key_pos) {  // masked key by key below; pos holds the query's absolute position
+      pos[size_t(r)] = p.query_pos[seq.q_begin + query_row(r)];
+      first[size_t(r)] = 0;
+    } else {
+      pos[size_t(r)] = seq.context - seq.q_len + query_row(r);
+      first[size_t(r)] = p.window > 0 ? std::max<int64_t>(0, pos[size_t(r)] - p.window + 1) : 0;
+    }
     m[r] = -std::numeric_limits<float>::infinity();
     l[r] = 0.0f;
   }
   std::fill(acc, acc + rows * d, 0.0f);
   // Rows are in query order within a head, so the first and last rows bound the visible keys.
   int64_t key_begin = first[0], key_end = pos[size_t(per_head - 1)] + 1;
+  if (seq.key_pos) key_begin = 0, key_end = seq.context;  // slots in any order
   if (item.key_begin >= 0) {
     key_begin = std::max(key_begin, item.key_begin);
     key_end = std::min(key_end, item.key_end);
@@ -232,8 +240,20 @@ void attend(const Problem& p, const Seq& seq, const Item& item, Partial* partial
       for (int64_t r = r0; r < r0 + per_head; ++r) {
         float* s = scores + r * kKeyTile;
         // Visible keys of this row within the tile: [lo, hi) relative to j0.
-        const int64_t lo = std::max<int64_t>(0, first[size_t(r)] - j0);
-        const int64_t hi = std::min<int64_t>(n, pos[size_t(r)] + 1 - j0);
+        int64_t lo = std::max<int64_t>(0, first[size_t(r)] - j0);
+        int64_t hi = std::min<int64_t>(n, pos[size_t(r)] + 1 - j0);
+        if (seq.key_pos) {  // by position: mask each key, then treat the tile as fully visible
+          const int64_t qpos = pos[size_t(r)];
+          int64_t seen = 0;
+          for (int64_t j = 0; j < kKeyTile; ++j) {
+            const int64_t kpos = j < n ? seq.key_pos[j0 + j] : -1;
+            const bool vis = kpos >= 0 && kpos <= qpos && (p.window == 0 || qpos - kpos < p.window);
+            if (!vis) s[j] = -std::numeric_limits<float>::infinity();
+            seen += vis;
+          }
+          lo = 0;
+          hi = seen > 0 ? kKeyTile : 0;
+        }
         if (lo >= hi) {  // nothing visible: the row is left as it is
           _mm256_storeu_ps(s, _mm256_setzero_ps());
           _mm256_storeu_ps(s + 8, _mm256_setzero_ps());
@@ -311,6 +331,13 @@ std::vector<Seq> read_sequences(const Tensor& q, const Tensor& k_cache, const At
     seq.q_len = qs[(s + 1) * qss] - seq.q_begin;
     seq.context = cl[s * cls];
     seq.blocks = bt + s * bts;
+    if (meta.key_positions.defined()) {
+      if (seq.context > meta.key_positions.dim(1))
+        fail(ErrorCode::invalid_argument,
+             "paged_attention: sequence {} has {} slots but meta.key_positions only {}", s,
+             seq.context, meta.key_positions.dim(1));
+      seq.key_pos = meta.key_positions.data<int32_t>() + s * meta.key_positions.stride(0);
+    }
     if (seq.q_len < 0 || seq.q_len > seq.context)
       fail(ErrorCode::invalid_argument,
            "paged_attention: sequence {} has {} query rows but a context of {} tokens", s,
@@ -359,7 +386,8 @@ void paged_attention_typed(const Problem& p, const std::vector<Seq>& seqs) {
   for (size_t s = 0; s < seqs.size(); ++s) {
     const Seq& seq = seqs[s];
     if (seq.q_len == 1) {
-      const int64_t visible = p.window > 0 ? std::min<int64_t>(p.window, seq.context) : seq.context;
+      const int64_t visible =
+          p.window > 0 && !seq.key_pos ? std::min<int64_t>(p.window, seq.context) : seq.context;
       int64_t splits = 1;
       if (split) {
         const int64_t wanted = kMinItemsPerThread * threads;
@@ -468,6 +496,10 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   p.block_size = k_cache.dim(2);
   p.window = meta.sliding_window;
   p.scale = scale;
+  if (meta.query_positions.defined()) {
+    HEARTH_CHECK(meta.query_positions.stride(0) == 1, "query_positions must be contiguous");
+    p.query_pos = meta.query_positions.data<int32_t>();
+  }
   switch (k_cache.dtype()) {
     case DType::f32:
       return paged_attention_typed<float>(p, seqs);

@@ -43,7 +43,9 @@ __global__ void attention_kernel(const float* q, Rows qr, const C* k_cache, cons
                                  const int32_t* query_start, const int32_t* context_lens,
                                  const int32_t* block_tables, int64_t table_stride, int num_seqs,
                                  int block_size, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                                 float scale, int window, float* out, Rows outr) {
+                                 float scale, int window, const int32_t* key_positions,
+                                 int64_t key_positions_stride, const int32_t* query_positions,
+                                 float* out, Rows outr) {
   __shared__ float qs[kMaxHeadDim];
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_acc[kWarps][kMaxHeadDim];
@@ -56,7 +58,11 @@ __global__ void attention_kernel(const float* q, Rows qr, const C* k_cache, cons
   const int64_t q_len = query_start[s + 1] - query_start[s];
   const int64_t ctx = context_lens[s];
   const int64_t pos = ctx - q_len + (t - query_start[s]);
-  const int64_t first = window > 0 ? max(int64_t(0), pos - window + 1) : 0;
+  // Slot order: slots [first, last]. By position: every slot, each checked against its position.
+  const int32_t* key_pos = key_positions ? key_positions + s * key_positions_stride : nullptr;
+  const int64_t qpos = key_pos ? query_positions[t] : pos;
+  const int64_t first = key_pos ? 0 : window > 0 ? max(int64_t(0), pos - window + 1) : 0;
+  const int64_t last = key_pos ? ctx - 1 : pos;
   const int64_t kvh = h / (heads / kv_heads);
   const float* qp = q + qr.offset(row);
   for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = qp[d] * scale;
@@ -67,7 +73,11 @@ __global__ void attention_kernel(const float* q, Rows qr, const C* k_cache, cons
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) acc[i] = 0.0f;
   const int32_t* table = block_tables + s * table_stride;
-  for (int64_t j = first + warp; j <= pos; j += kWarps) {
+  for (int64_t j = first + warp; j <= last; j += kWarps) {
+    if (key_pos) {
+      const int64_t kpos = key_pos[j];
+      if (kpos < 0 || kpos > qpos || (window > 0 && qpos - kpos >= window)) continue;
+    }
     const int64_t block = table[j / block_size], r = j % block_size;
     const int64_t base = ((block * kv_heads + kvh) * block_size + r) * head_dim;
     float dot = 0.0f;
@@ -140,7 +150,8 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, cudaStream_t stream) 
     attention_kernel<C><<<unsigned(a.tokens * a.heads), 32 * kWarps, 0, stream>>>(
         a.q, a.qr, static_cast<const C*>(a.k_cache), static_cast<const C*>(a.v_cache),
         a.query_start, a.context_lens, a.block_tables, a.table_stride, a.num_seqs, a.block_size,
-        a.heads, a.kv_heads, a.head_dim, a.scale, a.window, a.out, a.outr);
+        a.heads, a.kv_heads, a.head_dim, a.scale, a.window, a.key_positions, a.key_positions_stride,
+        a.query_positions, a.out, a.outr);
     return cudaGetLastError();
   });
 }

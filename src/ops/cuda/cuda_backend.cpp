@@ -281,6 +281,11 @@ class CudaBackend final : public Backend {
     a.head_dim = q.dim(2);
     a.scale = scale;
     a.window = meta.sliding_window;
+    if (meta.key_positions.defined()) {
+      a.key_positions = meta.key_positions.data<int32_t>();
+      a.key_positions_stride = meta.key_positions.stride(0);
+      a.query_positions = meta.query_positions.data<int32_t>();
+    }
     a.out = out.data<float>();
     a.outr = rows_of(out);
     check(launch_paged_attention(a, stream()), "paged_attention");

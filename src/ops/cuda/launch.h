@@ -88,6 +88,10 @@ struct AttentionArgs {
   int64_t tokens, heads, kv_heads, head_dim;
   float scale;
   int window;
+  // AttentionMeta's positions (null: mask in slot order).
+  const int32_t* key_positions = nullptr;
+  int64_t key_positions_stride = 0;
+  const int32_t* query_positions = nullptr;
   float* out;
   Rows outr;
 };

@@ -45,15 +45,30 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     if (q_len < 0 || q_len > context)
       fail(ErrorCode::invalid_argument,
            "paged_attention: sequence {} has {} queries and {} context tokens", s, q_len, context);
+    const bool by_position = meta.key_positions.defined();
+    if (by_position && context > meta.key_positions.dim(1))
+      fail(ErrorCode::invalid_argument,
+           "paged_attention: sequence {} has {} slots but meta.key_positions only {}", s, context,
+           meta.key_positions.dim(1));
     for (int64_t i = 0; i < q_len; ++i) {
       int64_t t = q_begin + i;
       int64_t pos = context - q_len + i;
-      int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+      // Slot order: slots [first, pos]. By position: every slot whose token the query may see.
+      auto visible = [&](int64_t j) {
+        if (!by_position) {
+          int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+          return j >= first && j <= pos;
+        }
+        int64_t kpos = get_int(meta.key_positions, {s, j});
+        int64_t qpos = get_int(meta.query_positions, {t});
+        return kpos >= 0 && kpos <= qpos && (window == 0 || qpos - kpos < window);
+      };
       for (int64_t h = 0; h < n_heads; ++h) {
         int64_t kvh = h / group;
         std::vector<double> scores;
         std::vector<std::pair<int64_t, int64_t>> where;  // (block, row) of each visible key
-        for (int64_t j = first; j <= pos; ++j) {
+        for (int64_t j = 0; j < context; ++j) {
+          if (!visible(j)) continue;
           int64_t block = get_int(meta.block_tables, {s, j / block_size});
           int64_t row = j % block_size;
           double dot = 0.0;
@@ -62,6 +77,9 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
           scores.push_back(double(scale) * dot);
           where.emplace_back(block, row);
         }
+        if (scores.empty())
+          fail(ErrorCode::invalid_argument, "paged_attention: query {} of sequence {} sees no key",
+               i, s);
         double mx = *std::max_element(scores.begin(), scores.end());
         double z = 0.0;
         for (double& sc : scores) z += (sc = std::exp(sc - mx));
