@@ -5,7 +5,8 @@
 // figure is the best of several repetitions: the dev VMs are shared, and their memory bandwidth
 // drifts with the neighbours' load.
 //
-//   build/bin/op_bench [--quick] [--only gemv|gemm|attention|qgemv|qgemm|qmodel] [--reps N]
+//   build/bin/op_bench [--quick] [--only gemv|gemm|attention|kvattention|qgemv|qgemm|qmodel]
+//   [--reps N]
 //                      [--cpu-time]
 //
 // HEARTH_NUM_THREADS sets the thread count (default: all hardware threads).
@@ -26,6 +27,7 @@
 #include "ops/attention.h"
 #include "ops/matmul.h"
 #include "ops/quantized.h"
+#include "ops/quantized_attention.h"
 
 using namespace hearth;
 
@@ -259,6 +261,85 @@ void bench_attention(int reps) {
   }
 }
 
+// Decode attention over the quantized KV cache (mlx-lm's QuantizedKVCache, fused dequantization)
+// against the dense caches: f32 (hearth's CPU cache dtype) and bf16. Quantized planes use f32
+// scales and biases like a CPU pool; group size 64 (mlx-lm's default). Layers rotate through
+// >= 512 MiB of caches as in bench_attention so K/V come from DRAM.
+void bench_kv_attention(int reps) {
+  std::printf("\n## Decode attention: dense vs quantized KV cache (block size 16, gs 64)\n\n");
+  std::printf("| heads q/kv x dim | context | cache | KV bytes / layer | us / layer | vs f32 |\n");
+  std::printf("|---|---:|---|---:|---:|---:|\n");
+  struct Case {
+    int64_t context, heads, kv, dim;
+  };
+  const Case cases[] = {{4096, 32, 8, 128}, {16384, 32, 8, 128}, {32768, 16, 2, 64}};
+  for (const Case& c : cases) {
+    const int64_t bs = 16, gs = 64;
+    const int64_t num_blocks = (c.context + bs - 1) / bs;
+    std::vector<int32_t> table(static_cast<size_t>(num_blocks));
+    std::iota(table.begin(), table.end(), 0);
+    std::mt19937 rng(7);
+    std::shuffle(table.begin(), table.end(), rng);
+    ops::AttentionMeta meta;
+    meta.query_start = Tensor::from_vector(std::vector<int32_t>{0, 1}, {2});
+    meta.context_lens = Tensor::from_vector(std::vector<int32_t>{int32_t(c.context)}, {1});
+    meta.block_tables = Tensor::from_vector(table, {1, num_blocks});
+    meta.max_query_len = 1;
+    meta.max_context_len = int(c.context);
+    Tensor q = Tensor::empty({1, c.heads, c.dim}, DType::f32);
+    fill(q);
+    Tensor out = Tensor::empty(q.shape(), DType::f32);
+    double f32_time = 0;
+    for (int bits : {0, 16, 8, 4}) {  // 0: f32 dense, 16: bf16 dense
+      const Dims rows{num_blocks, c.kv, bs};
+      auto plane = [&](int64_t last, DType dtype) {
+        Tensor t = Tensor::empty({rows[0], rows[1], rows[2], last}, dtype);
+        fill(t);
+        return t;
+      };
+      size_t layer_bytes = 0;
+      std::vector<std::function<void()>> layers;
+      std::vector<std::vector<Tensor>> keep;
+      const size_t row_count = size_t(num_blocks * c.kv * bs);
+      if (bits == 0 || bits == 16)
+        layer_bytes = 2 * row_count * size_t(c.dim) * (bits == 0 ? 4 : 2);
+      else
+        layer_bytes = 2 * row_count * (size_t(c.dim) * bits / 8 + 2 * size_t(c.dim / gs) * 4);
+      const int count = int(std::max<size_t>(1, (size_t(512) << 20) / layer_bytes));
+      for (int l = 0; l < count; ++l) {
+        if (bits == 0 || bits == 16) {
+          const DType dt = bits == 0 ? DType::f32 : DType::bf16;
+          keep.push_back({plane(c.dim, dt), plane(c.dim, dt)});
+          const std::vector<Tensor>& kv = keep.back();
+          layers.push_back([&, kv] { ops::paged_attention(q, kv[0], kv[1], meta, 0.088f, out); });
+        } else {
+          ops::QuantizedKvPlanes p;
+          p.bits = bits;
+          p.group_size = int(gs);
+          p.k_packed = plane(c.dim * bits / 32, DType::u32);
+          p.k_scales = plane(c.dim / gs, DType::f32);
+          p.k_biases = plane(c.dim / gs, DType::f32);
+          p.v_packed = plane(c.dim * bits / 32, DType::u32);
+          p.v_scales = plane(c.dim / gs, DType::f32);
+          p.v_biases = plane(c.dim / gs, DType::f32);
+          layers.push_back([&, p] { ops::paged_attention_quantized(q, p, meta, 0.088f, out); });
+        }
+      }
+      const double t = best_time(reps,
+                                 [&] {
+                                   for (auto& fn : layers) fn();
+                                 }) /
+                       count;
+      if (bits == 0) f32_time = t;
+      const char* name = bits == 0 ? "f32" : bits == 16 ? "bf16" : bits == 8 ? "8-bit" : "4-bit";
+      std::printf("| %lld/%lld x %lld | %lld | %s | %.1f MiB | %.1f | %.2fx |\n",
+                  (long long)c.heads, (long long)c.kv, (long long)c.dim, (long long)c.context, name,
+                  double(layer_bytes) / (1 << 20), t * 1e6, f32_time / t);
+      std::fflush(stdout);
+    }
+  }
+}
+
 // ---- MLX affine-quantized weights -----------------------------------------------------------
 
 // A quantized [n, k] weight with patterned codes and bf16 scales/biases (speed does not depend on
@@ -428,10 +509,11 @@ int main(int argc, char** argv) {
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr,
-                   "usage: op_bench [--quick] [--only gemv|gemm|attention|qgemv|qgemm|qmodel] "
-                   "[--reps N] "
-                   "[--cpu-time]\n");
+      std::fprintf(
+          stderr,
+          "usage: op_bench [--quick] [--only gemv|gemm|attention|kvattention|qgemv|qgemm|qmodel] "
+          "[--reps N] "
+          "[--cpu-time]\n");
       return 2;
     }
   }
@@ -442,6 +524,7 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "gemv") bench_gemv(reps, quick);
   if (only.empty() || only == "gemm") bench_gemm(reps, quick);
   if (only.empty() || only == "attention") bench_attention(reps);
+  if (only.empty() || only == "kvattention") bench_kv_attention(reps);
   if (only.empty() || only == "qgemv") bench_qgemv(reps, quick);
   if (only.empty() || only == "qgemm") bench_qgemm(reps, quick);
   if (only.empty() || only == "qmodel") bench_qmodel(reps, quick);

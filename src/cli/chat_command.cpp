@@ -257,6 +257,7 @@ int run_chat(const std::vector<std::string>& argv) {
       first_message = true;
       continue;
     }
+    cache = generator.shared_cache();  // a replacement once the cache was quantized
     std::string tail = detokenizer->finalize();
     std::fwrite(tail.data(), 1, tail.size(), stdout);
     std::printf("\n");

@@ -36,15 +36,9 @@ void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::option
   options.quantized_kv_start = quantized_kv_start;
 }
 
-void check_kv_cache_kind_available(const gen::GenerationOptions& options) {
-  if (options.kv_bits > 0)
-    fail(ErrorCode::unsupported, "--kv-bits: the quantized KV cache is not available yet");
-}
-
 std::shared_ptr<kv::KvCache> make_kv_cache(const model::Model& model,
                                            const gen::GenerationOptions& options,
                                            int64_t capacity_tokens) {
-  check_kv_cache_kind_available(options);
   return gen::make_prompt_cache(model, options, capacity_tokens);
 }
 

@@ -24,10 +24,6 @@ Device device_from_flag(const std::string& device);
 void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::optional<int>& kv_bits,
                         int kv_group_size, int quantized_kv_start, gen::GenerationOptions& options);
 
-// The quantized kind comes with issue 6's quantized cache; until then --kv-bits is an
-// `unsupported` error rather than being silently ignored.
-void check_kv_cache_kind_available(const gen::GenerationOptions& options);
-
 // An empty cache for `model` with room for `capacity_tokens` (the pool reserves address space
 // only on the CPU), with mlx-lm's per-layer kinds (gen::make_prompt_cache: rotating for
 // --max-kv-size and for sliding-window layers).

@@ -158,7 +158,6 @@ int run_generate(const std::vector<std::string>& argv) {
 
   gen::GenerationOptions options;
   set_kv_cache_flags(a.max_kv_size, a.kv_bits, a.kv_group_size, a.quantized_kv_start, options);
-  check_kv_cache_kind_available(options);
 
   // With a prompt cache the model comes from the file's metadata; naming another is an error.
   std::optional<LoadedPromptCache> cached;

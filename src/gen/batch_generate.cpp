@@ -13,6 +13,10 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
   if (prompts.empty()) fail(ErrorCode::invalid_argument, "batch_generate needs prompts");
   if (options.max_tokens < 0)
     fail(ErrorCode::invalid_argument, "batch_generate needs a finite max_tokens");
+  if (options.kv_bits != 0)
+    fail(ErrorCode::unsupported,
+         "batch_generate: a quantized KV cache (kv_bits {}) is not supported for batches yet",
+         options.kv_bits);
   const size_t S = prompts.size();
   const int64_t vocab = model.config().vocab_size;
   Sampler sampler = options.sampler ? options.sampler : make_sampler(options.sampling, vocab);

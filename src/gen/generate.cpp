@@ -5,7 +5,9 @@
 
 #include "core/memory_stats.h"
 #include "core/timer.h"
+#include "kv/quantize_cache.h"
 #include "ops/copy.h"
+#include "ops/quantized_attention.h"
 
 namespace hearth::gen {
 
@@ -24,6 +26,24 @@ TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
   sampler_ = options_.sampler ? options_.sampler : make_sampler(options_.sampling, vocab);
   processors_ = make_logits_processors(options_.processors, vocab);
   for (const auto& p : options_.extra_processors) processors_.push_back(p);
+  if (options_.kv_bits != 0) {
+    ops::check_kv_quantization("--kv-bits/--kv-group-size", options_.kv_bits,
+                               options_.kv_group_size, model_.config().head_dim);
+    // mlx-lm: RotatingKVCache.to_quantized raises NotImplementedError.
+    for (const kv::CachePolicy& p :
+         cache_ ? std::vector<kv::CachePolicy>{} : cache_policies(model_, options_))
+      if (p.rotating())
+        fail(ErrorCode::unsupported,
+             "--kv-bits: a rotating KV cache (--max-kv-size, or the ring cache of a sliding-window "
+             "layer) cannot be quantized (mlx-lm has no rotating quantized cache)");
+    if (cache_)
+      for (int l = 0; l < cache_->n_layers(); ++l)
+        if (cache_->policy(l).rotating())
+          fail(ErrorCode::unsupported,
+               "--kv-bits: layer {} of the given cache is a rotating cache, which cannot be "
+               "quantized (mlx-lm has no rotating quantized cache)",
+               l);
+  }
   if (!cache_) {
     int64_t horizon = int64_t(prompt_.size()) +
                       (options_.max_tokens >= 0
@@ -87,9 +107,18 @@ std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
   return std::make_shared<kv::KvCache>(pool, policies);
 }
 
-void TokenGenerator::run_step(std::span<const int32_t> tokens) {
+void TokenGenerator::forward(std::span<const int32_t> tokens, Tensor* logits) {
   model::SequenceInput in{tokens, cache_.get(), false};
-  Tensor logits = model_.forward(std::span<const model::SequenceInput>(&in, 1));
+  Tensor out = model_.forward(std::span<const model::SequenceInput>(&in, 1));
+  if (logits) *logits = out;
+  // mlx-lm's maybe_quantize_kv_cache runs after every model call, prefill chunks included.
+  cache_ = kv::maybe_quantize_cache(
+      cache_, {options_.kv_bits, options_.kv_group_size, options_.quantized_kv_start});
+}
+
+void TokenGenerator::run_step(std::span<const int32_t> tokens) {
+  Tensor logits;
+  forward(tokens, &logits);
   const int64_t vocab = logits.dim(1);
   std::vector<float> row = ops::to_device(logits, Device::cpu()).to_vector<float>();
   for (const auto& p : processors_) p(history_, row);
@@ -109,9 +138,7 @@ std::optional<TokenStep> TokenGenerator::next() {
     if (options_.prompt_progress) options_.prompt_progress(0, total);
     while (total - done > 1) {
       int64_t n = std::min<int64_t>(options_.prefill_step_size, total - done - 1);
-      model::SequenceInput in{std::span<const int32_t>(prompt_).subspan(size_t(done), size_t(n)),
-                              cache_.get(), false};
-      model_.forward(std::span<const model::SequenceInput>(&in, 1));
+      forward(std::span<const int32_t>(prompt_).subspan(size_t(done), size_t(n)), nullptr);
       done += n;
       if (options_.prompt_progress) options_.prompt_progress(done, total);
     }

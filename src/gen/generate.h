@@ -33,7 +33,10 @@ struct GenerationOptions {
   // Layers with a sliding window get a rotating cache of max_size = window, keep 0 (mlx-lm's
   // make_cache for llama/mistral/qwen2); false: a standard cache masked by the window (HF).
   bool rotating_window_layers = true;
-  // mlx-lm's --kv-bits / --kv-group-size / --quantized-kv-start (0 bits: not quantized).
+  // mlx-lm's --kv-bits / --kv-group-size / --quantized-kv-start: kv_bits 0 keeps the cache dense;
+  // otherwise the cache is converted to kv_bits-bit MLX affine codes (groups of kv_group_size)
+  // after the first forward pass (prefill chunk or step) that leaves it holding at least
+  // quantized_kv_start tokens.
   int kv_bits = 0;
   int kv_group_size = 64;
   int64_t quantized_kv_start = 5000;
@@ -68,11 +71,14 @@ class TokenGenerator {
                  std::shared_ptr<kv::KvCache> cache = nullptr);
   // The next token, or nullopt once max_tokens were produced.
   std::optional<TokenStep> next();
+  // The sequence's cache; a new object once the cache was quantized (kv_bits).
   const kv::KvCache& cache() const { return *cache_; }
+  std::shared_ptr<kv::KvCache> shared_cache() const { return cache_; }
   int64_t prompt_size() const { return int64_t(prompt_.size()); }
 
  private:
   void run_step(std::span<const int32_t> tokens);
+  void forward(std::span<const int32_t> tokens, Tensor* logits);
 
   model::Model& model_;
   std::vector<int32_t> prompt_;

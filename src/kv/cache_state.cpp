@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <charconv>
 
+#include "kv/quantize_cache.h"
+#include "ops/copy.h"
+
 namespace hearth::kv {
 namespace {
 
@@ -35,6 +38,82 @@ int64_t meta_int(const LayerCacheState& s, int layer, size_t k, std::string_view
   return v;
 }
 
+// The six planes of a QuantizedKVCache layer, checked against the model and converted to what the
+// pool holds (u32 codes; scales and biases in the pool's dtype).
+QuantizedLayerState quantized_layer(const LayerCacheState& s, int layer, const KvLayout& layout,
+                                    int64_t tokens, std::string_view source) {
+  const char* names[6] = {"0.0", "0.1", "0.2", "1.0", "1.1", "1.2"};
+  Tensor planes[6];
+  for (int i = 0; i < 6; ++i) {
+    const Tensor* t = s.find(names[i]);
+    if (!t)
+      fail(ErrorCode::format, "{}: layer {} (QuantizedKVCache) has no array '{}.{}'", source, layer,
+           layer, names[i]);
+    const bool packed = i % 3 == 0;
+    const int64_t last = packed ? int64_t(layout.head_dim) * layout.kv_bits / 32
+                                : layout.head_dim / layout.kv_group_size;
+    const Dims want{1, layout.n_kv_heads, tokens, last};
+    if (!(t->shape() == want))
+      fail(ErrorCode::format,
+           "{}: array '{}.{}' has shape {}, the model needs {} ({} of {} tokens at {} bits, "
+           "group size {})",
+           source, layer, names[i], t->shape().str(), want.str(), packed ? "codes" : "groups",
+           tokens, layout.kv_bits, layout.kv_group_size);
+    if (packed ? t->dtype() != DType::u32 : !is_floating(t->dtype()))
+      fail(ErrorCode::format, "{}: array '{}.{}' is {}, expected {}", source, layer, names[i],
+           dtype_name(t->dtype()), packed ? "uint32" : "a float dtype");
+    planes[i] = packed ? *t : ops::cast(*t, layout.dtype);
+  }
+  return {planes[0], planes[1], planes[2], planes[3], planes[4], planes[5]};
+}
+
+// mlx-lm's QuantizedKVCache layers: every layer one, with the same (offset, group_size, bits).
+std::shared_ptr<KvCache> quantized_cache_from_state(const KvLayout& layout,
+                                                    std::span<const LayerCacheState> layers,
+                                                    int64_t extra_tokens, std::string_view source) {
+  KvLayout q = layout;
+  int64_t tokens = 0;
+  for (int l = 0; l < layout.n_layers; ++l) {
+    const LayerCacheState& s = layers[size_t(l)];
+    if (s.class_name != kQuantizedCacheClass)
+      fail(ErrorCode::unsupported,
+           "{}: layer {} is a {} (key '2.{}') beside QuantizedKVCache layers; hearth keeps one "
+           "cache kind per file",
+           source, l, s.class_name, l);
+    if (s.meta_tuple.size() != 3)
+      fail(ErrorCode::format,
+           "{}: a QuantizedKVCache meta_state is (offset, group_size, bits); layer {} has {} "
+           "entries ('0.{}.*')",
+           source, l, s.meta_tuple.size(), l);
+    const int64_t offset = meta_int(s, l, 0, source);
+    const int64_t group = meta_int(s, l, 1, source), bits = meta_int(s, l, 2, source);
+    if (l == 0) {
+      tokens = offset;
+      q.kv_group_size = int(group);
+      q.kv_bits = int(bits);
+    } else if (offset != tokens || group != q.kv_group_size || bits != q.kv_bits) {
+      fail(ErrorCode::format,
+           "{}: layer {} has (offset, group_size, bits) ({}, {}, {}), layer 0 ({}, {}, {}) "
+           "(keys '0.{}.*')",
+           source, l, offset, group, bits, tokens, q.kv_group_size, q.kv_bits, l);
+    }
+  }
+  if (tokens == 0) fail(ErrorCode::format, "{}: the cache holds no tokens ('0.0.0')", source);
+  if (q.kv_bits < 1 || q.kv_bits > 8 || q.kv_group_size < 1 || q.head_dim % q.kv_group_size != 0 ||
+      (q.head_dim * q.kv_bits) % 32 != 0)
+    fail(ErrorCode::format,
+         "{}: {} bits in groups of {} ('0.0.2', '0.0.1') do not fit the model's head dim {}",
+         source, q.kv_bits, q.kv_group_size, q.head_dim);
+  std::vector<QuantizedLayerState> states;
+  for (int l = 0; l < layout.n_layers; ++l)
+    states.push_back(quantized_layer(layers[size_t(l)], l, q, tokens, source));
+  try {
+    return make_quantized_cache(q, states, std::max<int64_t>(extra_tokens, 0));
+  } catch (const Error& e) {
+    fail(e.code(), "{}: {}", source, e.what());
+  }
+}
+
 }  // namespace
 
 const Tensor* LayerCacheState::find(std::string_view name) const {
@@ -47,6 +126,19 @@ std::vector<LayerCacheState> export_cache_state(const KvCache& cache) {
   if (cache.size() == 0)
     fail(ErrorCode::invalid_argument, "cannot save an empty cache (it holds no tokens)");
   std::vector<LayerCacheState> layers(size_t(cache.n_layers()));
+  const KvLayout& layout = cache.pool().layout();
+  if (layout.quantized()) {
+    for (int l = 0; l < cache.n_layers(); ++l) {
+      LayerCacheState& s = layers[size_t(l)];
+      QuantizedLayerState q = read_quantized_layer(cache, l);
+      s.class_name = std::string(kQuantizedCacheClass);
+      s.meta_tuple = {std::to_string(cache.size()), std::to_string(layout.kv_group_size),
+                      std::to_string(layout.kv_bits)};
+      s.arrays = {{"0.0", q.k_packed}, {"0.1", q.k_scales}, {"0.2", q.k_biases},
+                  {"1.0", q.v_packed}, {"1.1", q.v_scales}, {"1.2", q.v_biases}};
+    }
+    return layers;
+  }
   for (int l = 0; l < cache.n_layers(); ++l) {
     LayerCacheState& s = layers[size_t(l)];
     LayerState state = cache.read_state(l);
@@ -71,6 +163,8 @@ std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
   if (int64_t(layers.size()) != layout.n_layers)
     fail(ErrorCode::format, "{}: the file has {} layers, the model has {}", source, layers.size(),
          layout.n_layers);
+  if (!layers.empty() && layers[0].class_name == kQuantizedCacheClass)
+    return quantized_cache_from_state(layout, layers, extra_tokens, source);
   std::vector<CachePolicy> policies;
   std::vector<LayerState> states;
   int64_t standard_tokens = -1;
@@ -106,8 +200,9 @@ std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
       state.values = layer_array(s, l, "1", layout, source);
     } else {
       fail(ErrorCode::unsupported,
-           "{}: layer {} is a {} (key '2.{}'), which this build cannot load yet", source, l,
-           s.class_name, l);
+           "{}: layer {} is a {} (key '2.{}') beside dense layers; hearth keeps one cache kind "
+           "per file",
+           source, l, s.class_name, l);
     }
     policies.push_back(policy);
     states.push_back(std::move(state));

@@ -42,8 +42,9 @@ struct LayerCacheState {
 // The state of every layer as mlx-lm saves it: a standard layer is a KVCache (keys and values of
 // its tokens, meta_state ""), a rotating one a RotatingKVCache (the ring buffer in buffer order,
 // meta_state (keep, max_size, offset, _idx)); host tensors [1, n_kv_heads, n, head_dim] in the
-// cache dtype (KvCache::read_state). The cache must hold at least one token (mlx cannot save
-// empty arrays either).
+// cache dtype (KvCache::read_state); a quantized cache's layers are QuantizedKVCache (the six
+// planes of kv::read_quantized_layer, meta_state (offset, group_size, bits)). The cache must hold
+// at least one token (mlx cannot save empty arrays either).
 std::vector<LayerCacheState> export_cache_state(const KvCache& cache);
 
 // A new cache over a new pool of `layout` holding the per-layer states (one per layer of the
@@ -51,8 +52,9 @@ std::vector<LayerCacheState> export_cache_state(const KvCache& cache);
 // more tokens (KvCache::write_state converts to the cache dtype and device). Errors are `format`
 // errors that start with `source` (the file) and name the layer, array or meta_state key at fault:
 // wrong layer count, missing array, wrong shape for the model (KV heads, head dim), KVCache layers
-// of different lengths, bad RotatingKVCache counters. QuantizedKVCache layers are `unsupported`
-// until the quantized cache lands.
+// of different lengths, bad RotatingKVCache / QuantizedKVCache counters, planes that do not fit
+// the bits and group size. QuantizedKVCache layers make a quantized pool (scales and biases
+// converted to `layout.dtype`); a file mixing quantized and dense layers is `unsupported`.
 std::shared_ptr<KvCache> cache_from_state(const KvLayout& layout,
                                           std::span<const LayerCacheState> layers,
                                           int64_t extra_tokens, std::string_view source);

@@ -11,6 +11,7 @@
 #include "ops/embedding.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/quantized_attention.h"
 #include "ops/rope.h"
 
 namespace hearth::model {
@@ -240,11 +241,21 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     }
     ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
     ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
-    Tensor keys = batch[0].cache->pool().keys(int(l));
-    Tensor values = batch[0].cache->pool().values(int(l));
     const int g = first_cache.group_of(int(l));
-    ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
-    ops::paged_attention(q3, keys, values, meta_for(g, L.sliding_window), scale, attn3);
+    const ops::AttentionMeta& meta = meta_for(g, L.sliding_window);
+    const kv::BlockPool& pool = first_cache.pool();
+    if (pool.layout().quantized()) {
+      // mlx-lm's QuantizedKVCache: new tokens are quantized on write and attention decodes the
+      // codes inside the kernel.
+      ops::QuantizedKvPlanes planes = pool.quantized_planes(int(l));
+      ops::write_kv_quantized(k3, v3, slots_t[size_t(g)], planes);
+      ops::paged_attention_quantized(q3, planes, meta, scale, attn3);
+    } else {
+      Tensor keys = pool.keys(int(l));
+      Tensor values = pool.values(int(l));
+      ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
+      ops::paged_attention(q3, keys, values, meta, scale, attn3);
+    }
     L.o.apply(attn, h);
     ops::add(x, h, x);
     ops::rms_norm(x, L.post_attention_norm, eps, h);

@@ -58,16 +58,14 @@ void Linear::gather(const Tensor& ids, Tensor& out) const {
 }
 
 void Linear::move_to(Device device) {
-  if (is_quantized() && !device.is_cpu())
-    fail(ErrorCode::unsupported,
-         "quantized weights on {} are not supported yet (the CUDA quantized kernels are part of "
-         "issue 5); run this model with --device cpu",
-         device.str());
   auto move = [&](Tensor& t) {
     if (t.defined()) t = ops::to_device(t, device);
   };
   move(weight);
   move(bias);
+  move(quantized.packed);
+  move(quantized.scales);
+  move(quantized.biases);
 }
 
 Linear take_linear(io::WeightSet& weights, const std::string& prefix, int64_t out_features,

@@ -6,6 +6,7 @@
 #include "core/tensor.h"
 #include "ops/attention.h"
 #include "ops/quantized.h"
+#include "ops/quantized_attention.h"
 
 namespace hearth::ops {
 
@@ -40,6 +41,12 @@ class Backend {
   virtual void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
                                 Tensor& out);
   virtual void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
+
+  // Quantized paged KV cache (ops/quantized_attention.h); same default as above.
+  virtual void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
+                                  QuantizedKvPlanes& cache);
+  virtual void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
+                                         const AttentionMeta& meta, float scale, Tensor& out);
 };
 
 // The backend for a device. Throws `unsupported` when hearth was built without it or no device

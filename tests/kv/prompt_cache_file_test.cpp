@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "kv/quantize_cache.h"
 #include "ops/attention.h"
 #include "ops/copy.h"
 
@@ -348,18 +349,19 @@ TEST(PromptCacheFile, BadFilesGiveClearErrors) {
   wide.head_dim = 16;
   msg = error_of([&] { cache_from_state(wide, contents.layers, 0, good.string()); });
   expect_error(msg, {"good.safetensors", "'0.0'", "[1, 2, tokens, 16]"});
-  // A quantized cache cannot be held yet: unsupported, naming the class, not a crash.
+  // QuantizedKVCache layers need their six planes.
   {
     std::vector<LayerCacheState> quantized = contents.layers;
     for (auto& s : quantized) {
       s.class_name = "QuantizedKVCache";
       s.meta_string.reset();
-      s.meta_tuple = {"5", "64", "8"};
+      s.meta_tuple = {"5", "32", "8"};
     }
-    msg = error_of([&] { cache_from_state(layout(DType::f32), quantized, 0, "q.safetensors"); },
-                   &code);
-    EXPECT_EQ(code, ErrorCode::unsupported);
-    expect_error(msg, {"q.safetensors", "QuantizedKVCache", "'2.0'"});
+    KvLayout wide_heads = layout(DType::f32);
+    wide_heads.head_dim = 64;
+    msg = error_of([&] { cache_from_state(wide_heads, quantized, 0, "q.safetensors"); }, &code);
+    EXPECT_EQ(code, ErrorCode::format);
+    expect_error(msg, {"q.safetensors", "'0.0.0'"});
   }
   // RotatingKVCache counters that are not integers.
   {
@@ -410,6 +412,58 @@ TEST(PromptCacheFile, RotatingStateRoundTrips) {
       ASSERT_EQ(a.shape(), b.shape());
       EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>()) << l << name;
     }
+  }
+}
+
+// A quantized cache (8 and 4 bits, head dim 64, group 32) saves as mlx-lm's QuantizedKVCache
+// layers and loads back with identical planes.
+TEST(PromptCacheFile, QuantizedStateRoundTrips) {
+  for (int bits : {8, 4}) {
+    TempDir dir;
+    KvLayout dense = layout(DType::f32);
+    dense.head_dim = 64;
+    auto pool = std::make_shared<BlockPool>(dense, 16);
+    KvCache cache(pool);
+    const int tokens = 6;
+    std::vector<int32_t> slots = cache.prepare_append(tokens);
+    for (int l = 0; l < kLayers; ++l) {
+      std::vector<float> k, v;
+      for (int t = 0; t < tokens; ++t)
+        for (int h = 0; h < kHeads; ++h)
+          for (int d = 0; d < 64; ++d) {
+            k.push_back(pattern(l, 0, h, t, d));
+            v.push_back(pattern(l, 1, h, t, d));
+          }
+      Tensor kc = pool->keys(l), vc = pool->values(l);
+      ops::write_kv(Tensor::from_vector(k, {tokens, kHeads, 64}),
+                    Tensor::from_vector(v, {tokens, kHeads, 64}),
+                    Tensor::from_vector(slots, {tokens}), kc, vc);
+    }
+    cache.commit(tokens);
+    auto quantized = quantize_cache(cache, bits, 32);
+    std::vector<LayerCacheState> exported = export_cache_state(*quantized);
+    ASSERT_EQ(exported.size(), size_t(kLayers));
+    EXPECT_EQ(exported[0].class_name, "QuantizedKVCache");
+    EXPECT_EQ(exported[0].meta_tuple, (std::vector<std::string>{"6", "32", std::to_string(bits)}));
+    EXPECT_EQ(exported[0].find("0.0")->shape(), Dims({1, kHeads, tokens, 64 * bits / 32}));
+    EXPECT_EQ(exported[0].find("1.2")->shape(), Dims({1, kHeads, tokens, 2}));
+    save_prompt_cache(dir / "q.safetensors", exported);
+    PromptCacheContents loaded = load_prompt_cache(dir / "q.safetensors");
+    auto restored = cache_from_state(dense, loaded.layers, 8, "q.safetensors");
+    EXPECT_EQ(restored->size(), tokens);
+    EXPECT_EQ(restored->pool().layout().kv_bits, bits);
+    std::vector<LayerCacheState> again = export_cache_state(*restored);
+    for (int l = 0; l < kLayers; ++l)
+      for (const auto& [name, a] : exported[l].arrays) {
+        const Tensor* b = again[l].find(name);
+        ASSERT_NE(b, nullptr) << name;
+        ASSERT_EQ(a.shape(), b->shape()) << name;
+        ASSERT_EQ(a.dtype(), b->dtype()) << name;
+        EXPECT_EQ(
+            std::memcmp(ops::contiguous(a).raw_data(), ops::contiguous(*b).raw_data(), a.nbytes()),
+            0)
+            << l << " " << name;
+      }
   }
 }
 

@@ -21,6 +21,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+model::LoadOptions on(Device device) {
+  model::LoadOptions o;
+  o.device = device;
+  return o;
+}
+
 fs::path model_dir(const std::string& name) {
   return fs::path(HEARTH_TEST_DATA_DIR) / "models" / name;
 }
@@ -39,7 +45,7 @@ class RotatingModel : public testing::TestWithParam<Device> {
 TEST_P(RotatingModel, RingCachesOnWindowLayersMatchTransformers) {
   for (const std::string name : {"mistral-sliding", "qwen2-bias-yarn-sliding"}) {
     nlohmann::json g = io::read_json_file(model_dir(name) / "golden.json");
-    auto model = model::load_model(model_dir(name), {GetParam()});
+    auto model = model::load_model(model_dir(name), on(GetParam()));
     std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
     std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
     for (int step : {4096, 3, 5}) {
@@ -76,7 +82,7 @@ TEST_P(RotatingModel, RingCachesOnWindowLayersMatchTransformers) {
 TEST_P(RotatingModel, LargeRingEqualsTheStandardCache) {
   // max_kv_size past every token: the ring never drops a token, so the logits are the standard
   // cache's, bit for bit (same slots, same visible keys).
-  auto model = model::load_model(model_dir("qwen3-plain"), {GetParam()});
+  auto model = model::load_model(model_dir("qwen3-plain"), on(GetParam()));
   std::vector<int32_t> prompt{5, 17, 200, 33, 41, 9, 12, 88, 100, 3, 71};
   auto run = [&](int64_t max_kv) {
     gen::GenerationOptions options;
@@ -145,19 +151,19 @@ void snapshot_round_trip(model::Model& model, int64_t max_kv_size) {
 TEST_P(RotatingModel, SnapshotRestoreIsBitExact) {
   {
     SCOPED_TRACE("standard cache");
-    auto model = model::load_model(model_dir("qwen3-plain"), {GetParam()});
+    auto model = model::load_model(model_dir("qwen3-plain"), on(GetParam()));
     snapshot_round_trip(*model, 0);
     SCOPED_TRACE("rotating cache, max_kv_size 8 (wraps)");
     snapshot_round_trip(*model, 8);
   }
   {
     SCOPED_TRACE("mistral-sliding: window rings and nothing else");
-    auto model = model::load_model(model_dir("mistral-sliding"), {GetParam()});
+    auto model = model::load_model(model_dir("mistral-sliding"), on(GetParam()));
     snapshot_round_trip(*model, 0);
   }
   {
     SCOPED_TRACE("qwen2: one standard layer, one window ring, then max_kv_size rings");
-    auto model = model::load_model(model_dir("qwen2-bias-yarn-sliding"), {GetParam()});
+    auto model = model::load_model(model_dir("qwen2-bias-yarn-sliding"), on(GetParam()));
     snapshot_round_trip(*model, 0);
     snapshot_round_trip(*model, 10);
   }
@@ -167,7 +173,7 @@ TEST_P(RotatingModel, BatchGenerateWithRingsMatchesSingleSequences) {
   // A ragged batch of ring caches (different offsets, so different ring positions) decodes each
   // sequence as generate does alone; the fixture's prompt gives transformers' tokens.
   nlohmann::json g = io::read_json_file(model_dir("mistral-sliding") / "golden.json");
-  auto model = model::load_model(model_dir("mistral-sliding"), {GetParam()});
+  auto model = model::load_model(model_dir("mistral-sliding"), on(GetParam()));
   std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
   std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
   std::vector<int32_t> other{3, 99, 150, 7, 260, 12, 44, 45, 46, 301, 2};

@@ -22,6 +22,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+model::LoadOptions on(Device device) {
+  model::LoadOptions o;
+  o.device = device;
+  return o;
+}
+
 const fs::path kModel = fs::path(HEARTH_TEST_DATA_DIR) / "models" / "qwen3-plain";
 
 std::vector<int32_t> fixture_ids() {
@@ -82,7 +88,7 @@ class RotatingReference : public testing::TestWithParam<Device> {
     SCOPED_TRACE(testing::Message() << "max_size " << max_size << " keep " << keep);
     std::vector<std::vector<int32_t>> chunks = chunked(sizes);
     std::vector<float> want = reference_logits(max_size, keep, chunks);
-    auto model = model::load_model(kModel, {GetParam()});
+    auto model = model::load_model(kModel, on(GetParam()));
     const int64_t V = model->config().vocab_size;
     auto pool = std::make_shared<kv::BlockPool>(model->kv_layout(4), 64);
     kv::KvCache cache(pool, std::vector<kv::CachePolicy>(size_t(model->config().num_layers),

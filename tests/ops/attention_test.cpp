@@ -146,6 +146,17 @@ TEST_P(AttentionTest, LongDecodeSplitsWithWindowsAndGroups) {
   }
 }
 
+TEST_P(AttentionTest, WideGroupsAndManyKeySplits) {
+  // Query-head groups wider than the CUDA kernel's tile of 8 heads (12, 16 and 32 per kv head, as
+  // MQA models have) and contexts long enough for many key splits there.
+  Rng rng(89);
+  for (DType cache : kCacheDtypes) {
+    run_case(*this, {{{2000, 1}}, 32, 1, 64, 16, 0, cache}, rng);
+    run_case(*this, {{{700, 1}, {5, 1}}, 16, 1, 128, 32, 300, cache}, rng);
+    run_case(*this, {{{129, 3}}, 12, 1, 96, 16, 0, cache}, rng);
+  }
+}
+
 TEST_P(AttentionTest, PrefillAndChunkedPrefill) {
   Rng rng(83);
   for (DType cache : kCacheDtypes) {

@@ -76,7 +76,11 @@ fs::path run_numpy(const std::vector<Case>& cases) {
   }
   list.close();
   const std::string script = std::string(HEARTH_SOURCE_DIR) + "/tests/ops/mlx_affine_quantize.py";
-  const std::string cmd = "/usr/bin/python3 '" + script + "' '" + folder.string() + "'";
+  // Debian's python3 with python3-numpy (scripts/setup.sh); HEARTH_TEST_PYTHON names another
+  // interpreter with numpy (the GPU machine's).
+  const char* python = std::getenv("HEARTH_TEST_PYTHON");
+  const std::string cmd = std::string(python ? python : "/usr/bin/python3") + " '" + script +
+                          "' '" + folder.string() + "'";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return folder;
 }

@@ -52,6 +52,14 @@ class CpuBackend final : public Backend {
   void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out) override {
     cpu::quantized_embedding(table, ids, out);
   }
+  void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
+                          QuantizedKvPlanes& cache) override {
+    cpu::write_kv_quantized(k, v, slots, cache);
+  }
+  void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
+                                 const AttentionMeta& meta, float scale, Tensor& out) override {
+    cpu::paged_attention_quantized(q, cache, meta, scale, out);
+  }
 };
 
 }  // namespace

@@ -31,5 +31,9 @@ void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out
 void affine_dequantize(const QuantizedWeight& w, Tensor& out);
 void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias, Tensor& out);
 void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
+void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
+                        QuantizedKvPlanes& cache);
+void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
+                               const AttentionMeta& meta, float scale, Tensor& out);
 
 }  // namespace hearth::ops::cpu

@@ -1,9 +1,9 @@
 // Paged attention on the GPU: writing new K/V rows into the block pool, and causal GQA attention
-// (sliding window) over block tables with an online softmax. Correct-first: one block per
-// (query row, head), each warp walks a strided share of the keys with its own running max/sum and
-// the warps' partial states are merged at the end (the split-KV flash-decoding kernel of issue 4
-// replaces it).
+// (sliding window, per-slot positions) over block tables with an online softmax, split over the
+// keys (flash decoding) so that a decode step fills the GPU.
+#include <algorithm>
 #include <cfloat>
+#include <climits>
 #include <type_traits>
 
 #include "ops/cuda/device_types.cuh"
@@ -13,7 +13,6 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxHeadDim = kMaxAttentionHeadDim;
-constexpr int kPerLane = kMaxHeadDim / 32;
 
 template <typename S, typename C>
 __global__ void write_kv_kernel(const S* k, const S* v, Rows kr, Rows vr, const int32_t* slots,
@@ -38,86 +37,170 @@ __global__ void write_kv_kernel(const S* k, const S* v, Rows kr, Rows vr, const 
   }
 }
 
-template <typename C>
-__global__ void attention_kernel(const float* q, Rows qr, const C* k_cache, const C* v_cache,
-                                 const int32_t* query_start, const int32_t* context_lens,
-                                 const int32_t* block_tables, int64_t table_stride, int num_seqs,
-                                 int block_size, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                                 float scale, int window, const int32_t* key_positions,
-                                 int64_t key_positions_stride, const int32_t* query_positions,
-                                 float* out, Rows outr) {
-  __shared__ float qs[kMaxHeadDim];
-  __shared__ float part_m[kWarps], part_l[kWarps];
-  __shared__ float part_acc[kWarps][kMaxHeadDim];
-  const int64_t row = blockIdx.x;  // (t, h)
-  const int64_t t = row / heads, h = row % heads;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  // The sequence that owns query row t.
-  int s = 0;
-  while (s + 1 < num_seqs && query_start[s + 1] <= t) ++s;
-  const int64_t q_len = query_start[s + 1] - query_start[s];
-  const int64_t ctx = context_lens[s];
-  const int64_t pos = ctx - q_len + (t - query_start[s]);
-  // Slot order: slots [first, last]. By position: every slot, each checked against its position.
-  const int32_t* key_pos = key_positions ? key_positions + s * key_positions_stride : nullptr;
-  const int64_t qpos = key_pos ? query_positions[t] : pos;
-  const int64_t first = key_pos ? 0 : window > 0 ? max(int64_t(0), pos - window + 1) : 0;
-  const int64_t last = key_pos ? ctx - 1 : pos;
-  const int64_t kvh = h / (heads / kv_heads);
-  const float* qp = q + qr.offset(row);
-  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = qp[d] * scale;
-  __syncthreads();
+// Which slots query row t may see, and where its sequence's tables start.
+struct RowView {
+  int s;                 // sequence
+  int64_t first, last;   // slot range (inclusive); per-slot positions refine it when set
+  int64_t qpos;          // the query's position
+  const int32_t* table;  // block table of s
+  const int32_t* key_pos;
+};
 
-  float m = -FLT_MAX, l = 0.0f;
-  float acc[kPerLane];
+__device__ __forceinline__ RowView row_view(const AttentionArgs& a, int64_t t) {
+  RowView v;
+  int s = 0;
+  while (s + 1 < a.num_seqs && a.query_start[s + 1] <= t) ++s;
+  const int64_t q_len = a.query_start[s + 1] - a.query_start[s];
+  const int64_t ctx = a.context_lens[s];
+  const int64_t pos = ctx - q_len + (t - a.query_start[s]);
+  v.s = s;
+  v.key_pos = a.key_positions ? a.key_positions + s * a.key_positions_stride : nullptr;
+  v.qpos = v.key_pos ? a.query_positions[t] : pos;
+  v.first = v.key_pos ? 0 : a.window > 0 ? max(int64_t(0), pos - a.window + 1) : 0;
+  v.last = v.key_pos ? ctx - 1 : pos;
+  v.table = a.block_tables + s * a.table_stride;
+  return v;
+}
+
+// Split-KV attention (flash decoding): block (t, kv head, head tile, split) attends the query
+// heads of one kv head that share its keys (GQA: each K/V row is read once for all of them) over
+// one slice of the slots. Each warp walks a strided share of the slice with its own online
+// softmax; the warps merge in shared memory; with several splits the block writes its partial
+// (max, sum, unnormalized output) and combine_kernel merges the splits. Splits give a decode step
+// enough blocks to cover the SMs (one query row, a few kv heads), where one block per row and head
+// left most of the GPU idle and walked the whole context serially.
+template <typename C, int kTile, int kPerLane>
+__global__ void __launch_bounds__(kWarps * 32)
+    split_attention_kernel(AttentionArgs a, int tiles, int64_t split_len, int splits,
+                           float* part_ml, float* part_acc) {
+  __shared__ float sm_m[kWarps][kTile], sm_l[kWarps][kTile];
+  __shared__ float sm_acc[kWarps][kTile][kMaxHeadDim];
+  const int64_t t = blockIdx.x;
+  const int kvh = blockIdx.y / tiles, tile = blockIdx.y % tiles;
+  const int split = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = int(a.heads / a.kv_heads);
+  const int h0 = kvh * group + tile * kTile;
+  const int nh = min(kTile, group - tile * kTile);  // heads of this tile
+  const RowView v = row_view(a, t);
+  const int64_t lo = max(v.first, int64_t(split) * split_len);
+  const int64_t hi = min(v.last + 1, int64_t(split + 1) * split_len);
+  const C* k_cache = static_cast<const C*>(a.k_cache);
+  const C* v_cache = static_cast<const C*>(a.v_cache);
+
+  float q[kTile][kPerLane];
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) acc[i] = 0.0f;
-  const int32_t* table = block_tables + s * table_stride;
-  for (int64_t j = first + warp; j <= last; j += kWarps) {
-    if (key_pos) {
-      const int64_t kpos = key_pos[j];
-      if (kpos < 0 || kpos > qpos || (window > 0 && qpos - kpos >= window)) continue;
-    }
-    const int64_t block = table[j / block_size], r = j % block_size;
-    const int64_t base = ((block * kv_heads + kvh) * block_size + r) * head_dim;
-    float dot = 0.0f;
+  for (int g = 0; g < kTile; ++g) {
+    const float* qp = a.q + a.qr.offset(t * a.heads + h0 + min(g, nh - 1));
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
       const int64_t d = lane + 32 * i;
-      if (d < head_dim) dot += qs[d] * to_f32(k_cache[base + d]);
+      q[g][i] = d < a.head_dim ? qp[d] * a.scale : 0.0f;
     }
-    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-    const float m_new = fmaxf(m, dot);
-    const float correction = expf(m - m_new), p = expf(dot - m_new);
-    l = l * correction + p;
+  }
+  float m[kTile], l[kTile], acc[kTile][kPerLane];
+#pragma unroll
+  for (int g = 0; g < kTile; ++g) {
+    m[g] = -FLT_MAX;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) acc[g][i] = 0.0f;
+  }
+  for (int64_t j = lo + warp; j < hi; j += kWarps) {
+    if (v.key_pos) {
+      const int64_t kpos = v.key_pos[j];
+      if (kpos < 0 || kpos > v.qpos || (a.window > 0 && v.qpos - kpos >= a.window)) continue;
+    }
+    const int64_t block = v.table[j / a.block_size], r = j % a.block_size;
+    const int64_t base = ((block * a.kv_heads + kvh) * a.block_size + r) * a.head_dim;
+    float kv[kPerLane];
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
       const int64_t d = lane + 32 * i;
-      if (d < head_dim) acc[i] = acc[i] * correction + p * to_f32(v_cache[base + d]);
+      kv[i] = d < a.head_dim ? to_f32(k_cache[base + d]) : 0.0f;
     }
-    m = m_new;
-  }
-  if (lane == 0) {
-    part_m[warp] = m;
-    part_l[warp] = l;
-  }
+    float dot[kTile];
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int64_t d = lane + 32 * i;
-    if (d < head_dim) part_acc[warp][d] = acc[i];
+    for (int g = 0; g < kTile; ++g) {
+      dot[g] = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kPerLane; ++i) dot[g] += q[g][i] * kv[i];
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int g = 0; g < kTile; ++g) dot[g] += __shfl_xor_sync(0xffffffffu, dot[g], o);
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int64_t d = lane + 32 * i;
+      kv[i] = d < a.head_dim ? to_f32(v_cache[base + d]) : 0.0f;
+    }
+#pragma unroll
+    for (int g = 0; g < kTile; ++g) {
+      const float m_new = fmaxf(m[g], dot[g]);
+      const float correction = expf(m[g] - m_new), p = expf(dot[g] - m_new);
+      l[g] = l[g] * correction + p;
+#pragma unroll
+      for (int i = 0; i < kPerLane; ++i) acc[g][i] = acc[g][i] * correction + p * kv[i];
+      m[g] = m_new;
+    }
+  }
+  // Merge the warps.
+#pragma unroll
+  for (int g = 0; g < kTile; ++g) {
+    if (lane == 0) {
+      sm_m[warp][g] = m[g];
+      sm_l[warp][g] = l[g];
+    }
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int64_t d = lane + 32 * i;
+      if (d < a.head_dim) sm_acc[warp][g][d] = acc[g][i];
+    }
   }
   __syncthreads();
-  float gm = -FLT_MAX;
-  for (int w = 0; w < kWarps; ++w)
-    if (part_l[w] > 0.0f) gm = fmaxf(gm, part_m[w]);
-  float gl = 0.0f;
-  for (int w = 0; w < kWarps; ++w)
-    if (part_l[w] > 0.0f) gl += part_l[w] * expf(part_m[w] - gm);
-  float* op = out + outr.offset(row);
-  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float sum = 0.0f;
+  for (int g = 0; g < nh; ++g) {
+    float gm = -FLT_MAX, gl = 0.0f;
     for (int w = 0; w < kWarps; ++w)
-      if (part_l[w] > 0.0f) sum += part_acc[w][d] * expf(part_m[w] - gm);
+      if (sm_l[w][g] > 0.0f) gm = fmaxf(gm, sm_m[w][g]);
+    for (int w = 0; w < kWarps; ++w)
+      if (sm_l[w][g] > 0.0f) gl += sm_l[w][g] * expf(sm_m[w][g] - gm);
+    const int64_t h = h0 + g;
+    for (int64_t d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
+      float sum = 0.0f;
+      for (int w = 0; w < kWarps; ++w)
+        if (sm_l[w][g] > 0.0f) sum += sm_acc[w][g][d] * expf(sm_m[w][g] - gm);
+      if (splits == 1) {
+        a.out[a.outr.offset(t * a.heads + h) + d] = gl > 0.0f ? sum / gl : 0.0f;
+      } else {
+        part_acc[((t * a.heads + h) * splits + split) * a.head_dim + d] = sum;
+      }
+    }
+    if (splits > 1 && threadIdx.x == 0) {
+      float* ml = part_ml + ((t * a.heads + h) * splits + split) * 2;
+      ml[0] = gm;
+      ml[1] = gl;
+    }
+  }
+}
+
+// out[t, h] = the splits' partial outputs rescaled to their common maximum, over their summed
+// softmax denominators. Splits that saw no visible key have sum 0 and drop out.
+__global__ void combine_kernel(AttentionArgs a, int splits, const float* part_ml,
+                               const float* part_acc) {
+  const int64_t row = blockIdx.x;  // t * heads + h
+  const float* ml = part_ml + row * splits * 2;
+  float gm = -FLT_MAX, gl = 0.0f;
+  for (int s = 0; s < splits; ++s)
+    if (ml[2 * s + 1] > 0.0f) gm = fmaxf(gm, ml[2 * s]);
+  for (int s = 0; s < splits; ++s)
+    if (ml[2 * s + 1] > 0.0f) gl += ml[2 * s + 1] * expf(ml[2 * s] - gm);
+  float* op = a.out + a.outr.offset(row);
+  for (int64_t d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
+    float sum = 0.0f;
+    for (int s = 0; s < splits; ++s)
+      if (ml[2 * s + 1] > 0.0f)
+        sum += part_acc[(row * splits + s) * a.head_dim + d] * expf(ml[2 * s] - gm);
     op[d] = gl > 0.0f ? sum / gl : 0.0f;
   }
 }
@@ -142,18 +225,62 @@ cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem
   });
 }
 
-cudaError_t launch_paged_attention(const AttentionArgs& a, cudaStream_t stream) {
+AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
+  AttentionPlan p;
+  const int group = int(a.heads / a.kv_heads);
+  p.tile = group >= 8 ? 8 : group >= 4 ? 4 : group >= 2 ? 2 : 1;
+  p.tiles = (group + p.tile - 1) / p.tile;
+  // Enough blocks for two waves over the SMs; slices of at least 64 slots (shorter ones cost more
+  // in merging than they save).
+  const int64_t blocks = a.tokens * a.kv_heads * p.tiles;
+  const int64_t want = std::max<int64_t>(1, (2 * int64_t(sm_count) + blocks - 1) / blocks);
+  const int64_t max_split = std::max<int64_t>(1, (a.max_slots + 63) / 64);
+  p.splits = int(std::min(want, max_split));
+  p.split_len = (a.max_slots + p.splits - 1) / p.splits;
+  p.scratch_floats = p.splits > 1 ? a.tokens * a.heads * p.splits * (2 + a.head_dim) : 0;
+  return p;
+}
+
+cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& p, float* scratch,
+                                   cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
-  if (a.head_dim > kMaxHeadDim) return cudaErrorInvalidValue;
-  return dispatch_float(a.cache_elem, [&](auto tag) {
+  if (a.head_dim > kMaxHeadDim || a.tokens > INT32_MAX) return cudaErrorInvalidValue;
+  float* part_ml = scratch;
+  float* part_acc = scratch ? scratch + a.tokens * a.heads * p.splits * 2 : nullptr;
+  const dim3 grid(unsigned(a.tokens), unsigned(a.kv_heads * p.tiles), unsigned(p.splits));
+  cudaError_t e = dispatch_float(a.cache_elem, [&](auto tag) {
     using C = decltype(tag);
-    attention_kernel<C><<<unsigned(a.tokens * a.heads), 32 * kWarps, 0, stream>>>(
-        a.q, a.qr, static_cast<const C*>(a.k_cache), static_cast<const C*>(a.v_cache),
-        a.query_start, a.context_lens, a.block_tables, a.table_stride, a.num_seqs, a.block_size,
-        a.heads, a.kv_heads, a.head_dim, a.scale, a.window, a.key_positions, a.key_positions_stride,
-        a.query_positions, a.out, a.outr);
+    auto go = [&]<int kTile, int kPerLane>() {
+      split_attention_kernel<C, kTile, kPerLane>
+          <<<grid, 32 * kWarps, 0, stream>>>(a, p.tiles, p.split_len, p.splits, part_ml, part_acc);
+    };
+    // Head dims up to 64, 128 or 256: 2, 4 or 8 values per lane.
+    auto by_dim = [&]<int kTile>() {
+      if (a.head_dim <= 64)
+        go.template operator()<kTile, 2>();
+      else if (a.head_dim <= 128)
+        go.template operator()<kTile, 4>();
+      else
+        go.template operator()<kTile, 8>();
+    };
+    switch (p.tile) {
+      case 8:
+        by_dim.template operator()<8>();
+        break;
+      case 4:
+        by_dim.template operator()<4>();
+        break;
+      case 2:
+        by_dim.template operator()<2>();
+        break;
+      default:
+        by_dim.template operator()<1>();
+    }
     return cudaGetLastError();
   });
+  if (e != cudaSuccess || p.splits == 1) return e;
+  combine_kernel<<<unsigned(a.tokens * a.heads), 128, 0, stream>>>(a, p.splits, part_ml, part_acc);
+  return cudaGetLastError();
 }
 
 }  // namespace hearth::ops::cuda

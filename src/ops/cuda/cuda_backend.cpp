@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <climits>
 #include <map>
 #include <mutex>
@@ -13,6 +14,8 @@
 #include "core/storage.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cuda/launch.h"
+#include "ops/cuda/quantized_kv_launch.h"
+#include "ops/cuda/quantized_launch.h"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -177,6 +180,49 @@ void copy(const Tensor& src, Tensor& dst) {
   cpu::copy(host, dst);
 }
 
+QuantMatrix quant_matrix(const QuantizedWeight& w) {
+  QuantMatrix q;
+  q.packed = w.packed.data<uint32_t>();
+  q.scales = w.scales.raw_data();
+  q.biases = w.biases.raw_data();
+  q.scale_elem = elem_of(w.scales.dtype());
+  q.bits = w.bits;
+  q.group_size = w.group_size;
+  q.n = w.rows();
+  q.k = w.cols();
+  return q;
+}
+
+QuantizedKvArgs quantized_kv_args(const QuantizedKvPlanes& c) {
+  QuantizedKvArgs a;
+  a.k_packed = static_cast<uint32_t*>(c.k_packed.raw_data());
+  a.k_scales = c.k_scales.raw_data();
+  a.k_biases = c.k_biases.raw_data();
+  a.v_packed = static_cast<uint32_t*>(c.v_packed.raw_data());
+  a.v_scales = c.v_scales.raw_data();
+  a.v_biases = c.v_biases.raw_data();
+  a.scale_elem = elem_of(c.k_scales.dtype());
+  a.bits = c.bits;
+  a.group_size = c.group_size;
+  a.block_size = int(c.block_size());
+  a.kv_heads = c.kv_heads();
+  a.head_dim = c.head_dim();
+  return a;
+}
+
+// Multiprocessors of the device (the attention splits aim at two waves of blocks over them).
+int sm_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess || n <= 0) {
+      cudaGetLastError();
+      n = 108;
+    }
+    return n;
+  }();
+  return count;
+}
+
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
@@ -288,7 +334,129 @@ class CudaBackend final : public Backend {
     }
     a.out = out.data<float>();
     a.outr = rows_of(out);
-    check(launch_paged_attention(a, stream()), "paged_attention");
+    a.max_slots = meta.block_tables.dim(1) * int64_t(k_cache.dim(2));
+    if (meta.key_positions.defined())
+      a.max_slots = std::min(a.max_slots, meta.key_positions.dim(1));
+    const AttentionPlan plan = plan_paged_attention(a, sm_count());
+    Tensor scratch;
+    if (plan.scratch_floats > 0)
+      scratch = Tensor::empty({plan.scratch_floats}, DType::f32, q.device());
+    check(launch_paged_attention(a, plan, plan.scratch_floats > 0 ? scratch.data<float>() : nullptr,
+                                 stream()),
+          "paged_attention");
+  }
+
+  void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
+                          QuantizedKvPlanes& cache) override {
+    check(launch_write_kv_quantized(k.raw_data(), rows_of(k), v.raw_data(), rows_of(v),
+                                    elem_of(k.dtype()), slots.data<int32_t>(), k.dim(0),
+                                    quantized_kv_args(cache), stream()),
+          "write_kv_quantized");
+  }
+
+  void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
+                                 const AttentionMeta& meta, float scale, Tensor& out) override {
+    if (q.dim(2) > kMaxAttentionHeadDim)
+      fail(ErrorCode::unsupported, "paged_attention_quantized on CUDA: head_dim {} > {}", q.dim(2),
+           kMaxAttentionHeadDim);
+    AttentionArgs a{};
+    a.q = q.data<float>();
+    a.qr = rows_of(q);
+    a.query_start = meta.query_start.data<int32_t>();
+    a.context_lens = meta.context_lens.data<int32_t>();
+    a.block_tables = meta.block_tables.data<int32_t>();
+    a.table_stride = meta.block_tables.stride(0);
+    a.num_seqs = int(meta.context_lens.dim(0));
+    a.block_size = int(cache.block_size());
+    a.tokens = q.dim(0);
+    a.heads = q.dim(1);
+    a.kv_heads = cache.kv_heads();
+    a.head_dim = q.dim(2);
+    a.scale = scale;
+    a.window = meta.sliding_window;
+    a.out = out.data<float>();
+    a.outr = rows_of(out);
+    check(launch_paged_attention_quantized(a, quantized_kv_args(cache), stream()),
+          "paged_attention_quantized");
+  }
+
+  // ---- MLX affine quantization (quantized.cu) ----
+
+  void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out) override {
+    check(launch_affine_quantize(w.raw_data(), elem_of(w.dtype()), w.stride(0),
+                                 variant == MlxQuantizer::gpu, out.packed.data<uint32_t>(),
+                                 out.scales.raw_data(), out.biases.raw_data(),
+                                 elem_of(out.scales.dtype()), out.bits, out.group_size, out.rows(),
+                                 out.cols(), stream()),
+          "affine_quantize");
+  }
+
+  void affine_dequantize(const QuantizedWeight& w, Tensor& out) override {
+    check(launch_affine_dequantize(quant_matrix(w), nullptr, 0, w.rows(), out.raw_data(),
+                                   elem_of(out.dtype()), out.stride(0), nullptr, stream()),
+          "affine_dequantize");
+  }
+
+  void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
+                        Tensor& out) override {
+    const int64_t m = x.dim(0), n = w.rows(), k = w.cols();
+    if (m == 0 || n == 0) return;
+    const QuantMatrix qm = quant_matrix(w);
+    if (m <= kQuantGemvMaxRows) {
+      Tensor scratch = Tensor::empty({m * k + m * (k / 32)}, DType::f32, x.device());
+      check(launch_quantized_gemv(x.data<float>(), x.stride(0), int(m), qm,
+                                  bias ? bias->raw_data() : nullptr,
+                                  bias ? elem_of(bias->dtype()) : Elem::f32, scratch.data<float>(),
+                                  out.data<float>(), out.stride(0), stream()),
+            "quantized_matmul (GEMV)");
+      return;
+    }
+    // More rows: dequantize row panels of w to f32 and run the dense GEMM on each (a baseline;
+    // the tensor-core quantized GEMM of issue 5 replaces it). Panels of at most 64 MiB.
+    const int64_t panel_rows =
+        std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(64) << 20) / (4 * k)));
+    Tensor panel = Tensor::empty({panel_rows, k}, DType::f32, x.device());
+    const size_t bias_bytes = bias ? dtype_size(bias->dtype()) : 0;
+    for (int64_t n0 = 0; n0 < n; n0 += panel_rows) {
+      const int64_t rows = std::min(panel_rows, n - n0);
+      QuantMatrix part = qm;
+      part.n = rows;
+      part.packed = qm.packed + n0 * (k * w.bits / 32);
+      part.scales = static_cast<const char*>(qm.scales) +
+                    n0 * (k / w.group_size) * dtype_size(w.scales.dtype());
+      part.biases = static_cast<const char*>(qm.biases) +
+                    n0 * (k / w.group_size) * dtype_size(w.biases.dtype());
+      check(launch_affine_dequantize(part, nullptr, 0, rows, panel.raw_data(), Elem::f32, k,
+                                     nullptr, stream()),
+            "quantized_matmul (dequantize panel)");
+      check(launch_matmul(
+                x.data<float>(), x.stride(0), panel.raw_data(), Elem::f32,
+                bias ? static_cast<const char*>(bias->raw_data()) + n0 * bias_bytes : nullptr,
+                bias ? elem_of(bias->dtype()) : Elem::f32, out.data<float>() + n0, out.stride(0), m,
+                rows, k, stream()),
+            "quantized_matmul (GEMM)");
+    }
+  }
+
+  void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out) override {
+    const int64_t tokens = ids.dim(0);
+    if (tokens == 0) return;
+    Tensor flag = Tensor::empty({1}, DType::i32, out.device());
+    check(cudaMemsetAsync(flag.raw_data(), 0x7f, sizeof(int32_t), stream()), "cudaMemsetAsync");
+    check(launch_affine_dequantize(quant_matrix(table), ids.data<int32_t>(), ids.stride(0), tokens,
+                                   out.raw_data(), Elem::f32, out.stride(0), flag.data<int32_t>(),
+                                   stream()),
+          "quantized_embedding");
+    int32_t first_bad = 0;
+    transfer(&first_bad, flag.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost);
+    if (first_bad >= 0 && first_bad < tokens) {
+      int32_t id = 0;
+      transfer(&id, ids.data<int32_t>() + first_bad * ids.stride(0), sizeof(int32_t),
+               cudaMemcpyDeviceToHost);
+      fail(ErrorCode::invalid_argument,
+           "quantized_embedding: id {} at position {} is outside [0, {})", id, first_bad,
+           table.rows());
+    }
   }
 
   void argmax(const Tensor& x, Tensor& out) override {

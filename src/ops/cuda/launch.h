@@ -94,8 +94,19 @@ struct AttentionArgs {
   const int32_t* query_positions = nullptr;
   float* out;
   Rows outr;
+  // Slots a block table (or key_positions row) can address: the bound the key splits divide.
+  int64_t max_slots = 0;
 };
 inline constexpr int kMaxAttentionHeadDim = 256;
-cudaError_t launch_paged_attention(const AttentionArgs& args, cudaStream_t stream);
+// How launch_paged_attention divides the work: query heads per block (a tile of one kv head's
+// group), key splits and their length, and the f32 scratch the splits' partials need.
+struct AttentionPlan {
+  int tile = 1, tiles = 1, splits = 1;
+  int64_t split_len = 0;
+  int64_t scratch_floats = 0;
+};
+AttentionPlan plan_paged_attention(const AttentionArgs& args, int sm_count);
+cudaError_t launch_paged_attention(const AttentionArgs& args, const AttentionPlan& plan,
+                                   float* scratch, cudaStream_t stream);
 
 }  // namespace hearth::ops::cuda

@@ -6,6 +6,7 @@
 #include "core/tensor.h"
 #include "ops/attention.h"
 #include "ops/quantized.h"
+#include "ops/quantized_attention.h"
 
 namespace hearth::ops::reference {
 
@@ -37,6 +38,16 @@ void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor
 // Code `col` of row `row`: bits [col * bits, (col + 1) * bits) of the row's little-endian bit
 // stream.
 uint32_t quantized_code(const QuantizedWeight& w, int64_t row, int64_t col);
+
+// Quantized paged KV cache (reference/quantized_attention.cpp): each token's head vectors quantized
+// with affine_quantize (MLX's GPU variant) after rounding to the scale dtype; attention by
+// dequantizing every plane (affine_dequantize into f32) and running paged_attention.
+void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,
+                        QuantizedKvPlanes& cache);
+void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
+                               const AttentionMeta& meta, float scale, Tensor& out);
+// The f32 [num_blocks, n_kv, block_size, head_dim] keys (values: false) a quantized cache holds.
+Tensor dequantize_kv_plane(const QuantizedKvPlanes& cache, bool keys);
 
 // Element access by multi-index for any strides (shared by the reference files).
 double get(const Tensor& t, std::initializer_list<int64_t> index);

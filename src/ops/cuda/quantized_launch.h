@@ -1,0 +1,45 @@
+// Launchers of the CUDA kernels for MLX affine-quantized weights (ops/quantized.h gives the
+// format). Plain declarations like launch.h, so host code includes no device code.
+#pragma once
+
+#include "ops/cuda/launch.h"
+
+namespace hearth::ops::cuda {
+
+// A quantized [n, k] matrix on the device: packed u32 rows of k * bits / 32 words, scales and
+// biases [n, k / group_size] of `scale_elem`, all rows contiguous.
+struct QuantMatrix {
+  const uint32_t* packed = nullptr;
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  Elem scale_elem = Elem::f32;
+  int bits = 4;
+  int group_size = 64;
+  int64_t n = 0, k = 0;
+};
+
+// MLX's quantize of the rows of w ([n, k], row stride w_stride): `gpu_variant` picks MLX's
+// Metal/CUDA rules (group maximum starts at 0, ties away from zero) over its CPU rules.
+cudaError_t launch_affine_quantize(const void* w, Elem w_elem, int64_t w_stride, bool gpu_variant,
+                                   uint32_t* packed, void* scales, void* biases, Elem scale_elem,
+                                   int bits, int group_size, int64_t n, int64_t k,
+                                   cudaStream_t stream);
+
+// out[t, :] = dequantized row ids[t] (or row t when ids is null) for t < rows, rounded as MLX's
+// dequantize does (product, then sum, each rounded to out's type). With ids, the first position
+// holding an id outside [0, n) is written to *bad (which the caller sets to a large value first).
+cudaError_t launch_affine_dequantize(const QuantMatrix& w, const int32_t* ids, int64_t id_stride,
+                                     int64_t rows, void* out, Elem out_elem, int64_t out_stride,
+                                     int* bad, cudaStream_t stream);
+
+// Rows of x up to which the fused-dequant GEMV is used (decode); above, callers dequantize
+// tiles and run a GEMM.
+inline constexpr int kQuantGemvMaxRows = 8;
+
+// out[i, j] = sum_p x[i, p] * w[j, p] (+ bias[j]) for i < m <= kQuantGemvMaxRows, reading each
+// packed weight once. `xsum` is scratch of m * k / group_size floats.
+cudaError_t launch_quantized_gemv(const float* x, int64_t x_stride, int m, const QuantMatrix& w,
+                                  const void* bias, Elem bias_elem, float* xsum, float* out,
+                                  int64_t out_stride, cudaStream_t stream);
+
+}  // namespace hearth::ops::cuda
