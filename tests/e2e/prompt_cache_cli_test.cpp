@@ -148,7 +148,9 @@ std::string continuation_without_files(const std::vector<int32_t>& prefix,
   auto tokenizer = text::Tokenizer::from_dir(io::default_model_path());
   auto cache = gen::make_prompt_cache(*model, options, int64_t(prefix.size() + suffix.size()) + 64);
   options.max_tokens = 1;
-  gen::TokenGenerator(*model, prefix, options, cache).next();
+  gen::TokenGenerator first(*model, prefix, options, cache);
+  first.next();
+  cache = first.shared_cache();  // the quantized replacement with kv_bits
   options.max_tokens = 12;
   std::string text;
   gen::stream_generate(
@@ -189,6 +191,34 @@ TEST(CachePrompt, RotatingCacheFileContinuesLikeAFreshRun) {
   ASSERT_EQ(cached.status, 0) << cached.err;
   gen::GenerationOptions options;
   options.max_kv_size = 16;
+  std::vector<int32_t> suffix =
+      tokenizer.encode(std::string(kQuestion) + "<|im_end|>\n<|im_start|>assistant\n", false);
+  EXPECT_EQ(cached.out, continuation_without_files(prefix, suffix, options) + "\n");
+}
+
+TEST(CachePrompt, QuantizedCacheFileContinuesLikeAFreshRun) {
+  ScratchDir dir("cache-quantized");
+  RunResult saved =
+      run_hearth(std::string("cache_prompt --kv-bits 8 --quantized-kv-start 4 ") + "--prompt '" +
+                 kPrefix + "' --prompt-cache-file " + quote(dir / "q.safetensors"));
+  ASSERT_EQ(saved.status, 0) << saved.err;
+  kv::PromptCacheContents contents = kv::load_prompt_cache(dir / "q.safetensors");
+  auto tokenizer = text::Tokenizer::from_dir(io::default_model_path());
+  std::vector<int32_t> prefix =
+      tokenizer.encode(std::string("<|endoftext|><|im_start|>user\n") + kPrefix, false);
+  for (const auto& layer : contents.layers) {
+    EXPECT_EQ(layer.class_name, "QuantizedKVCache");
+    EXPECT_EQ(layer.meta_tuple,
+              (std::vector<std::string>{std::to_string(prefix.size()), "64", "8"}));
+  }
+  // Without --kv-bits the file's quantization carries on, as in mlx-lm; the reference quantizes
+  // in the same places (start 4: after the first prefill chunk).
+  RunResult cached = run_hearth("generate --prompt-cache-file " + quote(dir / "q.safetensors") +
+                                " --prompt '" + kQuestion + "' --max-tokens 12 --verbose False");
+  ASSERT_EQ(cached.status, 0) << cached.err;
+  gen::GenerationOptions options;
+  options.kv_bits = 8;
+  options.quantized_kv_start = 4;
   std::vector<int32_t> suffix =
       tokenizer.encode(std::string(kQuestion) + "<|im_end|>\n<|im_start|>assistant\n", false);
   EXPECT_EQ(cached.out, continuation_without_files(prefix, suffix, options) + "\n");
