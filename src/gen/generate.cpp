@@ -8,6 +8,7 @@
 #include "kv/quantize_cache.h"
 #include "ops/copy.h"
 #include "ops/quantized_attention.h"
+#include "ops/softmax.h"
 
 namespace hearth::gen {
 
@@ -120,11 +121,18 @@ void TokenGenerator::run_step(std::span<const int32_t> tokens) {
   Tensor logits;
   forward(tokens, &logits);
   const int64_t vocab = logits.dim(1);
-  std::vector<float> row = ops::to_device(logits, Device::cpu()).to_vector<float>();
-  for (const auto& p : processors_) p(history_, row);
-  log_softmax_inplace(row);
-  logprobs_ = row;
-  scratch_ = row;
+  if (processors_.empty()) {
+    // Normalize where the logits are (on the GPU with CUDA) and move only the result: a
+    // vocabulary-sized log-softmax on the host costs as much as a small model's whole step.
+    Tensor normalized = Tensor::empty(logits.shape(), DType::f32, logits.device());
+    ops::log_softmax(logits, normalized);
+    logprobs_ = ops::to_device(normalized, Device::cpu()).to_vector<float>();
+  } else {
+    logprobs_ = ops::to_device(logits, Device::cpu()).to_vector<float>();
+    for (const auto& p : processors_) p(history_, logprobs_);
+    log_softmax_inplace(logprobs_);
+  }
+  scratch_ = logprobs_;
   HEARTH_CHECK(int64_t(scratch_.size()) == vocab);
   pending_token_ = sampler_(scratch_, rng_);
 }

@@ -8,6 +8,8 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/tensor.h"
+#include "ops/softmax.h"
 
 namespace hearth::gen {
 namespace {
@@ -38,12 +40,15 @@ int32_t argmax(std::span<const float> values) {
 }
 
 void log_softmax_inplace(std::span<float> logits) {
-  float max = kNegInf;
-  for (float v : logits) max = std::max(max, v);
-  double sum = 0.0;
-  for (float v : logits) sum += std::exp(double(v) - double(max));
-  float lse = float(double(max) + std::log(sum));
-  for (float& v : logits) v -= lse;
+  // The CPU op (vectorized exp, f64 partial sums): one implementation, so the generator's logprobs
+  // on the CPU are the same bits whether or not logits processors ran first.
+  const int64_t n = int64_t(logits.size());
+  if (n == 0) return;
+  Tensor x = Tensor::empty({1, n}, DType::f32);
+  std::copy(logits.begin(), logits.end(), x.data<float>());
+  Tensor out = Tensor::empty({1, n}, DType::f32);
+  ops::log_softmax(x, out);
+  std::copy(out.data<float>(), out.data<float>() + n, logits.begin());
 }
 
 void apply_top_p(std::span<float> logprobs, float top_p) {
