@@ -12,5 +12,7 @@ int run_benchmark(const std::vector<std::string>& args);
 int run_tokenize(const std::vector<std::string>& args);
 int run_chat_template(const std::vector<std::string>& args);
 int run_convert(const std::vector<std::string>& args);
+int run_cache_prompt(const std::vector<std::string>& args);
+int run_chat(const std::vector<std::string>& args);
 
 }  // namespace hearth::cli

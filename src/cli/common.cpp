@@ -1,6 +1,8 @@
 #include "cli/common.h"
 
+#include "cli/args.h"
 #include "io/model_path.h"
+#include "quant/python_json.h"
 
 namespace hearth::cli {
 
@@ -10,6 +12,44 @@ std::filesystem::path model_dir_from_flag(const std::optional<std::string>& mode
 
 Device device_from_flag(const std::string& device) {
   return parse_device(device);
+}
+
+void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::optional<int>& kv_bits,
+                        int kv_group_size, int quantized_kv_start,
+                        gen::GenerationOptions& options) {
+  if (max_kv_size && *max_kv_size < 1)
+    throw UsageError("argument --max-kv-size: must be positive, got " +
+                     std::to_string(*max_kv_size));
+  if (kv_bits && *kv_bits != 2 && *kv_bits != 3 && *kv_bits != 4 && *kv_bits != 5 &&
+      *kv_bits != 6 && *kv_bits != 8)
+    throw UsageError("argument --kv-bits: MLX quantizes to 2, 3, 4, 5, 6 or 8 bits, got " +
+                     std::to_string(*kv_bits));
+  if (kv_group_size != 32 && kv_group_size != 64 && kv_group_size != 128)
+    throw UsageError("argument --kv-group-size: must be 32, 64 or 128, got " +
+                     std::to_string(kv_group_size));
+  if (quantized_kv_start < 0)
+    throw UsageError("argument --quantized-kv-start: must be >= 0, got " +
+                     std::to_string(quantized_kv_start));
+  options.max_kv_size = max_kv_size.value_or(0);
+  options.kv_bits = kv_bits.value_or(0);
+  options.kv_group_size = kv_group_size;
+  options.quantized_kv_start = quantized_kv_start;
+}
+
+std::shared_ptr<kv::KvCache> make_kv_cache(const model::Model& model,
+                                           const gen::GenerationOptions& options,
+                                           int64_t capacity_tokens) {
+  return gen::make_prompt_cache(model, options, capacity_tokens);
+}
+
+std::string python_json_line(const nlohmann::ordered_json& object) {
+  std::string out = "{";
+  for (const auto& [key, value] : object.items()) {
+    if (out.size() > 1) out += ", ";
+    out += quant::python_json_dumps(nlohmann::ordered_json(key)) + ": " +
+           quant::python_json_dumps(value);
+  }
+  return out + "}";
 }
 
 }  // namespace hearth::cli

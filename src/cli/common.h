@@ -3,9 +3,11 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "gen/generate.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -15,5 +17,22 @@ namespace hearth::cli {
 std::filesystem::path model_dir_from_flag(const std::optional<std::string>& model);
 // --device: "cpu" or "cuda[:N]".
 Device device_from_flag(const std::string& device);
+
+// The KV flags shared by generate, cache_prompt and chat (--max-kv-size, --kv-bits,
+// --kv-group-size, --quantized-kv-start), checked like mlx-lm's argparse types and stored in
+// `options`.
+void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::optional<int>& kv_bits,
+                        int kv_group_size, int quantized_kv_start, gen::GenerationOptions& options);
+
+// An empty cache for `model` with room for `capacity_tokens` (the pool reserves address space
+// only on the CPU), with mlx-lm's per-layer kinds (gen::make_prompt_cache: rotating for
+// --max-kv-size and for sliding-window layers).
+std::shared_ptr<kv::KvCache> make_kv_cache(const model::Model& model,
+                                           const gen::GenerationOptions& options,
+                                           int64_t capacity_tokens);
+
+// Python's json.dumps(obj) of a flat object (", " and ": " separators, ensure_ascii): how mlx-lm
+// writes the tokenizer_config metadata of a prompt-cache file.
+std::string python_json_line(const nlohmann::ordered_json& object);
 
 }  // namespace hearth::cli

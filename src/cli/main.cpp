@@ -24,6 +24,10 @@ const Command kCommands[] = {
      "print the prompt a conversation renders to with the model's chat template"},
     {"convert", hearth::cli::run_convert,
      "convert a model to MLX format: quantize (-q), dequantize (-d), change dtype"},
+    {"cache_prompt", hearth::cli::run_cache_prompt,
+     "prefill a prompt and save its KV cache for generate --prompt-cache-file"},
+    {"chat", hearth::cli::run_chat,
+     "chat with a model in the terminal (q quits, r resets, h help)"},
 };
 
 void print_usage(std::FILE* out) {

@@ -181,11 +181,12 @@ std::vector<int32_t> encode_prompt(const text::Tokenizer& tokenizer, const std::
 
 void stream_generate(model::Model& model, const text::Tokenizer& tokenizer,
                      std::vector<int32_t> prompt, const GenerationOptions& options,
-                     const std::function<bool(const GenerationResponse&)>& on_response) {
+                     const std::function<bool(const GenerationResponse&)>& on_response,
+                     std::shared_ptr<kv::KvCache> cache) {
   std::vector<int32_t> eos = eos_token_ids(model, tokenizer, options.extra_eos_token_ids);
   auto is_eos = [&](int32_t t) { return std::binary_search(eos.begin(), eos.end(), t); };
   const int64_t prompt_tokens = int64_t(prompt.size());
-  TokenGenerator generator(model, std::move(prompt), options);
+  TokenGenerator generator(model, std::move(prompt), options, std::move(cache));
   std::unique_ptr<text::StreamingDetokenizer> detokenizer = tokenizer.make_detokenizer();
 
   GenerationResponse r;

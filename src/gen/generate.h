@@ -116,10 +116,11 @@ std::vector<int32_t> eos_token_ids(const model::Model& model, const text::Tokeni
 std::vector<int32_t> encode_prompt(const text::Tokenizer& tokenizer, const std::string& prompt);
 
 // Streams responses; `on_response` returns false to stop early. The last response carries the
-// finish reason.
+// finish reason. `cache` may hold a prefix already (a loaded prompt cache); the prompt follows it.
 void stream_generate(model::Model& model, const text::Tokenizer& tokenizer,
                      std::vector<int32_t> prompt, const GenerationOptions& options,
-                     const std::function<bool(const GenerationResponse&)>& on_response);
+                     const std::function<bool(const GenerationResponse&)>& on_response,
+                     std::shared_ptr<kv::KvCache> cache = nullptr);
 
 std::string generate(model::Model& model, const text::Tokenizer& tokenizer,
                      std::vector<int32_t> prompt, const GenerationOptions& options);
