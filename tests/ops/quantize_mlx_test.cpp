@@ -104,10 +104,12 @@ void expect_matches_numpy(const OpTest& t, const fs::path& folder, const Case& c
     DType dtype;
   };
   // Dequantize on the device under test, to the scales' dtype (mx.dequantize) and to f32.
-  Tensor deq = t.to_dev(Tensor::empty({q.rows(), q.cols()}, c.scale_dtype));
-  Tensor deq32 = t.to_dev(Tensor::empty({q.rows(), q.cols()}, DType::f32));
-  poison(deq);
-  poison(deq32);
+  Tensor host_deq = Tensor::empty({q.rows(), q.cols()}, c.scale_dtype);
+  Tensor host_deq32 = Tensor::empty({q.rows(), q.cols()}, DType::f32);
+  poison(host_deq);
+  poison(host_deq32);
+  Tensor deq = t.to_dev(host_deq);
+  Tensor deq32 = t.to_dev(host_deq32);
   QuantizedWeight qd = q;
   qd.packed = t.to_dev(q.packed);
   qd.scales = t.to_dev(q.scales);

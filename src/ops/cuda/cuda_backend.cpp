@@ -138,6 +138,13 @@ struct State {
   unsigned long long* bad_id_host = nullptr;  // pinned
   bool embedding_unchecked = false;
   int64_t embedding_vocab = 0;
+
+  // Device -> host reads up to kDownloadMaxBytes (the logits of a step) land in a pinned buffer
+  // first: a copy into pageable memory was the largest per-step cost of a 1B decode on the H200
+  // (HEARTH_CUDA_PROFILE: ~400 us per read).
+  static constexpr size_t kDownloadMaxBytes = size_t(32) << 20;
+  char* download = nullptr;
+  size_t download_bytes = 0;
 };
 
 State& state();
@@ -261,6 +268,21 @@ void transfer(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
     if (bytes) check(cudaMemcpyAsync(dst, staged, bytes, kind, s.stream), "cudaMemcpyAsync");
     check(cudaEventRecord(s.stage_done[slot], s.stream), "cudaEventRecord");
     s.stage_used[slot] = true;
+    return;
+  }
+  if (kind == cudaMemcpyDeviceToHost && bytes > 0 && bytes <= State::kDownloadMaxBytes) {
+    if (s.download_bytes < bytes) {
+      if (s.download) check(cudaFreeHost(s.download), "cudaFreeHost");
+      s.download = nullptr;
+      s.download_bytes = 0;
+      const size_t size = std::max(bytes, size_t(1) << 20);
+      check(cudaHostAlloc(reinterpret_cast<void**>(&s.download), size, cudaHostAllocDefault),
+            "cudaHostAlloc (download buffer)");
+      s.download_bytes = size;
+    }
+    check(cudaMemcpyAsync(s.download, src, bytes, kind, s.stream), "cudaMemcpyAsync");
+    sync_and_check_ids();
+    std::memcpy(dst, s.download, bytes);
     return;
   }
   if (bytes) check(cudaMemcpyAsync(dst, src, bytes, kind, s.stream), "cudaMemcpyAsync");
