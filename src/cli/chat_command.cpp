@@ -2,6 +2,7 @@
 // so each turn prefills only its new text. Works through a pipe and in a terminal; Ctrl-C
 // (SIGINT) stops a reply and returns to the prompt, Ctrl-C at the prompt or end of input ends
 // the session.
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -53,10 +54,29 @@ class SigintGuard {
 enum class Input { line, end, interrupted };
 
 // One line from standard input with read(2): stdio would retry after the signal instead of
-// letting Ctrl-C end the session. A last line without a newline still counts.
+// letting Ctrl-C end the session. A last line without a newline still counts. SIGINT is blocked
+// except inside ppoll, which unblocks it atomically while waiting: a Ctrl-C that lands between
+// the check of the flag and the wait would otherwise be lost and leave the read blocked.
 Input read_line(std::string& line) {
   line.clear();
+  sigset_t sigint, original;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
   for (;;) {
+    sigprocmask(SIG_BLOCK, &sigint, &original);
+    if (g_interrupted) {
+      sigprocmask(SIG_SETMASK, &original, nullptr);
+      return Input::interrupted;
+    }
+    struct pollfd wait_for_input {
+      STDIN_FILENO, POLLIN, 0
+    };
+    const int ready = ppoll(&wait_for_input, 1, nullptr, &original);
+    sigprocmask(SIG_SETMASK, &original, nullptr);
+    if (ready < 0) {
+      if (errno == EINTR) continue;  // the flag is checked at the top
+      break;
+    }
     char c = 0;
     ssize_t n = ::read(STDIN_FILENO, &c, 1);
     if (n == 1) {
@@ -64,10 +84,7 @@ Input read_line(std::string& line) {
       line += c;
       continue;
     }
-    if (n < 0 && errno == EINTR) {
-      if (g_interrupted) return Input::interrupted;
-      continue;
-    }
+    if (n < 0 && errno == EINTR) continue;
     if (line.empty()) return Input::end;
     break;
   }
@@ -184,9 +201,9 @@ int run_chat(const std::vector<std::string>& argv) {
   uint64_t turn = 0;
   std::string query;
   for (;;) {
+    g_interrupted = 0;  // before the prompt: a Ctrl-C typed once it shows must end the session
     std::printf(">> ");
     std::fflush(stdout);
-    g_interrupted = 0;
     Input in = read_line(query);
     if (in != Input::line) {
       std::printf("\n");

@@ -124,7 +124,16 @@ send("Hello there\n")
 wait_for(b"finish:", 3)
 wait_for(b">> ", 6)
 send("\x03")  # at the prompt: ends the session
-_, status = os.waitpid(pid, 0)
+# hearth must exit by itself; a hang fails the test instead of blocking the suite.
+end = time.time() + 60
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if time.time() > end:
+        os.kill(pid, 9)
+        raise SystemExit("hearth did not exit after Ctrl-C at the prompt: %r" % out)
+    time.sleep(0.05)
 try:
     while True:
         chunk = os.read(fd, 4096)
