@@ -15,6 +15,8 @@
 #include "kv/quantize_cache.h"
 #include "model/model.h"
 #include "model/registry.h"
+#include "ops/backend.h"
+#include "ops/copy.h"
 #include "ops/quantized_attention.h"
 #include "ops/reference/reference.h"
 
@@ -265,31 +267,59 @@ TEST(QuantizedKvModel, TrimThenRegenerateIsBitExact) {
 
 // Snapshot / restore of a quantized cache (copy-on-write through BlockPool::copy_block, which
 // copies the codes, scales and biases): generate, snap mid-block, generate further (single tokens
-// and a chunk), restore, regenerate: the same logits bit for bit, twice.
-TEST(QuantizedKvModel, SnapshotRestoreIsBitExact) {
+// and a chunk), restore, regenerate: the same logits bit for bit, twice. On the model's device.
+void check_snapshot_restore(model::Model& model) {
+  auto make_cache = [&](int bits) {
+    kv::KvLayout layout = model.kv_layout(16);
+    layout.kv_bits = bits;
+    layout.kv_group_size = 64;
+    return std::make_shared<kv::KvCache>(std::make_shared<kv::BlockPool>(layout, 64));
+  };
+  auto step = [&](kv::KvCache& cache, std::span<const int32_t> ids) {
+    model::SequenceInput in{ids, &cache, false};
+    return ops::to_device(model.forward(std::span<const model::SequenceInput>(&in, 1)),
+                          Device::cpu())
+        .to_vector<float>();
+  };
   std::vector<int32_t> ids = golden()["perplexity"]["items"][0]["ids"].get<std::vector<int32_t>>();
   for (int bits : {4, 8}) {
-    auto cache = new_cache(bits, 64);
-    forward(*cache, std::span<const int32_t>(ids).first(21));  // 21: the snapshot is mid-block
+    auto cache = make_cache(bits);
+    step(*cache, std::span<const int32_t>(ids).first(21));  // 21: the snapshot is mid-block
     const int64_t at = cache->size();
     kv::KvSnapshot snap = cache->snapshot();
     std::vector<std::vector<float>> first;
-    for (size_t i = 21; i < 30; ++i) first.push_back(forward(*cache, std::span(ids).subspan(i, 1)));
-    std::vector<float> chunk = forward(*cache, std::span(ids).subspan(30, 5));
+    for (size_t i = 21; i < 30; ++i) first.push_back(step(*cache, std::span(ids).subspan(i, 1)));
+    std::vector<float> chunk = step(*cache, std::span(ids).subspan(30, 5));
     // The same tokens on a cache that never had a snapshot: the copied block held the right rows.
-    auto plain = new_cache(bits, 64);
-    forward(*plain, std::span<const int32_t>(ids).first(21));
+    auto plain = make_cache(bits);
+    step(*plain, std::span<const int32_t>(ids).first(21));
     for (size_t i = 21; i < 30; ++i)
-      ASSERT_EQ(forward(*plain, std::span(ids).subspan(i, 1)), first[i - 21]) << bits << "-bit";
+      ASSERT_EQ(step(*plain, std::span(ids).subspan(i, 1)), first[i - 21]) << bits << "-bit";
     for (int round = 0; round < 2; ++round) {
       cache->restore(snap);
       ASSERT_EQ(cache->size(), at);
       for (size_t i = 21; i < 30; ++i)
-        ASSERT_EQ(forward(*cache, std::span(ids).subspan(i, 1)), first[i - 21])
+        ASSERT_EQ(step(*cache, std::span(ids).subspan(i, 1)), first[i - 21])
             << bits << "-bit round " << round << " token " << i;
-      EXPECT_EQ(forward(*cache, std::span(ids).subspan(30, 5)), chunk) << bits << "-bit";
+      EXPECT_EQ(step(*cache, std::span(ids).subspan(30, 5)), chunk) << bits << "-bit";
     }
   }
+}
+
+TEST(QuantizedKvModel, SnapshotRestoreIsBitExact) {
+  check_snapshot_restore(default_model());
+}
+
+TEST(QuantizedKvModel, SnapshotRestoreIsBitExactOnCuda) {
+  try {
+    ops::backend_for(Device::cuda(0));
+  } catch (const Error& e) {
+    GTEST_SKIP() << "no CUDA backend/GPU: " << e.what();
+  }
+  model::LoadOptions options;
+  options.device = Device::cuda(0);
+  auto model = model::load_model(fs::path(HEARTH_SOURCE_DIR) / "models" / "default", options);
+  check_snapshot_restore(*model);
 }
 
 // Batches have no quantized cache yet: kv_bits is an error there, not silently ignored.
