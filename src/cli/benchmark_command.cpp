@@ -82,7 +82,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
   std::optional<std::string> model_flag, json_path;
   int prompt_tokens = 512, generation_tokens = 1024, batch_size = 1, num_trials = 5;
   int prefill_step_size = 2048;
-  std::string device_flag = "cpu";
+  std::string device_flag;  // empty: the GPU when there is one
   ArgParser p("hearth benchmark", "LLM benchmarking (mlx_lm.benchmark).");
   p.add_optional_string({"--model"}, &model_flag,
                         "The path to the local model directory (default: the bundled model).");
@@ -91,7 +91,8 @@ int run_benchmark(const std::vector<std::string>& argv) {
   p.add_int({"--batch-size", "-b"}, &batch_size, "Batch size");
   p.add_int({"--num-trials", "-n"}, &num_trials, "Number of timing trials");
   p.add_int({"--prefill-step-size"}, &prefill_step_size, "Prompt tokens per forward pass");
-  p.add_string({"--device"}, &device_flag, "cpu or cuda[:N]");
+  p.add_string({"--device"}, &device_flag,
+               "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
   p.add_optional_string({"--json"}, &json_path, "Also write the results as JSON to this file");
   if (!p.parse(argv)) return 0;
   if (prompt_tokens < 1) throw UsageError("argument --prompt-tokens: must be positive");
@@ -100,7 +101,8 @@ int run_benchmark(const std::vector<std::string>& argv) {
   if (num_trials < 1) throw UsageError("argument --num-trials: must be positive");
 
   std::filesystem::path dir = model_dir_from_flag(model_flag);
-  auto model = model::load_model(dir, {device_from_flag(device_flag)});
+  const Device device = device_from_flag(device_flag);
+  auto model = model::load_model(dir, {device});
   const auto& cfg = model->config();
 
   // Random prompts, fixed seed (mlx-lm seeds 0 too; the values differ, the shapes do not).
@@ -163,7 +165,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
     nlohmann::ordered_json j;
     j["machine"] = {{"cpu", cpu_model_name()},
                     {"threads", ThreadPool::global().num_threads()},
-                    {"device", device_flag}};
+                    {"device", device.str()}};
     j["commit"] = HEARTH_GIT_COMMIT;
     j["model"] = {{"path", dir.string()},
                   {"architecture", cfg.architecture},

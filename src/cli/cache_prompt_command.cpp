@@ -27,7 +27,7 @@ struct CachePromptArgs {
   int kv_group_size = 64;
   int quantized_kv_start = 5000;
   int prefill_step_size = 2048;
-  std::string device = "cpu";
+  std::string device;  // empty: the GPU when there is one
 };
 
 }  // namespace
@@ -53,7 +53,8 @@ int run_cache_prompt(const std::vector<std::string>& argv) {
             "When --kv-bits is set, start quantizing the KV cache from this step onwards.");
   p.add_int({"--prefill-step-size"}, &a.prefill_step_size,
             "Number of prompt tokens processed per forward pass");
-  p.add_string({"--device"}, &a.device, "cpu or cuda[:N]");
+  p.add_string({"--device"}, &a.device,
+               "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
   if (!p.parse(argv)) return 0;
   std::string missing;
   if (!a.prompt_cache_file) missing += "--prompt-cache-file";

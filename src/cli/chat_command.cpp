@@ -101,7 +101,7 @@ struct ChatArgs {
   int max_tokens = 256;
   std::optional<std::string> system_prompt;
   bool verbose = false;
-  std::string device = "cpu";
+  std::string device;  // empty: the GPU when there is one
 };
 
 // --system-prompt names a file when it looks like a path or an existing file (mlx_lm.chat).
@@ -157,7 +157,8 @@ int run_chat(const std::vector<std::string>& argv) {
   p.add_bool({"--verbose"}, &a.verbose,
              "After each reply, print prompt tokens prefilled, speeds and the cache size "
              "('True'/'T'; hearth only)");
-  p.add_string({"--device"}, &a.device, "cpu or cuda[:N]");
+  p.add_string({"--device"}, &a.device,
+               "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
   if (!p.parse(argv)) return 0;
   if (a.max_tokens < -1)
     throw UsageError("argument --max-tokens: must be >= 0 (or -1 for no limit)");

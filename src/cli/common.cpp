@@ -1,5 +1,7 @@
 #include "cli/common.h"
 
+#include "ops/backend.h"
+
 #include "cli/args.h"
 #include "io/model_path.h"
 #include "quant/python_json.h"
@@ -11,7 +13,16 @@ std::filesystem::path model_dir_from_flag(const std::optional<std::string>& mode
 }
 
 Device device_from_flag(const std::string& device) {
-  return parse_device(device);
+  if (!device.empty()) return parse_device(device);
+  // No --device: the GPU when there is one, as mlx-lm runs on the GPU by default. A build without
+  // CUDA or a machine without a GPU falls back to the CPU silently; only an explicit
+  // --device cuda makes a missing GPU an error (load_model names the reason).
+  try {
+    ops::backend_for(Device::cuda(0));
+    return Device::cuda(0);
+  } catch (const Error&) {
+    return Device::cpu();
+  }
 }
 
 void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::optional<int>& kv_bits,

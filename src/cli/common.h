@@ -15,7 +15,7 @@ namespace hearth::cli {
 
 // --model as given, or the bundled default model when absent.
 std::filesystem::path model_dir_from_flag(const std::optional<std::string>& model);
-// --device: "cpu" or "cuda[:N]".
+// --device: "cpu" or "cuda[:N]"; empty (no flag): cuda:0 when a CUDA GPU is usable, else cpu.
 Device device_from_flag(const std::string& device);
 
 // The KV flags shared by generate, cache_prompt and chat (--max-kv-size, --kv-bits,

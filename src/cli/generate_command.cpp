@@ -35,7 +35,7 @@ struct GenerateArgs {
   std::optional<int> kv_bits;
   int kv_group_size = 64;
   int quantized_kv_start = 5000;
-  std::string device = "cpu";
+  std::string device;  // empty: the GPU when there is one
 };
 
 // A prompt cache loaded from --prompt-cache-file, checked against the flags as mlx-lm does.
@@ -139,7 +139,8 @@ int run_generate(const std::vector<std::string>& argv) {
   p.add_int({"--kv-group-size"}, &a.kv_group_size, "Group size for KV cache quantization.");
   p.add_int({"--quantized-kv-start"}, &a.quantized_kv_start,
             "When --kv-bits is set, start quantizing the KV cache from this step onwards.");
-  p.add_string({"--device"}, &a.device, "cpu or cuda[:N]");
+  p.add_string({"--device"}, &a.device,
+               "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
   if (!p.parse(argv)) return 0;
   if (a.max_tokens < -1)
     throw UsageError("argument --max-tokens: must be >= 0 (or -1 for no limit)");

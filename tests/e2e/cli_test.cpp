@@ -8,6 +8,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
+#include "ops/backend.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -201,6 +204,27 @@ TEST(CliBenchmark, PrintsTrialsAndWritesJson) {
   fs::remove(json);
   r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) + " -p 8 -g 4 -b 3 -n 1");
   EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// Without --device a command runs on the GPU when there is one and on the CPU otherwise; an
+// explicit --device cuda without a usable GPU is an error that says so (no silent fallback).
+TEST(Cli, DeviceDefaultsToTheGpuOnlyWhenOneIsThere) {
+  bool gpu = true;
+  try {
+    hearth::ops::backend_for(hearth::Device::cuda(0));
+  } catch (const hearth::Error&) {
+    gpu = false;
+  }
+  RunResult plain = run_hearth("generate --prompt hi --max-tokens 2 --verbose False");
+  EXPECT_EQ(plain.status, 0) << plain.err;
+  EXPECT_FALSE(plain.out.empty());
+  RunResult cuda = run_hearth("generate --prompt hi --max-tokens 2 --verbose False --device cuda");
+  if (gpu) {
+    EXPECT_EQ(cuda.status, 0) << cuda.err;
+  } else {
+    EXPECT_NE(cuda.status, 0);
+    EXPECT_NE(cuda.err.find("no backend for device cuda:0"), std::string::npos) << cuda.err;
+  }
 }
 
 }  // namespace
