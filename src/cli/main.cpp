@@ -32,7 +32,7 @@ const Command kCommands[] = {
 
 void print_usage(std::FILE* out) {
   std::fprintf(out, "usage: hearth <command> [options]\n\ncommands:\n");
-  for (const auto& c : kCommands) std::fprintf(out, "  %-12s %s\n", c.name, c.help);
+  for (const auto& c : kCommands) std::fprintf(out, "  %-14s %s\n", c.name, c.help);
   std::fprintf(out, "\nRun 'hearth <command> --help' for a command's options.\n");
 }
 
