@@ -4,9 +4,11 @@
 // quantization error against the original bf16 model is printed per bit width.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "io/json_file.h"
@@ -37,7 +39,8 @@ struct Folders {
 
 // Quantizes every 2-D weight whose input size is a multiple of the group size (MLX's rule), and
 // writes both the MLX-format folder and a dense folder holding the dequantized weights.
-std::unique_ptr<Folders> make_folders(const std::string& name, int bits, int group_size) {
+std::unique_ptr<Folders> make_folders_from(const fs::path& source, const std::string& name,
+                                           int bits, int group_size) {
   auto f = std::make_unique<Folders>();
   std::string tag = name + "-" + std::to_string(bits) + "-" + std::to_string(group_size) + "-" +
                     std::to_string(::getpid());
@@ -45,7 +48,7 @@ std::unique_ptr<Folders> make_folders(const std::string& name, int bits, int gro
   f->dequantized = fs::temp_directory_path() / ("hearth-dq-" + tag);
   fs::create_directories(f->quantized);
   fs::create_directories(f->dequantized);
-  io::WeightSet ws = io::WeightSet::load_dir(fixture(name), io::WeightResidency::mapped);
+  io::WeightSet ws = io::WeightSet::load_dir(source, io::WeightResidency::mapped);
   std::vector<std::pair<std::string, Tensor>> q_tensors, dq_tensors;
   for (const std::string& tensor_name : ws.names()) {
     Tensor t = ws.get(tensor_name);
@@ -68,12 +71,16 @@ std::unique_ptr<Folders> make_folders(const std::string& name, int bits, int gro
   }
   io::save_safetensors(f->quantized / "model.safetensors", q_tensors, {{"format", "mlx"}});
   io::save_safetensors(f->dequantized / "model.safetensors", dq_tensors, {{"format", "pt"}});
-  nlohmann::json cfg = io::read_json_file(fixture(name) / "config.json");
+  nlohmann::json cfg = io::read_json_file(source / "config.json");
   std::ofstream(f->dequantized / "config.json") << cfg.dump(2);
   cfg["quantization"] = {{"group_size", group_size}, {"bits", bits}};
   cfg["quantization_config"] = cfg["quantization"];
   std::ofstream(f->quantized / "config.json") << cfg.dump(2);
   return f;
+}
+
+std::unique_ptr<Folders> make_folders(const std::string& name, int bits, int group_size) {
+  return make_folders_from(fixture(name), name, bits, group_size);
 }
 
 std::vector<float> all_logits(model::Model& model, const std::vector<int32_t>& ids) {
@@ -145,6 +152,54 @@ TEST_P(QuantizedModel, CudaLogitsEqualCpu) {
     // Decode rows (one token after the prompt) take the GEMV path on both devices.
     std::vector<int32_t> one(ids.begin(), ids.begin() + 1);
     EXPECT_LE(max_relative_difference(all_logits(*on_gpu, one), all_logits(*on_cpu, one)), 1e-5);
+  }
+}
+
+// The trained default model quantized at every width, scored on the four 256-token validation
+// windows of its golden file: mean next-token NLL against the dense bf16 model. A report per
+// width, and two properties that do not depend on hearth's own figures: 8-bit affine
+// quantization is close to lossless (under 0.05 nats), and fewer bits never score better than
+// more bits by more than noise (the trend of the fixture table in
+// docs/perf/quantization_error.md).
+double mean_nll(model::Model& model, const nlohmann::json& items) {
+  double nll = 0;
+  int64_t count = 0;
+  for (const auto& item : items) {
+    std::vector<int32_t> ids = item["ids"].get<std::vector<int32_t>>();
+    std::vector<float> logits = all_logits(model, ids);
+    const int64_t vocab = model.config().vocab_size;
+    for (size_t t = 0; t + 1 < ids.size(); ++t) {
+      std::vector<float> row(logits.begin() + int64_t(t) * vocab,
+                             logits.begin() + int64_t(t + 1) * vocab);
+      double mx = *std::max_element(row.begin(), row.end()), sum = 0;
+      for (float v : row) sum += std::exp(double(v) - mx);
+      nll += mx + std::log(sum) - double(row[size_t(ids[t + 1])]);
+      ++count;
+    }
+  }
+  return nll / double(count);
+}
+
+TEST(QuantizedDefaultModel, NllPerWidth) {
+  const fs::path dir = fs::path(HEARTH_SOURCE_DIR) / "models" / "default";
+  const nlohmann::json items = io::read_json_file(
+      fs::path(HEARTH_TEST_DATA_DIR) / "default_model_golden.json")["perplexity"]["items"];
+  auto dense = model::load_model(dir);
+  const double base = mean_nll(*dense, items);
+  std::map<int, double> delta;
+  for (int bits : ops::kQuantBits) {
+    auto folders = make_folders_from(dir, "default", bits, 64);
+    auto q = model::load_model(folders->quantized);
+    delta[bits] = mean_nll(*q, items) - base;
+    std::printf(
+        "[quantized default model] %d-bit group 64: mean NLL %.4f (bf16 %.4f, %+.4f), "
+        "perplexity %.2f\n",
+        bits, base + delta[bits], base, delta[bits], std::exp(base + delta[bits]));
+  }
+  EXPECT_LT(std::fabs(delta[8]), 0.05);
+  for (size_t i = 1; i < std::size(ops::kQuantBits); ++i) {
+    const int fewer = ops::kQuantBits[i - 1], more = ops::kQuantBits[i];
+    EXPECT_GT(delta[fewer], delta[more] - 0.01) << fewer << " vs " << more << " bits";
   }
 }
 
