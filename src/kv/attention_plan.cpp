@@ -52,7 +52,8 @@ ops::AttentionMeta make_attention_meta(std::span<KvCache* const> caches, int gro
   m.sliding_window = steps[0].window;
   if (by_position) {
     // Sequences masked in slot order get their slot indices as positions (the same mask).
-    std::vector<int32_t> key_pos(size_t(S) * size_t(max_ctx), -1), query_pos(static_cast<size_t>(T));
+    std::vector<int32_t> key_pos(size_t(S) * size_t(max_ctx), -1),
+        query_pos(static_cast<size_t>(T));
     for (int64_t s = 0; s < S; ++s) {
       const StepAttention& a = steps[size_t(s)];
       const auto& slot_pos = caches[size_t(s)]->group(g).slot_positions();

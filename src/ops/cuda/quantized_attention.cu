@@ -50,7 +50,7 @@ __global__ void write_kv_quantized_kernel(const S* src, Rows sr, const int32_t* 
     // The values as the cache dtype holds them.
     auto value = [&](int j) { return to_f32(from_f32<C>(to_f32(xg[j]))); };
     float w_min = __int_as_float(0x7f800000);  // +inf
-    float w_max = 0.0f;            // the GPU kernels start the maximum at 0
+    float w_max = 0.0f;                        // the GPU kernels start the maximum at 0
     for (int j = 0; j < group_size; ++j) {
       const float v = value(j);
       w_min = fminf(w_min, v);
@@ -187,12 +187,10 @@ cudaError_t launch_write_kv_quantized(const void* k, Rows kr, const void* v, Row
       const unsigned grid = unsigned(tokens * c.kv_heads);
       write_kv_quantized_kernel<S, C><<<grid, 32, 0, stream>>>(
           static_cast<const S*>(k), kr, slots, tokens, c.k_packed, static_cast<C*>(c.k_scales),
-          static_cast<C*>(c.k_biases), c.bits, c.group_size, c.block_size, c.kv_heads,
-          c.head_dim);
+          static_cast<C*>(c.k_biases), c.bits, c.group_size, c.block_size, c.kv_heads, c.head_dim);
       write_kv_quantized_kernel<S, C><<<grid, 32, 0, stream>>>(
           static_cast<const S*>(v), vr, slots, tokens, c.v_packed, static_cast<C*>(c.v_scales),
-          static_cast<C*>(c.v_biases), c.bits, c.group_size, c.block_size, c.kv_heads,
-          c.head_dim);
+          static_cast<C*>(c.v_biases), c.bits, c.group_size, c.block_size, c.kv_heads, c.head_dim);
       return cudaGetLastError();
     });
   });
