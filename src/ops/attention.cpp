@@ -30,6 +30,30 @@ void check_cache_pair(const char* op, const Tensor& k_cache, const Tensor& v_cac
 
 }  // namespace
 
+void check_attention_tables(const char* op, const AttentionMeta& meta, Device device) {
+  check_defined(op, "meta.query_start", meta.query_start);
+  check_defined(op, "meta.context_lens", meta.context_lens);
+  check_defined(op, "meta.block_tables", meta.block_tables);
+  check_dtype(op, "meta.query_start", meta.query_start, DType::i32);
+  check_dtype(op, "meta.context_lens", meta.context_lens, DType::i32);
+  check_dtype(op, "meta.block_tables", meta.block_tables, DType::i32);
+  check_ndim(op, "meta.query_start", meta.query_start, 1);
+  check_ndim(op, "meta.block_tables", meta.block_tables, 2);
+  const int64_t num_seqs = meta.context_lens.dim(0);
+  check_shape(op, "meta.context_lens", meta.context_lens, {num_seqs});
+  check_shape(op, "meta.query_start", meta.query_start, {num_seqs + 1});
+  if (meta.block_tables.dim(0) != num_seqs)
+    fail(ErrorCode::invalid_argument, "{}: meta.block_tables has {} rows for {} sequences", op,
+         meta.block_tables.dim(0), num_seqs);
+  check_rows_contiguous(op, "meta.block_tables", meta.block_tables);
+  if (meta.sliding_window < 0)
+    fail(ErrorCode::invalid_argument, "{}: sliding_window must be >= 0, got {}", op,
+         meta.sliding_window);
+  check_device(op, "meta.query_start", meta.query_start, device);
+  check_device(op, "meta.context_lens", meta.context_lens, device);
+  check_device(op, "meta.block_tables", meta.block_tables, device);
+}
+
 void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
               Tensor& v_cache) {
   const char* op = "write_kv";
@@ -75,25 +99,8 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   if (n_kv == 0 || n_heads % n_kv != 0)
     fail(ErrorCode::invalid_argument,
          "paged_attention: {} query heads is not a multiple of {} kv heads", n_heads, n_kv);
-  check_defined(op, "meta.query_start", meta.query_start);
-  check_defined(op, "meta.context_lens", meta.context_lens);
-  check_defined(op, "meta.block_tables", meta.block_tables);
-  check_dtype(op, "meta.query_start", meta.query_start, DType::i32);
-  check_dtype(op, "meta.context_lens", meta.context_lens, DType::i32);
-  check_dtype(op, "meta.block_tables", meta.block_tables, DType::i32);
-  check_ndim(op, "meta.query_start", meta.query_start, 1);
-  check_ndim(op, "meta.block_tables", meta.block_tables, 2);
-  int64_t num_seqs = meta.context_lens.dim(0);
-  check_shape(op, "meta.context_lens", meta.context_lens, {num_seqs});
-  check_shape(op, "meta.query_start", meta.query_start, {num_seqs + 1});
-  if (meta.block_tables.dim(0) != num_seqs)
-    fail(ErrorCode::invalid_argument,
-         "paged_attention: meta.block_tables has {} rows for {} sequences",
-         meta.block_tables.dim(0), num_seqs);
-  check_rows_contiguous(op, "meta.block_tables", meta.block_tables);
-  if (meta.sliding_window < 0)
-    fail(ErrorCode::invalid_argument, "paged_attention: sliding_window must be >= 0, got {}",
-         meta.sliding_window);
+  check_attention_tables(op, meta, k_cache.device());
+  const int64_t num_seqs = meta.context_lens.dim(0);
   if (meta.key_positions.defined() != meta.query_positions.defined())
     fail(ErrorCode::invalid_argument,
          "paged_attention: meta.key_positions and meta.query_positions go together");
@@ -116,9 +123,6 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   Device device = k_cache.device();
   check_device(op, "q", q, device);
   check_device(op, "out", out, device);
-  check_device(op, "meta.query_start", meta.query_start, device);
-  check_device(op, "meta.context_lens", meta.context_lens, device);
-  check_device(op, "meta.block_tables", meta.block_tables, device);
   check_no_overlap(op, "out", out, "q", q);
   backend_for(device).paged_attention(q, k_cache, v_cache, meta, scale, out);
 }

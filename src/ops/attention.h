@@ -38,6 +38,10 @@ struct AttentionMeta {
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 
+// The checks of meta's sequence tables (query_start, context_lens, block_tables, sliding_window:
+// dtypes, shapes, device) that every paged-attention front-end shares; errors start with `op`.
+void check_attention_tables(const char* op, const AttentionMeta& meta, Device device);
+
 // k, v: [T, n_kv_heads, head_dim]; slots: i32 [T], slot = block * block_size + row. Converts to
 // the cache dtype. A negative slot skips its token (padding); a slot past the cache is an error.
 void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,

@@ -49,27 +49,7 @@ void check_plane_group(const char* op, const char* which, const Tensor& packed,
 }
 
 void check_meta(const char* op, const AttentionMeta& meta, Device device) {
-  check_defined(op, "meta.query_start", meta.query_start);
-  check_defined(op, "meta.context_lens", meta.context_lens);
-  check_defined(op, "meta.block_tables", meta.block_tables);
-  check_dtype(op, "meta.query_start", meta.query_start, DType::i32);
-  check_dtype(op, "meta.context_lens", meta.context_lens, DType::i32);
-  check_dtype(op, "meta.block_tables", meta.block_tables, DType::i32);
-  check_ndim(op, "meta.query_start", meta.query_start, 1);
-  check_ndim(op, "meta.block_tables", meta.block_tables, 2);
-  const int64_t num_seqs = meta.context_lens.dim(0);
-  check_shape(op, "meta.context_lens", meta.context_lens, {num_seqs});
-  check_shape(op, "meta.query_start", meta.query_start, {num_seqs + 1});
-  if (meta.block_tables.dim(0) != num_seqs)
-    fail(ErrorCode::invalid_argument, "{}: meta.block_tables has {} rows for {} sequences", op,
-         meta.block_tables.dim(0), num_seqs);
-  check_rows_contiguous(op, "meta.block_tables", meta.block_tables);
-  if (meta.sliding_window < 0)
-    fail(ErrorCode::invalid_argument, "{}: sliding_window must be >= 0, got {}", op,
-         meta.sliding_window);
-  check_device(op, "meta.query_start", meta.query_start, device);
-  check_device(op, "meta.context_lens", meta.context_lens, device);
-  check_device(op, "meta.block_tables", meta.block_tables, device);
+  check_attention_tables(op, meta, device);
   // Positions come only with a wrapped rotating cache, and mlx-lm has no rotating quantized cache.
   if (meta.key_positions.defined() || meta.query_positions.defined())
     fail(ErrorCode::unsupported,
