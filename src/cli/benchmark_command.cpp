@@ -83,6 +83,8 @@ int run_benchmark(const std::vector<std::string>& argv) {
   int prompt_tokens = 512, generation_tokens = 1024, batch_size = 1, num_trials = 5;
   int prefill_step_size = 2048;
   std::string device_flag;  // empty: the GPU when there is one
+  std::optional<int> max_kv_size, kv_bits;
+  int kv_group_size = 64, quantized_kv_start = 0;
   ArgParser p("hearth benchmark", "LLM benchmarking (mlx_lm.benchmark).");
   p.add_optional_string({"--model"}, &model_flag,
                         "The path to the local model directory (default: the bundled model).");
@@ -93,6 +95,12 @@ int run_benchmark(const std::vector<std::string>& argv) {
   p.add_int({"--prefill-step-size"}, &prefill_step_size, "Prompt tokens per forward pass");
   p.add_string({"--device"}, &device_flag,
                "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
+  p.add_optional_int({"--max-kv-size"}, &max_kv_size, "Set the maximum key-value cache size");
+  p.add_optional_int({"--kv-bits"}, &kv_bits,
+                     "Number of bits for KV cache quantization. Defaults to no quantization.");
+  p.add_int({"--kv-group-size"}, &kv_group_size, "Group size for KV cache quantization.");
+  p.add_int({"--quantized-kv-start"}, &quantized_kv_start,
+            "When --kv-bits is set, start quantizing the KV cache from this step onwards.");
   p.add_optional_string({"--json"}, &json_path, "Also write the results as JSON to this file");
   if (!p.parse(argv)) return 0;
   if (prompt_tokens < 1) throw UsageError("argument --prompt-tokens: must be positive");
@@ -113,6 +121,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
     for (int i = 0; i < prompt_tokens; ++i) prompt.push_back(token(rng));
 
   gen::GenerationOptions options;
+  set_kv_cache_flags(max_kv_size, kv_bits, kv_group_size, quantized_kv_start, options);
   options.max_tokens = generation_tokens;
   options.prefill_step_size = prefill_step_size;
   options.seed = 0;
@@ -145,10 +154,14 @@ int run_benchmark(const std::vector<std::string>& argv) {
   std::printf("Averages: prompt_tps=%.3f, generation_tps=%.3f, peak_memory=%.3f\n", avg.prompt_tps,
               avg.generation_tps, avg.peak_memory_gb);
 
-  // Decode roofline: each step reads the weights once plus the KV of the context so far.
-  const auto layout = model->kv_layout(32);
+  // Decode roofline: each step reads the weights once plus the KV of the context so far (codes,
+  // scales and biases for a quantized cache; at most the window of a rotating one).
+  auto layout = model->kv_layout(32);
+  layout.kv_bits = options.kv_bits;
+  layout.kv_group_size = options.kv_group_size;
   const double kv_bytes_per_token = double(layout.block_bytes()) / layout.block_size;
-  const double mean_context = prompt_tokens + generation_tokens / 2.0;
+  double mean_context = prompt_tokens + generation_tokens / 2.0;
+  if (options.max_kv_size > 0) mean_context = std::min(mean_context, double(options.max_kv_size));
   const double bytes_per_step =
       double(model->weight_bytes_per_token()) + kv_bytes_per_token * mean_context * batch_size;
   const double bandwidth_after = measure_bandwidth(model->device());
@@ -180,7 +193,11 @@ int run_benchmark(const std::vector<std::string>& argv) {
                      {"generation_tokens", generation_tokens},
                      {"batch_size", batch_size},
                      {"num_trials", num_trials},
-                     {"prefill_step_size", prefill_step_size}};
+                     {"prefill_step_size", prefill_step_size},
+                     {"max_kv_size", options.max_kv_size},
+                     {"kv_bits", options.kv_bits},
+                     {"kv_group_size", options.kv_group_size},
+                     {"quantized_kv_start", options.quantized_kv_start}};
     nlohmann::ordered_json tj = nlohmann::ordered_json::array();
     for (const Trial& t : trials)
       tj.push_back({{"prompt_tps", t.prompt_tps},
