@@ -11,16 +11,25 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/storage.h"
 #include "ops/cpu/cpu_backend.h"
+#include "ops/cuda/backend_internal.h"
 #include "ops/cuda/launch.h"
 #include "ops/cuda/op_profile.h"
 #include "ops/cuda/quantized_kv_launch.h"
 #include "ops/cuda/quantized_launch.h"
 
 namespace hearth::ops::cuda {
+
+struct CaptureArena {
+  std::map<size_t, std::vector<void*>> free;
+  std::vector<void*> owned;
+};
+
 namespace {
 
 [[noreturn]] void fail_cuda(cudaError_t error, const char* what) {
@@ -37,38 +46,102 @@ void check(cudaError_t error, const char* what) {
 // synchronize the device and must stay off the hot path). Sizes round up to 512 B below 1 MiB and
 // to 2 MiB above. Only one stream issues work, so a block freed by the host can be handed out
 // again at once: its next users queue behind its last ones.
+//
+// While a thread records a CUDA graph, its allocations come from the graph's CaptureArena
+// (backend_internal.h): a replay writes those addresses long after the tensors that held them
+// during capture are gone, so they must not reach the shared free lists while the graph lives.
 class CachingAllocator {
  public:
   void* allocate(size_t bytes) {
     const size_t size = round(bytes);
+    CaptureArena* arena = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
+      if (capture_arena_ && capture_thread_ == std::this_thread::get_id()) arena = capture_arena_;
+      if (arena) {
+        if (void* p = pop(arena->free, size)) return p;
+      }
+      if (void* p = pop(free_, size)) {
+        if (arena) adopt(arena, p, size);
         return p;
       }
     }
     void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, size);
-    if (e == cudaErrorMemoryAllocation) {
-      cudaGetLastError();  // clear it, give the cache back to the driver, retry once
-      release_cache();
+    cudaError_t e;
+    if (arena) {
+      // cudaMalloc queues no stream work, but the thread-local capture mode refuses it as
+      // "potentially unsafe"; relaxed mode lets it through for this one call. Rare: the step
+      // before a capture runs eagerly and leaves blocks of every size it needs in the cache.
+      cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+      cudaThreadExchangeStreamCaptureMode(&mode);
       e = cudaMalloc(&p, size);
+      cudaThreadExchangeStreamCaptureMode(&mode);
+    } else {
+      e = cudaMalloc(&p, size);
+      if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // clear it, give the cache back to the driver, retry once
+        release_cache();
+        e = cudaMalloc(&p, size);
+      }
     }
     if (e != cudaSuccess)
       fail(ErrorCode::out_of_memory, "CUDA: cannot allocate {} bytes of device memory ({})", bytes,
            cudaGetErrorString(e));
+    if (arena) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      adopt(arena, p, size);
+    }
     return p;
   }
   void deallocate(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!owner_.empty()) {
+      auto it = owner_.find(p);
+      if (it != owner_.end()) {
+        it->second->free[round(bytes)].push_back(p);
+        return;
+      }
+    }
     free_[round(bytes)].push_back(p);
   }
   void release_cache();
 
+  CaptureArena* begin_arena() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    HEARTH_CHECK(!capture_arena_, "CUDA: one graph capture at a time");
+    capture_arena_ = new CaptureArena();
+    capture_thread_ = std::this_thread::get_id();
+    return capture_arena_;
+  }
+  void end_arena() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    capture_arena_ = nullptr;
+  }
+  bool capturing() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return capture_arena_ && capture_thread_ == std::this_thread::get_id();
+  }
+  void release_arena(CaptureArena* arena) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (void* p : arena->owned) owner_.erase(p);
+    for (auto& [size, blocks] : arena->free)
+      for (void* p : blocks) free_[size].push_back(p);
+    delete arena;
+  }
+
  private:
+  using FreeLists = std::map<size_t, std::vector<void*>>;
+  static void* pop(FreeLists& lists, size_t size) {
+    auto it = lists.find(size);
+    if (it == lists.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    return p;
+  }
+  void adopt(CaptureArena* arena, void* p, size_t) {
+    arena->owned.push_back(p);
+    owner_[p] = arena;
+  }
   static size_t round(size_t bytes) {
     constexpr size_t kSmall = 512, kLarge = size_t(2) << 20;
     if (bytes == 0) bytes = 1;
@@ -76,7 +149,10 @@ class CachingAllocator {
     return (bytes + kLarge - 1) / kLarge * kLarge;
   }
   std::mutex mutex_;
-  std::map<size_t, std::vector<void*>> free_;
+  FreeLists free_;
+  std::unordered_map<void*, CaptureArena*> owner_;  // blocks owned by a live graph
+  CaptureArena* capture_arena_ = nullptr;
+  std::thread::id capture_thread_;
 };
 
 Elem elem_of(DType dtype) {
@@ -123,6 +199,9 @@ struct State {
   CachingAllocator allocator;
   CudaBackend* backend = nullptr;
   cublasHandle_t blas = nullptr;  // created on the first GEMM (it costs ~100 ms and memory)
+  // Set before the first graph capture (prepare_blas_for_capture); never freed.
+  static constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;  // cuBLAS's Hopper default
+  void* blas_workspace = nullptr;
 
   // Small host -> device uploads (per-step ids, positions, slots, block tables) go through
   // pinned slots without a stream sync; a slot is reused once the event of its last copy passed.
@@ -594,6 +673,9 @@ class CudaBackend final : public Backend {
                                    out.raw_data(), Elem::f32, out.stride(0), flag.data<int32_t>(),
                                    stream()),
           "quantized_embedding");
+    // A graph replay cannot read the flag back; the decoder checks ids on the host before every
+    // forward, so the device check is the second line for direct callers of the op.
+    if (capturing()) return;
     int32_t first_bad = 0;
     transfer(&first_bad, flag.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost);
     if (first_bad >= 0 && first_bad < tokens) {
@@ -678,6 +760,52 @@ Backend* cuda_backend_if_available(std::string* why) {
 
 void synchronize() {
   if (state().ok) sync_and_check_ids();
+}
+
+cudaStream_t backend_stream() {
+  return state().stream;
+}
+
+void check_cuda(cudaError_t error, const char* what) {
+  check(error, what);
+}
+
+CaptureArena* arena_begin() {
+  return state().allocator.begin_arena();
+}
+
+void arena_end() {
+  state().allocator.end_arena();
+}
+
+void arena_release(CaptureArena* arena) {
+  state().allocator.release_arena(arena);
+}
+
+bool capturing() {
+  return state().allocator.capturing();
+}
+
+EmbeddingCheck embedding_check() {
+  const State& s = state();
+  return {s.embedding_unchecked, s.embedding_vocab};
+}
+
+void set_embedding_check(const EmbeddingCheck& c) {
+  State& s = state();
+  s.embedding_unchecked = c.pending;
+  s.embedding_vocab = c.vocab;
+}
+
+void prepare_blas_for_capture() {
+  State& s = state();
+  // No handle yet: the eager step that precedes every capture ran no GEMM, so neither will the
+  // capture (and small-batch decode never pays for cuBLAS).
+  if (s.blas_workspace || !s.blas) return;
+  cublasHandle_t handle = blas_handle();
+  check(cudaMalloc(&s.blas_workspace, State::kBlasWorkspaceBytes), "cudaMalloc (cuBLAS workspace)");
+  check_blas(cublasSetWorkspace(handle, s.blas_workspace, State::kBlasWorkspaceBytes),
+             "cublasSetWorkspace");
 }
 
 }  // namespace hearth::ops::cuda

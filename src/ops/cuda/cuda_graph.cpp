@@ -1,0 +1,160 @@
+// CUDA graphs (ops/graph.h): capture on the backend's one stream, replay, and the pinned staging
+// buffers that refresh a replay's input tables with one copy. A decode step of a small model is
+// ~225 launches of a few microseconds of GPU work each; replaying them as one graph removes the
+// host time between them (docs/perf/cuda.md).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "ops/cuda/backend_internal.h"
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/op_profile.h"
+
+namespace hearth::ops::cuda {
+namespace {
+
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(cudaGraphExec_t exec, CaptureArena* arena, EmbeddingCheck embedding)
+      : exec_(exec), arena_(arena), embedding_(embedding) {}
+  ~CudaGraph() override {
+    // A replay may still be queued: let it finish before its memory goes back to the cache.
+    // Errors are ignored (at exit the runtime may already be unloading).
+    cudaStreamSynchronize(backend_stream());
+    cudaGraphExecDestroy(exec_);
+    cudaGetLastError();
+    arena_release(arena_);
+  }
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  void launch() override {
+    check_cuda(cudaGraphLaunch(exec_, backend_stream()), "cudaGraphLaunch");
+    // The replay ran the embedding kernel's id check: the next read reports a bad id.
+    if (embedding_.pending) set_embedding_check(embedding_);
+  }
+
+ private:
+  cudaGraphExec_t exec_;
+  CaptureArena* arena_;
+  EmbeddingCheck embedding_;
+};
+
+class PinnedStaging final : public StagingBuffer {
+ public:
+  explicit PinnedStaging(size_t bytes) : bytes_(bytes) {
+    check_cuda(cudaHostAlloc(reinterpret_cast<void**>(&host_), std::max<size_t>(bytes, 1),
+                             cudaHostAllocDefault),
+               "cudaHostAlloc (staging buffer)");
+    cudaError_t e = cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      cudaFreeHost(host_);
+      check_cuda(e, "cudaEventCreate (staging buffer)");
+    }
+  }
+  ~PinnedStaging() override {
+    if (used_) cudaEventSynchronize(done_);
+    cudaEventDestroy(done_);
+    cudaFreeHost(host_);
+    cudaGetLastError();
+  }
+  PinnedStaging(const PinnedStaging&) = delete;
+  PinnedStaging& operator=(const PinnedStaging&) = delete;
+
+  size_t size() const override { return bytes_; }
+  void* acquire() override {
+    // Usually long done: every decode step ends with a sync (the logits read).
+    if (used_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (staging buffer)");
+    return host_;
+  }
+  void upload(size_t bytes, Tensor& dst) override {
+    HEARTH_CHECK(bytes <= bytes_, "staging upload of {} bytes from a buffer of {}", bytes, bytes_);
+    HEARTH_CHECK(dst.device().is_cuda() && dst.is_contiguous() && dst.nbytes() >= bytes,
+                 "staging upload of {} bytes into {}", bytes, dst.describe());
+    if (bytes == 0) return;
+    check_cuda(
+        cudaMemcpyAsync(dst.raw_data(), host_, bytes, cudaMemcpyHostToDevice, backend_stream()),
+        "cudaMemcpyAsync (staging buffer)");
+    check_cuda(cudaEventRecord(done_, backend_stream()), "cudaEventRecord (staging buffer)");
+    used_ = true;
+  }
+
+ private:
+  size_t bytes_;
+  char* host_ = nullptr;
+  cudaEvent_t done_ = nullptr;
+  bool used_ = false;
+};
+
+}  // namespace
+
+bool graphs_supported() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("HEARTH_CUDA_GRAPHS");
+    return !(v && std::string(v) == "0");
+  }();
+  std::string why;
+  return enabled && !op_profile_enabled() && cuda_backend_if_available(&why) != nullptr;
+}
+
+std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& record) {
+  std::string why;
+  if (!cuda_backend_if_available(&why))
+    fail(ErrorCode::unsupported, "capture_graph on cuda: {}", why);
+  prepare_blas_for_capture();
+  const cudaStream_t stream = backend_stream();
+  // Host-side state that ops change while recording describes work that has not run: kept
+  // aside and restored after capture.
+  const EmbeddingCheck before = embedding_check();
+  set_embedding_check({false, before.vocab});
+  CaptureArena* arena = arena_begin();
+  auto abandon = [&](cudaGraph_t graph) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    arena_end();
+    arena_release(arena);
+    set_embedding_check(before);
+  };
+  cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess) {
+    abandon(nullptr);
+    check_cuda(e, "cudaStreamBeginCapture");
+  }
+  cudaGraph_t graph = nullptr;
+  try {
+    record();
+  } catch (...) {
+    cudaStreamEndCapture(stream, &graph);
+    abandon(graph);
+    throw;
+  }
+  e = cudaStreamEndCapture(stream, &graph);
+  const EmbeddingCheck captured = embedding_check();
+  if (e != cudaSuccess) {
+    abandon(graph);
+    check_cuda(e, "cudaStreamEndCapture");
+  }
+  arena_end();
+  set_embedding_check(before);
+  cudaGraphExec_t exec = nullptr;
+  e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    arena_release(arena);
+    check_cuda(e, "cudaGraphInstantiate");
+  }
+  return std::make_unique<CudaGraph>(exec, arena, captured);
+}
+
+std::unique_ptr<StagingBuffer> make_staging_buffer(size_t bytes) {
+  std::string why;
+  if (!cuda_backend_if_available(&why))
+    fail(ErrorCode::unsupported, "make_staging_buffer on cuda: {}", why);
+  return std::make_unique<PinnedStaging>(bytes);
+}
+
+}  // namespace hearth::ops::cuda

@@ -1,0 +1,43 @@
+// Capture and replay of a fixed sequence of device ops (CUDA graphs, ARCHITECTURE.md decision 2),
+// and the pinned host buffer whose one upload per step refreshes the tables a replay reads.
+// Backend-neutral, so that model code drives graphs without CUDA headers; the CPU captures nothing.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace hearth::ops {
+
+// Whether ops on `device` can be captured now: CUDA, HEARTH_CUDA_GRAPHS not "0", and not
+// profiling (HEARTH_CUDA_PROFILE times every op with events on the host, which a replay skips).
+bool graphs_supported(Device device);
+
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  // Queues one replay of the captured ops on the device's stream (no sync).
+  virtual void launch() = 0;
+};
+
+// Records the device work that `record` issues into a graph; nothing runs. Memory allocated while
+// recording belongs to the graph until it is destroyed (its replays write it), even when the
+// tensors that held it are freed earlier. Throws when `device` cannot capture, or when an op
+// inside is not capturable (a sync, a host read of device memory); the stream is usable after.
+std::unique_ptr<DeviceGraph> capture_graph(Device device, const std::function<void()>& record);
+
+// Host memory that the device copies from asynchronously (pinned on CUDA).
+class StagingBuffer {
+ public:
+  virtual ~StagingBuffer() = default;
+  virtual size_t size() const = 0;
+  // The buffer, once the device has read the previous upload from it (waits if needed).
+  virtual void* acquire() = 0;
+  // Queues a copy of the first `bytes` into dst (contiguous, on the buffer's device).
+  virtual void upload(size_t bytes, Tensor& dst) = 0;
+};
+std::unique_ptr<StagingBuffer> make_staging_buffer(Device device, size_t bytes);
+
+}  // namespace hearth::ops
