@@ -71,3 +71,137 @@ ops::AttentionMeta make_attention_meta(std::span<KvCache* const> caches, int gro
 }
 
 }  // namespace hearth::kv
+
+namespace hearth::kv {
+
+DecodeMetaKey decode_meta_key(std::span<KvCache* const> caches, int group, int model_window) {
+  HEARTH_CHECK(!caches.empty());
+  DecodeMetaKey key;
+  key.group = group;
+  key.model_window = model_window;
+  for (size_t s = 0; s < caches.size(); ++s) {
+    const StepAttention a = caches[s]->group(group).step_attention(model_window);
+    if (s == 0) key.window = a.window;
+    HEARTH_CHECK(a.window == key.window, "batch windows differ");
+    key.by_position |= a.use_positions;
+  }
+  return key;
+}
+
+DecodeTableLayout plan_decode_tables(int rows, int64_t capacity, int block_size, int groups,
+                                     std::vector<DecodeMetaKey> metas) {
+  HEARTH_CHECK(rows > 0 && capacity > 0 && block_size > 0 && groups > 0);
+  DecodeTableLayout l;
+  l.rows = rows;
+  l.capacity = capacity;
+  l.block_size = block_size;
+  l.metas = std::move(metas);
+  int64_t at = 0;
+  auto take = [&](int64_t n) {
+    const int64_t offset = at;
+    // Each table starts 16-byte aligned (vector loads of whole rows stay possible).
+    at += (n + 3) / 4 * 4;
+    return offset;
+  };
+  l.ids = take(rows);
+  l.positions = take(rows);
+  l.query_start = take(rows + 1);
+  for (int g = 0; g < groups; ++g) l.slots.push_back(take(rows));
+  for (const DecodeMetaKey& key : l.metas) {
+    HEARTH_CHECK(key.group >= 0 && key.group < groups);
+    DecodeTableLayout::MetaTables t;
+    t.context_lens = take(rows);
+    t.block_tables = take(int64_t(rows) * capacity);
+    if (key.by_position) {
+      t.key_positions = take(int64_t(rows) * l.capacity_slots());
+      t.query_positions = take(rows);
+    }
+    l.meta_tables.push_back(t);
+  }
+  l.total = at;
+  return l;
+}
+
+int64_t decode_blocks_needed(std::span<KvCache* const> caches) {
+  int64_t blocks = 0;
+  for (const KvCache* cache : caches)
+    for (int g = 0; g < cache->num_groups(); ++g)
+      blocks = std::max<int64_t>(blocks, int64_t(cache->group(g).blocks().size()));
+  return blocks;
+}
+
+void pack_decode_tables(const DecodeTableLayout& l, std::span<KvCache* const> caches,
+                        std::span<const int32_t> ids,
+                        const std::vector<std::vector<int32_t>>& group_slots, int32_t* out) {
+  const int64_t S = int64_t(caches.size()), R = l.rows;
+  HEARTH_CHECK(S > 0 && S <= R && int64_t(ids.size()) == S, "{} sequences, {} ids, {} rows", S,
+               ids.size(), R);
+  HEARTH_CHECK(group_slots.size() == l.slots.size(), "slots of {} groups for {}",
+               group_slots.size(), l.slots.size());
+  std::fill(out, out + l.total, 0);
+  for (int64_t s = 0; s < R; ++s) {
+    const bool real = s < S;
+    out[l.ids + s] = real ? ids[size_t(s)] : 0;
+    out[l.positions + s] = real ? int32_t(caches[size_t(s)]->size()) : 0;
+    out[l.query_start + s] = int32_t(s);
+    for (size_t g = 0; g < l.slots.size(); ++g) {
+      HEARTH_CHECK(int64_t(group_slots[g].size()) == S);
+      out[l.slots[g] + s] = real ? group_slots[g][size_t(s)] : -1;
+    }
+  }
+  out[l.query_start + R] = int32_t(R);
+  const int64_t width = l.capacity_slots();
+  for (size_t m = 0; m < l.metas.size(); ++m) {
+    const DecodeMetaKey& key = l.metas[m];
+    const DecodeTableLayout::MetaTables& t = l.meta_tables[m];
+    HEARTH_CHECK(decode_meta_key(caches, key.group, key.model_window) == key,
+                 "decode tables: the attention of group {} changed kind", key.group);
+    for (int64_t s = 0; s < R; ++s) {
+      if (s >= S) {  // padding: no keys at all
+        if (key.by_position) std::fill_n(out + t.key_positions + s * width, width, -1);
+        continue;
+      }
+      const LayerCache& lc = caches[size_t(s)]->group(key.group);
+      const StepAttention a = lc.step_attention(key.model_window);
+      const auto& blocks = lc.blocks();
+      HEARTH_CHECK(int64_t(blocks.size()) <= l.capacity && a.context <= width,
+                   "decode tables: {} blocks ({} slots) exceed the capacity of {}", blocks.size(),
+                   a.context, l.capacity);
+      out[t.context_lens + s] = int32_t(a.context);
+      std::copy(blocks.begin(), blocks.end(), out + t.block_tables + s * l.capacity);
+      if (key.by_position) {
+        // As make_attention_meta: sequences masked in slot order get slot indices as positions.
+        int32_t* kp = out + t.key_positions + s * width;
+        const auto& slot_pos = lc.slot_positions();
+        for (int64_t j = 0; j < width; ++j)
+          kp[j] = j >= a.context ? -1 : a.use_positions ? slot_pos[size_t(j)] : int32_t(j);
+        out[t.query_positions + s] =
+            a.use_positions ? int32_t(caches[size_t(s)]->size()) : int32_t(a.context - 1);
+      }
+    }
+  }
+}
+
+Tensor decode_table_view(const Tensor& tables, int64_t offset, int64_t n) {
+  return tables.slice(0, offset, offset + n);
+}
+
+ops::AttentionMeta decode_meta_view(const DecodeTableLayout& l, int m, const Tensor& tables) {
+  const DecodeTableLayout::MetaTables& t = l.meta_tables[size_t(m)];
+  ops::AttentionMeta meta;
+  meta.query_start = decode_table_view(tables, l.query_start, l.rows + 1);
+  meta.context_lens = decode_table_view(tables, t.context_lens, l.rows);
+  meta.block_tables =
+      decode_table_view(tables, t.block_tables, l.rows * l.capacity).reshape({l.rows, l.capacity});
+  meta.max_query_len = 1;
+  meta.max_context_len = int(l.capacity_slots());
+  meta.sliding_window = l.metas[size_t(m)].window;
+  if (l.metas[size_t(m)].by_position) {
+    meta.key_positions = decode_table_view(tables, t.key_positions, l.rows * l.capacity_slots())
+                             .reshape({l.rows, l.capacity_slots()});
+    meta.query_positions = decode_table_view(tables, t.query_positions, l.rows);
+  }
+  return meta;
+}
+
+}  // namespace hearth::kv

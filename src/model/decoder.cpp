@@ -5,10 +5,12 @@
 #include <deque>
 
 #include "kv/attention_plan.h"
+#include "model/decode_graph.h"
 #include "ops/attention.h"
 #include "ops/copy.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
+#include "ops/graph.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/quantized_attention.h"
@@ -137,17 +139,27 @@ size_t DecoderModel::weight_bytes_per_token() const {
   return total;
 }
 
-Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
-  const DecoderConfig& c = config_;
-  const int64_t S = int64_t(batch.size());
-  HEARTH_CHECK(S > 0, "forward of an empty batch");
+DecoderModel::~DecoderModel() = default;
 
-  // Flatten the ragged batch; every cache prepares room for its new tokens in each layer group.
+void DecoderModel::set_cuda_graphs(bool enabled) {
+  cuda_graphs_ = enabled;
+  if (!enabled) graphs_.reset();
+}
+
+int64_t DecoderModel::cuda_graph_captures() const {
+  return graphs_ ? graphs_->captures() : 0;
+}
+
+int64_t DecoderModel::cuda_graph_replays() const {
+  return graphs_ ? graphs_->replays() : 0;
+}
+
+void DecoderModel::check_batch(std::span<const SequenceInput> batch) const {
+  const DecoderConfig& c = config_;
+  HEARTH_CHECK(!batch.empty(), "forward of an empty batch");
+  HEARTH_CHECK(batch[0].cache != nullptr, "forward needs tokens and a cache");
   const kv::KvCache& first_cache = *batch[0].cache;
   const int G = first_cache.num_groups();
-  std::vector<int32_t> ids, positions, query_start{0};
-  std::vector<std::vector<int32_t>> slots(static_cast<size_t>(G));
-  std::vector<int64_t> logit_rows;
   for (const SequenceInput& in : batch) {
     HEARTH_CHECK(in.cache != nullptr && !in.tokens.empty(), "forward needs tokens and a cache");
     if (in.cache->n_layers() != c.num_layers || in.cache->num_groups() != G)
@@ -166,69 +178,58 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
       if (id < 0 || id >= c.vocab_size)
         fail(ErrorCode::invalid_argument, "token id {} is outside the vocabulary (size {})", id,
              c.vocab_size);
-    const int64_t start = in.cache->size(), n = int64_t(in.tokens.size());
-    std::vector<std::vector<int32_t>> s = in.cache->prepare_groups(n);
-    for (int g = 0; g < G; ++g)
-      slots[size_t(g)].insert(slots[size_t(g)].end(), s[size_t(g)].begin(), s[size_t(g)].end());
-    const int64_t row0 = int64_t(ids.size());
-    for (int64_t i = 0; i < n; ++i) {
-      ids.push_back(in.tokens[size_t(i)]);
-      positions.push_back(int32_t(start + i));
-    }
-    if (in.all_logits) {
-      for (int64_t i = 0; i < n; ++i) logit_rows.push_back(row0 + i);
-    } else {
-      logit_rows.push_back(row0 + n - 1);
-    }
-    query_start.push_back(int32_t(ids.size()));
   }
-  const int64_t T = int64_t(ids.size());
-  const Device dev = device_;
-  Tensor query_start_t = on_device(query_start, {S + 1}, dev);
-  std::vector<Tensor> slots_t;
-  for (int g = 0; g < G; ++g) slots_t.push_back(on_device(slots[size_t(g)], {T}, dev));
+}
 
-  // Attention metadata per (layer group, model window), built when a layer first needs it.
-  std::deque<std::pair<std::pair<int, int>, ops::AttentionMeta>> metas;  // stable references
-  auto meta_for = [&](int g, int model_window) -> const ops::AttentionMeta& {
-    for (const auto& [key, m] : metas)
-      if (key == std::make_pair(g, model_window)) return m;
-    std::vector<kv::KvCache*> caches;
-    for (const SequenceInput& in : batch) caches.push_back(in.cache);
-    ops::AttentionMeta m = kv::make_attention_meta(caches, g, model_window, query_start, positions,
-                                                   query_start_t, dev);
-    metas.emplace_back(std::make_pair(g, model_window), std::move(m));
-    return metas.back().second;
-  };
-  Tensor ids_t = on_device(ids, {T}, dev);
-  Tensor pos_t = on_device(positions, {T}, dev);
-
-  Tensor inv_freq = inv_freq_;
-  float rope_scale = attention_scaling_;
-  if (c.rope.type == ops::RopeType::dynamic) {
-    // HF recomputes dynamic NTK frequencies from the largest position of the forward pass.
-    int64_t seq_len = *std::max_element(positions.begin(), positions.end()) + 1;
-    ops::RopeFrequencies f = ops::rope_frequencies(c.rope, seq_len);
-    inv_freq = on_device(f.inv_freq, {int64_t(f.inv_freq.size())}, dev);
-    rope_scale = f.attention_scaling;
+Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
+  check_batch(batch);
+  if (graph_eligible(batch)) {
+    if (!graphs_) graphs_ = std::make_unique<DecodeGraphs>(*this);
+    return graphs_->forward(batch);
   }
+  return forward_eager(batch);
+}
 
+bool DecoderModel::graph_eligible(std::span<const SequenceInput> batch) const {
+  // Decode only: one token per sequence and its last-token logits. Dynamic RoPE recomputes its
+  // frequencies from the step's positions on the host, so it stays eager.
+  if (!cuda_graphs_ || config_.rope.type == ops::RopeType::dynamic) return false;
+  if (int64_t(batch.size()) > DecodeGraphs::kMaxRows) return false;
+  for (const SequenceInput& in : batch)
+    if (in.tokens.size() != 1 || in.all_logits) return false;
+  return ops::graphs_supported(device_);
+}
+
+void DecoderModel::allocate_activations(int64_t T, DecoderStep& st) const {
+  const DecoderConfig& c = config_;
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
-  Tensor x = Tensor::empty({T, H}, DType::f32, dev);
-  Tensor h = Tensor::empty({T, H}, DType::f32, dev);
-  Tensor q = Tensor::empty({T, Hq * D}, DType::f32, dev);
-  Tensor k = Tensor::empty({T, Hkv * D}, DType::f32, dev);
-  Tensor v = Tensor::empty({T, Hkv * D}, DType::f32, dev);
-  Tensor attn = Tensor::empty({T, Hq * D}, DType::f32, dev);
-  Tensor gate = Tensor::empty({T, I}, DType::f32, dev);
-  Tensor up = Tensor::empty({T, I}, DType::f32, dev);
+  const Device dev = device_;
+  st.x = Tensor::empty({T, H}, DType::f32, dev);
+  st.h = Tensor::empty({T, H}, DType::f32, dev);
+  st.q = Tensor::empty({T, Hq * D}, DType::f32, dev);
+  st.k = Tensor::empty({T, Hkv * D}, DType::f32, dev);
+  st.v = Tensor::empty({T, Hkv * D}, DType::f32, dev);
+  st.attn = Tensor::empty({T, Hq * D}, DType::f32, dev);
+  st.gate = Tensor::empty({T, I}, DType::f32, dev);
+  st.up = Tensor::empty({T, I}, DType::f32, dev);
+}
+
+void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) const {
+  const DecoderConfig& c = config_;
+  const int64_t T = st.x.dim(0), D = c.head_dim;
+  const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
+  Tensor &x = st.x, &h = st.h, &q = st.q, &k = st.k, &v = st.v, &attn = st.attn;
+  Tensor &gate = st.gate, &up = st.up;
+  const Tensor& pos_t = st.positions;
+  const Tensor& inv_freq = st.inv_freq;
+  const float rope_scale = st.rope_scale;
+  const std::vector<Tensor>& slots_t = st.slots;
   Tensor q3 = q.reshape({T, Hq, D}), k3 = k.reshape({T, Hkv, D}), v3 = v.reshape({T, Hkv, D});
   Tensor attn3 = attn.reshape({T, Hq, D});
   const float eps = float(c.rms_norm_eps);
   const float scale = float(1.0 / std::sqrt(double(D)));
 
-  embed_tokens.gather(ids_t, x);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
     ops::rms_norm(x, L.input_norm, eps, h);
@@ -242,7 +243,7 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
     ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
     const int g = first_cache.group_of(int(l));
-    const ops::AttentionMeta& meta = meta_for(g, L.sliding_window);
+    const ops::AttentionMeta& meta = st.meta(g, L.sliding_window);
     const kv::BlockPool& pool = first_cache.pool();
     if (pool.layout().quantized()) {
       // mlx-lm's QuantizedKVCache: new tokens are quantized on write and attention decodes the
@@ -265,12 +266,77 @@ Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
     L.down.apply(gate, h);
     ops::add(x, h, x);
   }
+}
+
+Tensor DecoderModel::forward_eager(std::span<const SequenceInput> batch) {
+  const DecoderConfig& c = config_;
+  const int64_t S = int64_t(batch.size());
+
+  // Flatten the ragged batch; every cache prepares room for its new tokens in each layer group.
+  const kv::KvCache& first_cache = *batch[0].cache;
+  const int G = first_cache.num_groups();
+  std::vector<int32_t> ids, positions, query_start{0};
+  std::vector<std::vector<int32_t>> slots(static_cast<size_t>(G));
+  std::vector<int64_t> logit_rows;
+  for (const SequenceInput& in : batch) {
+    const int64_t start = in.cache->size(), n = int64_t(in.tokens.size());
+    std::vector<std::vector<int32_t>> s = in.cache->prepare_groups(n);
+    for (int g = 0; g < G; ++g)
+      slots[size_t(g)].insert(slots[size_t(g)].end(), s[size_t(g)].begin(), s[size_t(g)].end());
+    const int64_t row0 = int64_t(ids.size());
+    for (int64_t i = 0; i < n; ++i) {
+      ids.push_back(in.tokens[size_t(i)]);
+      positions.push_back(int32_t(start + i));
+    }
+    if (in.all_logits) {
+      for (int64_t i = 0; i < n; ++i) logit_rows.push_back(row0 + i);
+    } else {
+      logit_rows.push_back(row0 + n - 1);
+    }
+    query_start.push_back(int32_t(ids.size()));
+  }
+  const int64_t T = int64_t(ids.size());
+  const Device dev = device_;
+  DecoderStep st;
+  Tensor query_start_t = on_device(query_start, {S + 1}, dev);
+  for (int g = 0; g < G; ++g) st.slots.push_back(on_device(slots[size_t(g)], {T}, dev));
+
+  // Attention metadata per (layer group, model window), built when a layer first needs it.
+  std::deque<std::pair<std::pair<int, int>, ops::AttentionMeta>> metas;  // stable references
+  st.meta = [&](int g, int model_window) -> const ops::AttentionMeta& {
+    for (const auto& [key, m] : metas)
+      if (key == std::make_pair(g, model_window)) return m;
+    std::vector<kv::KvCache*> caches;
+    for (const SequenceInput& in : batch) caches.push_back(in.cache);
+    ops::AttentionMeta m = kv::make_attention_meta(caches, g, model_window, query_start, positions,
+                                                   query_start_t, dev);
+    metas.emplace_back(std::make_pair(g, model_window), std::move(m));
+    return metas.back().second;
+  };
+  Tensor ids_t = on_device(ids, {T}, dev);
+  st.positions = on_device(positions, {T}, dev);
+
+  st.inv_freq = inv_freq_;
+  st.rope_scale = attention_scaling_;
+  if (c.rope.type == ops::RopeType::dynamic) {
+    // HF recomputes dynamic NTK frequencies from the largest position of the forward pass.
+    int64_t seq_len = *std::max_element(positions.begin(), positions.end()) + 1;
+    ops::RopeFrequencies f = ops::rope_frequencies(c.rope, seq_len);
+    st.inv_freq = on_device(f.inv_freq, {int64_t(f.inv_freq.size())}, dev);
+    st.rope_scale = f.attention_scaling;
+  }
+
+  const int64_t H = c.hidden_size;
+  const float eps = float(c.rms_norm_eps);
+  allocate_activations(T, st);
+  embed_tokens.gather(ids_t, st.x);
+  run_layers(st, first_cache);
 
   const int64_t R = int64_t(logit_rows.size());
   Tensor rows = Tensor::empty({R, H}, DType::f32, dev);
   for (int64_t r = 0; r < R; ++r) {
     Tensor dst = rows.slice(0, r, r + 1);
-    ops::copy(x.slice(0, logit_rows[size_t(r)], logit_rows[size_t(r)] + 1), dst);
+    ops::copy(st.x.slice(0, logit_rows[size_t(r)], logit_rows[size_t(r)] + 1), dst);
   }
   ops::rms_norm(rows, final_norm, eps, rows);
   Tensor logits = Tensor::empty({R, c.vocab_size}, DType::f32, dev);

@@ -3,12 +3,14 @@
 // DecoderConfig (biases, q/k norm, sliding windows, RoPE variant, tied embeddings).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "io/weights.h"
 #include "model/linear.h"
 #include "model/model.h"
+#include "ops/attention.h"
 
 namespace hearth::model {
 
@@ -18,6 +20,21 @@ struct DecoderLayer {
   Linear q, k, v, o;
   Linear gate, up, down;
   int sliding_window = 0;
+};
+
+class DecodeGraphs;  // model/decode_graph.h
+
+// The activations and per-step tables of one forward pass over T query rows: what the layer loop
+// reads and writes. The eager forward allocates them per call; a captured decode step keeps them
+// at fixed addresses (decode_graph.h).
+struct DecoderStep {
+  Tensor x, h, q, k, v, attn, gate, up;  // [T, ...] f32
+  Tensor positions;                      // i32 [T]
+  std::vector<Tensor> slots;             // per layer group, i32 [T]
+  Tensor inv_freq;
+  float rope_scale = 1.0f;
+  // The attention metadata of a layer of (group, model window).
+  std::function<const ops::AttentionMeta&(int group, int model_window)> meta;
 };
 
 class DecoderModel : public Model {
@@ -31,8 +48,23 @@ class DecoderModel : public Model {
   kv::KvLayout kv_layout(int block_size) const override;
   size_t weight_bytes_per_token() const override;
   Tensor forward(std::span<const SequenceInput> batch) override;
+  void set_cuda_graphs(bool enabled) override;
+  ~DecoderModel() override;
+  // Decode steps captured as CUDA graphs, and replays launched, since graphs were last enabled.
+  int64_t cuda_graph_captures() const;
+  int64_t cuda_graph_replays() const;
 
  private:
+  friend class DecodeGraphs;
+  // Host-side checks of a batch (caches that fit the model and each other, ids in the vocabulary).
+  void check_batch(std::span<const SequenceInput> batch) const;
+  bool graph_eligible(std::span<const SequenceInput> batch) const;
+  Tensor forward_eager(std::span<const SequenceInput> batch);
+  // Activations x .. up of `rows` query rows on the model's device.
+  void allocate_activations(int64_t rows, DecoderStep& step) const;
+  // The decoder layers over step.x (embedded tokens in, final hidden states out).
+  void run_layers(DecoderStep& step, const kv::KvCache& first_cache) const;
+
   DecoderConfig config_;
   Device device_;
   io::WeightSet weights_;        // keeps the mapped files alive
@@ -41,6 +73,9 @@ class DecoderModel : public Model {
   std::vector<DecoderLayer> layers_;
   Tensor inv_freq_;  // fixed RoPE table (all rope types but dynamic)
   float attention_scaling_ = 1.0f;
+  bool cuda_graphs_ = true;
+  // Last: destroyed first, since its captured steps read the weights above.
+  std::unique_ptr<DecodeGraphs> graphs_;
 };
 
 }  // namespace hearth::model

@@ -35,6 +35,10 @@ class Model {
   // f32 logits [rows, vocab_size], rows in batch order (all new tokens of a sequence with
   // all_logits, else its last one). Caches are advanced past the new tokens.
   virtual Tensor forward(std::span<const SequenceInput> batch) = 0;
+  // CUDA-graph capture of decode steps (on by default where the device supports it; the
+  // environment switch HEARTH_CUDA_GRAPHS=0 turns it off for the whole process). Off: every
+  // forward runs eagerly and captured steps are released.
+  virtual void set_cuda_graphs(bool enabled) { (void)enabled; }
 };
 
 struct LoadOptions {
