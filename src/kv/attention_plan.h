@@ -2,11 +2,14 @@
 // model window, each sequence's block table, context and mask (ops::AttentionMeta). The decoder
 // builds one per (group, window) its layers use; tests use it to drive caches directly.
 //
-// A captured decode step (model/decode_graph.h) reads its tables from fixed device addresses
-// instead: DecodeTables packs every table of a step (ids, positions, slots, and each meta's
+// Block tables are `table_capacity` blocks wide, a width that changes only at doublings: the CUDA
+// attention plans its key splits from the table width, and a captured decode step
+// (model/decode_graph.h), which must keep one width for many steps, then splits exactly like the
+// eager step (bit-identical results). It reads its tables from fixed device addresses:
+// pack_decode_tables writes every table of a step (ids, positions, slots, and each meta's
 // lengths, block tables and positions) into one i32 buffer of a fixed layout, sized for `rows`
-// query rows (the batch padded to a bucket) and block tables of `capacity` blocks, so that one
-// host -> device copy refreshes them all.
+// query rows (the batch padded to a bucket) and each meta's capacity, so that one host -> device
+// copy refreshes them all.
 #pragma once
 
 #include <span>
@@ -35,39 +38,48 @@ struct DecodeMetaKey {
   bool operator==(const DecodeMetaKey&) const = default;
 };
 
+// Smallest block-table width, in tokens (short contexts do not change width at every block).
+inline constexpr int64_t kMinTableTokens = 256;
+// Blocks per block-table row for a step whose widest table needs `needed` blocks: the smallest
+// width >= needed of the series kMinTableTokens / block_size, doubled, ...; at most the pool's
+// blocks (no table holds more), never below `needed`.
+int64_t table_capacity(int64_t needed, int block_size, int64_t pool_blocks);
+
 // The key of (group, model_window) for caches prepared for one token each.
 DecodeMetaKey decode_meta_key(std::span<KvCache* const> caches, int group, int model_window);
 
 // Offsets (in i32 elements) of every table in the packed buffer.
 struct DecodeTableLayout {
-  int rows = 0;          // query rows = sequences (one token each), padding included
-  int64_t capacity = 0;  // blocks per block-table row
+  int rows = 0;  // query rows = sequences (one token each), padding included
   int block_size = 0;
   std::vector<DecodeMetaKey> metas;
 
   int64_t ids = 0, positions = 0, query_start = 0;
   std::vector<int64_t> slots;  // per layer group, `rows` each
   struct MetaTables {
+    int64_t capacity = 0;  // blocks per block-table row
     int64_t context_lens = 0, block_tables = 0;
     int64_t key_positions = -1, query_positions = -1;  // by_position metas only
   };
   std::vector<MetaTables> meta_tables;
   int64_t total = 0;  // i32 elements
 
-  int64_t capacity_slots() const { return capacity * block_size; }
+  int64_t capacity_slots(size_t m) const { return meta_tables[m].capacity * block_size; }
 };
 
-DecodeTableLayout plan_decode_tables(int rows, int64_t capacity, int block_size, int groups,
-                                     std::vector<DecodeMetaKey> metas);
+// capacities[m]: the block-table width of metas[m].
+DecodeTableLayout plan_decode_tables(int rows, int block_size, int groups,
+                                     std::vector<DecodeMetaKey> metas,
+                                     const std::vector<int64_t>& capacities);
 
-// Blocks the widest block table of the step needs (over caches and groups).
-int64_t decode_blocks_needed(std::span<KvCache* const> caches);
+// Blocks the widest block table of layer group `group` needs in this step.
+int64_t blocks_needed(std::span<KvCache* const> caches, int group);
 
 // Writes a decode step into out[0, layout.total): caches.size() <= layout.rows sequences, each
 // prepared for exactly one token `ids[s]`, whose pool slot in group g is group_slots[g][s]. Rows
 // past the batch are padding: token 0 at position 0, slot -1 (not written), an empty context
 // (attention sees nothing and outputs zeros); their results are to be ignored. Checks that the
-// metas' keys still hold and every block table fits the capacity.
+// metas' keys still hold and every block table fits its capacity.
 void pack_decode_tables(const DecodeTableLayout& layout, std::span<KvCache* const> caches,
                         std::span<const int32_t> ids,
                         const std::vector<std::vector<int32_t>>& group_slots, int32_t* out);

@@ -128,21 +128,24 @@ Tensor DecodeGraphs::forward(std::span<const SequenceInput> batch) {
     for (const kv::DecodeMetaKey& k : keys) seen |= k.group == g && k.model_window == window;
     if (!seen) keys.push_back(kv::decode_meta_key(caches, g, window));
   }
-  const int64_t needed = std::max<int64_t>(1, kv::decode_blocks_needed(caches));
-
+  // Each meta's table width: the eager rule (kv::table_capacity), kept while the tables fit so
+  // that a shrinking context (a restored snapshot) does not capture again.
   Bucket& b = bucket(rows);
   const bool same_pool = b.pool.lock() == pool;
-  if (!same_pool || b.layer_groups != layer_groups || b.layout.metas != keys ||
-      b.layout.capacity < needed) {
-    const int bs = pool->layout().block_size;
-    int64_t capacity = same_pool && b.layout.capacity > 0
-                           ? b.layout.capacity
-                           : std::max<int64_t>(1, (kMinCapacityTokens + bs - 1) / bs);
-    while (capacity < needed) capacity *= 2;
-    // A table never holds more blocks than the pool has.
-    capacity = std::max(needed, std::min(capacity, pool->max_blocks()));
-    relayout(b, pool, std::move(layer_groups), kv::plan_decode_tables(rows, capacity, bs, G, keys));
+  const bool same_kinds = same_pool && b.layer_groups == layer_groups && b.layout.metas == keys;
+  std::vector<int64_t> capacities;
+  bool fits = same_kinds;
+  for (size_t m = 0; m < keys.size(); ++m) {
+    const int64_t needed = kv::blocks_needed(caches, keys[m].group);
+    const int64_t kept = same_kinds ? b.layout.meta_tables[m].capacity : 0;
+    fits &= kept >= needed;
+    capacities.push_back(
+        kept >= needed ? kept
+                       : kv::table_capacity(needed, pool->layout().block_size, pool->max_blocks()));
   }
+  if (!fits)
+    relayout(b, pool, std::move(layer_groups),
+             kv::plan_decode_tables(rows, pool->layout().block_size, G, keys, capacities));
 
   // The one upload of the step's tables, queued before the step's kernels.
   auto* staged = static_cast<int32_t*>(b.staging->acquire());

@@ -9,12 +9,13 @@
 // finished sequence keeps its graph instead of capturing one per exact size.
 //
 // A captured step is valid for one KV pool (its per-layer planes are baked in), one set of
-// attention kinds (DecodeMetaKey) and block tables up to `capacity` blocks (the attention grid is
-// planned for that width; splits past a sequence's length exit early). When the context outgrows
-// the capacity, the capacity doubles and the step is captured again. The first step of a new
-// layout runs eagerly through the fixed buffers (it leaves the caching allocator with blocks of
-// every size the step allocates, so capture needs no cudaMalloc); the next one captures and
-// replays. Any failure to capture leaves that bucket eager (logged once).
+// attention kinds (DecodeMetaKey) and block tables up to a capacity of blocks per meta (the
+// attention grid is planned for that width; splits past a sequence's length exit early). The
+// capacity follows kv::table_capacity, as the eager step's table width does, so both plan the
+// same key splits; when the context outgrows it, it doubles and the step is captured again. The
+// first step of a new layout runs eagerly through the fixed buffers (it leaves the caching
+// allocator with blocks of every size the step allocates, so capture needs no cudaMalloc); the next
+// one captures and replays. Any failure to capture leaves that bucket eager (logged once).
 #pragma once
 
 #include <map>
@@ -32,8 +33,6 @@ class DecodeGraphs {
   // Largest bucket. Beyond 8 rows the projections run cuBLAS GEMMs (captured with a fixed
   // workspace); larger batches run eagerly, where launch overhead matters less per token.
   static constexpr int64_t kMaxRows = 64;
-  // Smallest block-table capacity, in tokens: short contexts do not recapture at every doubling.
-  static constexpr int64_t kMinCapacityTokens = 256;
 
   explicit DecodeGraphs(DecoderModel& model);
   ~DecodeGraphs();

@@ -65,21 +65,27 @@ void expect_meta_equal(const DecodeTableLayout& l, int m, const std::vector<int3
   std::vector<int32_t> lens = eager.context_lens.to_vector<int32_t>();
   std::vector<int32_t> tables = eager.block_tables.to_vector<int32_t>();
   const int64_t width = eager.block_tables.dim(1);
+  // The eager table has the width the graph's capacity rule gives (same attention split plan).
+  if (t.capacity == table_capacity(blocks_needed(step.caches, key.group),
+                                   step.caches[0]->pool().layout().block_size,
+                                   step.caches[0]->pool().max_blocks()))
+    EXPECT_EQ(width, t.capacity);
   for (int64_t s = 0; s < l.rows; ++s) {
     SCOPED_TRACE("row " + std::to_string(s));
     EXPECT_EQ(packed[size_t(t.context_lens + s)], s < S ? lens[size_t(s)] : 0);
-    for (int64_t b = 0; b < l.capacity; ++b) {
+    for (int64_t b = 0; b < t.capacity; ++b) {
       const int32_t want = s < S && b < width ? tables[size_t(s * width + b)] : 0;
       // Past a sequence's own blocks the eager table holds zeros too (it is padded to the widest).
-      EXPECT_EQ(packed[size_t(t.block_tables + s * l.capacity + b)], want) << "block " << b;
+      EXPECT_EQ(packed[size_t(t.block_tables + s * t.capacity + b)], want) << "block " << b;
     }
     if (!key.by_position) continue;
     std::vector<int32_t> kp = eager.key_positions.to_vector<int32_t>();
     std::vector<int32_t> qp = eager.query_positions.to_vector<int32_t>();
     const int64_t kw = eager.key_positions.dim(1);
-    for (int64_t j = 0; j < l.capacity_slots(); ++j) {
+    const int64_t slots = l.capacity_slots(size_t(m));
+    for (int64_t j = 0; j < slots; ++j) {
       const int32_t want = s < S && j < kw ? kp[size_t(s * kw + j)] : -1;
-      EXPECT_EQ(packed[size_t(t.key_positions + s * l.capacity_slots() + j)], want) << "slot " << j;
+      EXPECT_EQ(packed[size_t(t.key_positions + s * slots + j)], want) << "slot " << j;
     }
     if (s < S) EXPECT_EQ(packed[size_t(t.query_positions + s)], qp[size_t(s)]);
   }
@@ -96,8 +102,14 @@ TEST(DecodeTables, StandardCachesPaddedToTheBucket) {
   const DecodeMetaKey windowed = decode_meta_key(step.caches, 0, 5);
   EXPECT_FALSE(full.by_position);
   EXPECT_EQ(windowed.window, 5);
-  DecodeTableLayout l = plan_decode_tables(4, 8, 4, 1, {full, windowed});
-  EXPECT_EQ(decode_blocks_needed(step.caches), 3);
+  DecodeTableLayout l = plan_decode_tables(4, 4, 1, {full, windowed}, {32, 8});
+  EXPECT_EQ(blocks_needed(step.caches, 0), 3);
+  // 256 tokens at 4 per block would be 64 blocks; the pool has 32.
+  EXPECT_EQ(table_capacity(3, 4, 32), 32);
+  EXPECT_EQ(table_capacity(3, 4, 1000), 64);
+  EXPECT_EQ(table_capacity(65, 4, 1000), 128);
+  EXPECT_EQ(table_capacity(3, 32, 1000), 8);
+  EXPECT_EQ(table_capacity(40, 4, 32), 40);
   for (int64_t offset : {l.ids, l.positions, l.query_start, l.slots[0],
                          l.meta_tables[0].block_tables, l.meta_tables[1].context_lens})
     EXPECT_EQ(offset % 4, 0) << "tables start 16-byte aligned";
@@ -118,6 +130,7 @@ TEST(DecodeTables, StandardCachesPaddedToTheBucket) {
   EXPECT_EQ(m.block_tables.shape(), Dims({4, 8}));
   EXPECT_EQ(m.context_lens.to_vector<int32_t>(), (std::vector<int32_t>{4, 10, 5, 0}));
   EXPECT_EQ(m.max_context_len, 32);
+  EXPECT_EQ(decode_meta_view(l, 0, t).block_tables.shape(), Dims({4, 32}));
   EXPECT_EQ(m.sliding_window, 5);
   EXPECT_FALSE(m.key_positions.defined());
 }
@@ -132,7 +145,7 @@ TEST(DecodeTables, WrappedRingMasksByPosition) {
   Step step = prepare({&a, &b});
   const DecodeMetaKey key = decode_meta_key(step.caches, 0, 5);
   ASSERT_TRUE(key.by_position);
-  DecodeTableLayout l = plan_decode_tables(2, 4, 4, 1, {key});
+  DecodeTableLayout l = plan_decode_tables(2, 4, 1, {key}, {4});
   std::vector<int32_t> packed(size_t(l.total));
   pack_decode_tables(l, step.caches, step.ids, step.slots, packed.data());
   expect_meta_equal(l, 0, packed, step);
@@ -149,13 +162,13 @@ TEST(DecodeTables, RefusesTablesPastTheCapacityAndChangedKinds) {
   KvCache a(pool);
   grow(a, 12);
   Step step = prepare({&a});
-  EXPECT_EQ(decode_blocks_needed(step.caches), 4);
-  DecodeTableLayout narrow = plan_decode_tables(1, 2, 4, 1, {decode_meta_key(step.caches, 0, 0)});
+  EXPECT_EQ(blocks_needed(step.caches, 0), 4);
+  DecodeTableLayout narrow = plan_decode_tables(1, 4, 1, {decode_meta_key(step.caches, 0, 0)}, {2});
   std::vector<int32_t> packed(size_t(narrow.total));
   EXPECT_THROW(pack_decode_tables(narrow, step.caches, step.ids, step.slots, packed.data()), Error);
   DecodeMetaKey stale = decode_meta_key(step.caches, 0, 0);
   stale.by_position = true;
-  DecodeTableLayout changed = plan_decode_tables(1, 8, 4, 1, {stale});
+  DecodeTableLayout changed = plan_decode_tables(1, 4, 1, {stale}, {8});
   packed.assign(size_t(changed.total), 0);
   EXPECT_THROW(pack_decode_tables(changed, step.caches, step.ids, step.slots, packed.data()),
                Error);
