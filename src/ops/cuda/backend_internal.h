@@ -13,10 +13,10 @@ cudaStream_t backend_stream();
 void check_cuda(cudaError_t error, const char* what);
 
 // A graph's private share of the caching allocator. Between arena_begin and arena_end, every
-// allocation of the calling thread is served from (and stays owned by) the arena: blocks freed
-// during capture are reused only by later allocations of the same capture (the captured ops run
-// in stream order, as eager ones do), and no block is handed to anyone else until
-// arena_release, which the graph calls when it is destroyed.
+// allocation of the calling thread is served from (and stays owned by) the arena, and every block
+// the thread frees joins it (captured ops may have used it): such blocks are reused only by later
+// allocations of the same capture (the captured ops run in stream order, as eager ones do), and
+// no block is handed to anyone else until arena_release, which the graph calls when destroyed.
 struct CaptureArena;
 CaptureArena* arena_begin();
 void arena_end();

@@ -95,6 +95,10 @@ class CachingAllocator {
   }
   void deallocate(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (capture_arena_ && capture_thread_ == std::this_thread::get_id() && !owner_.count(p)) {
+      // Freed while recording: captured ops may have used it, so the graph keeps it too.
+      adopt(capture_arena_, p, round(bytes));
+    }
     if (!owner_.empty()) {
       auto it = owner_.find(p);
       if (it != owner_.end()) {
