@@ -1,12 +1,14 @@
 // write_kv and paged_attention against the reference: decode, prefill, chunked prefill and ragged
 // batches mixing them; block sizes 16 and 32; head dims 64/80/96/128/256; MHA, GQA and MQA;
-// sliding windows; f32/f16/bf16 caches. Block tables are shuffled, and cache rows that a sequence
-// does not own (or has not filled) hold NaN, so reading them would poison the output.
+// sliding windows; f32/f16/bf16 caches; on CUDA both the split-KV kernel and the tiled prefill
+// one. Block tables are shuffled, and cache rows that a sequence does not own (or has not filled)
+// hold NaN, so reading them would poison the output.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <tuple>
 
 #include "op_test_util.h"
 #include "ops/attention.h"
@@ -191,6 +193,44 @@ TEST_P(AttentionTest, SlidingWindows) {
   }
 }
 
+// Prefill shapes for the CUDA tiled kernel (flash_prefill.cu: calls with >= 16 query rows per
+// sequence on average and head_dim <= 128, a multiple of 8; tiles of 64 query vectors = tokens x
+// the heads of one kv head, 32 keys): one and several sequences, chunks of 1..700 rows after
+// cached context, lengths off the tile and block sizes, GQA 1/4/8/12/32, head dims 64/128 and the
+// padded 80/96. Few heads keep the scalar reference fast.
+TEST_P(AttentionTest, TiledPrefillSequencesAndChunks) {
+  Rng rng(91);
+  for (DType cache : kCacheDtypes) {
+    run_case(*this, {{{100, 100}}, 2, 2, 64, 16, 0, cache}, rng);  // MHA: 64 tokens a tile
+    run_case(*this, {{{120, 50}, {40, 40}, {300, 20}, {30, 1}, {31, 31}}, 4, 1, 64, 16, 0, cache},
+             rng);  // ragged batch of chunks, with a decode row
+  }
+  run_case(*this, {{{90, 90}}, 8, 1, 128, 16, 0, DType::f32}, rng);   // GQA 8: 8 tokens a tile
+  run_case(*this, {{{400, 70}}, 4, 1, 64, 32, 0, DType::f16}, rng);   // chunk after 330 cached
+  run_case(*this, {{{40, 40}}, 32, 1, 64, 16, 0, DType::f32}, rng);   // MQA 32: 2 tokens a tile
+  run_case(*this, {{{80, 80}}, 12, 1, 64, 16, 0, DType::bf16}, rng);  // 5 tokens, 60 rows a tile
+  run_case(*this, {{{129, 100}, {40, 17}}, 4, 2, 80, 32, 0, DType::f32}, rng);
+  run_case(*this, {{{90, 90}, {45, 19}}, 6, 1, 96, 16, 0, DType::bf16}, rng);
+  run_case(*this, {{{64, 64}, {128, 64}}, 4, 4, 128, 32, 0, DType::f16}, rng);  // whole tiles
+  run_case(*this, {{{1, 1}, {16, 16}, {17, 17}, {33, 33}}, 4, 1, 64, 16, 0, DType::f32}, rng);
+}
+
+TEST_P(AttentionTest, TiledPrefillSlidingWindows) {
+  // Windows narrower than a 32-key tile, near it, and wider; a 700-row chunk after 60 cached.
+  Rng rng(92);
+  for (int window : {1, 7, 33, 100}) {
+    run_case(*this, {{{760, 700}}, 1, 1, 64, 16, window, DType::f32}, rng);
+    run_case(*this, {{{200, 60}, {50, 50}}, 4, 1, 128, 32, window, DType::bf16}, rng);
+  }
+}
+
+TEST_P(AttentionTest, TiledPrefillGqaGroups) {
+  Rng rng(93);
+  for (auto [h, kv, d] :
+       {std::tuple<int64_t, int64_t, int64_t>{4, 4, 128}, {8, 2, 64}, {8, 1, 128}})
+    run_case(*this, {{{100, 50}, {33, 33}}, h, kv, d, 16, 0, DType::f32}, rng);
+}
+
 // AttentionMeta positions (a wrapped rotating cache): slots hold shuffled positions, one slot is
 // empty (-1), and the mask follows the positions rather than the slot order.
 void run_positions_case(AttentionTest& t, const Case& c, Rng& rng) {
@@ -253,6 +293,15 @@ TEST_P(AttentionTest, PositionsMaskShuffledRingSlots) {
       run_positions_case(*this, {{{600, 1}}, 4, 1, 64, 32, window, cache}, rng);  // split decode
       run_positions_case(*this, {{{30, 12}, {20, 1}}, 4, 4, 80, 16, window, cache}, rng);
     }
+  }
+}
+
+TEST_P(AttentionTest, TiledPrefillByPositions) {
+  // Prefill chunks over a rotating cache: the tiled kernel visits every slot and masks by position.
+  Rng rng(94);
+  for (int window : {0, 5, 40}) {
+    run_positions_case(*this, {{{200, 100}}, 4, 1, 64, 16, window, DType::f32}, rng);
+    run_positions_case(*this, {{{150, 64}, {50, 50}}, 4, 1, 128, 32, window, DType::bf16}, rng);
   }
 }
 

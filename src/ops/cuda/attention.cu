@@ -1,12 +1,14 @@
 // Paged attention on the GPU: writing new K/V rows into the block pool, and causal GQA attention
 // (sliding window, per-slot positions) over block tables with an online softmax, split over the
-// keys (flash decoding) so that a decode step fills the GPU.
+// keys (flash decoding) so that a decode step fills the GPU. Prefill goes to the tiled kernel of
+// flash_prefill.cu.
 #include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <type_traits>
 
 #include "ops/cuda/device_types.cuh"
+#include "ops/cuda/flash_prefill.h"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -227,6 +229,10 @@ cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem
 
 AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
   AttentionPlan p;
+  if (use_flash_prefill(a, sm_count)) {
+    p.flash = true;
+    return p;
+  }
   const int group = int(a.heads / a.kv_heads);
   p.tile = group >= 8 ? 8 : group >= 4 ? 4 : group >= 2 ? 2 : 1;
   p.tiles = (group + p.tile - 1) / p.tile;
@@ -245,6 +251,7 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
                                    cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
   if (a.head_dim > kMaxHeadDim || a.tokens > INT32_MAX) return cudaErrorInvalidValue;
+  if (p.flash) return launch_flash_prefill(a, stream);
   float* part_ml = scratch;
   float* part_acc = scratch ? scratch + a.tokens * a.heads * p.splits * 2 : nullptr;
   const dim3 grid(unsigned(a.tokens), unsigned(a.kv_heads * p.tiles), unsigned(p.splits));

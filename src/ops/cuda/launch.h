@@ -111,6 +111,9 @@ struct AttentionPlan {
   int tile = 1, tiles = 1, splits = 1;
   int64_t split_len = 0;
   int64_t scratch_floats = 0;
+  // Prefill with many query rows per sequence: the tiled kernel of flash_prefill.cu instead (no
+  // splits, no scratch).
+  bool flash = false;
 };
 AttentionPlan plan_paged_attention(const AttentionArgs& args, int sm_count);
 cudaError_t launch_paged_attention(const AttentionArgs& args, const AttentionPlan& plan,

@@ -1,0 +1,16 @@
+// Tiled (FlashAttention-2 style) paged attention for prefill: query tiles that share each K/V tile
+// loaded into shared memory, where the split-KV kernel (attention.cu) re-reads every key per query
+// row. Chosen by plan_paged_attention for calls with many query rows per sequence.
+#pragma once
+
+#include "ops/cuda/launch.h"
+
+namespace hearth::ops::cuda {
+
+// Whether launch_flash_prefill takes this call: enough query rows per sequence to fill its tiles,
+// a head_dim it instantiates, 16-byte aligned caches, enough blocks (or short enough contexts)
+// for the GPU's sm_count, and HEARTH_CUDA_NO_FLASH_PREFILL unset.
+bool use_flash_prefill(const AttentionArgs& args, int sm_count);
+cudaError_t launch_flash_prefill(const AttentionArgs& args, cudaStream_t stream);
+
+}  // namespace hearth::ops::cuda
