@@ -3,6 +3,9 @@
 //  - the cost of one small decode-sized op launched back to back;
 //  - decode GEMV (1 row of x) at Llama-3.1-8B / 3.2-1B shapes: weight bytes read per second and
 //    the fraction of the copy bandwidth;
+//  - quantized GEMV (MLX affine, group size 64, bf16 scales) at the 8B shapes, 4 and 8 bits, 1 and
+//    4 rows of x: bytes of packed codes + scales + biases read per second and the fraction of the
+//    copy bandwidth (issue 5's gate: >= 65 % at 4 bits);
 //  - prefill GEMM (2048 rows) at the same shapes: TFLOP/s of the cuBLAS path (ops::matmul) and of
 //    the tiled correct-first kernel it replaced (launch_matmul above the GEMV limit).
 //
@@ -22,6 +25,7 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/quantized.h"
 
 using namespace hearth;
 
@@ -116,6 +120,30 @@ int main(int argc, char** argv) {
       const double gbs = double(w.nbytes()) / t;
       std::printf("%-26s %6s %10.1f %10.0f %7.1f%%\n", s.name, std::string(dtype_name(dt)).c_str(),
                   t * 1e6, gbs / 1e9, 100.0 * gbs / bandwidth);
+    }
+  }
+  {
+    const Shape qshapes[] = {
+        {"8B q/o 4096x4096", 4096, 4096},       {"8B qkv 6144x4096", 6144, 4096},
+        {"8B gate/up 14336x4096", 14336, 4096}, {"8B down 4096x14336", 4096, 14336},
+        {"8B k/v 1024x4096", 1024, 4096},       {"8B lm_head 128256x4096", 128256, 4096}};
+    std::printf("\n%-26s %5s %3s %10s %10s %8s\n", "quantized GEMV (gs 64)", "bits", "m", "us",
+                "GB/s", "of copy");
+    for (int bits : {4, 8}) {
+      for (const Shape& s : qshapes) {
+        Tensor w = random_device({s.n, s.k}, DType::bf16);
+        const ops::QuantizedWeight q = ops::affine_quantize(w, bits, 64, DType::bf16);
+        w = Tensor();
+        const double bytes = double(q.packed.nbytes() + q.scales.nbytes() + q.biases.nbytes());
+        for (int64_t m : {1, 4}) {
+          Tensor x = random_device({m, s.k}, DType::f32);
+          Tensor out = Tensor::empty({m, s.n}, DType::f32, dev);
+          const double t = best_seconds(reps, 20, [&] { ops::quantized_matmul(x, q, out); });
+          const double gbs = bytes / t;
+          std::printf("%-26s %5d %3lld %10.1f %10.0f %7.1f%%\n", s.name, bits,
+                      static_cast<long long>(m), t * 1e6, gbs / 1e9, 100.0 * gbs / bandwidth);
+        }
+      }
     }
   }
   std::printf("\n%-26s %6s %12s %12s %8s\n", "GEMM (m=2048)", "dtype", "cuBLAS TF/s", "tiled TF/s",

@@ -183,6 +183,38 @@ TEST_P(QuantizedTest, LargerShapesCrossThreadsAndTiles) {
   }
 }
 
+TEST_P(QuantizedTest, GemvUnitKernelShapes) {
+  // 4 and 8 bits on CUDA take the 16-byte-unit GEMV (32 / 16 codes per unit, 8 unit loads per
+  // lane per step: 256, 128 or 64 units per warp step for 1, 2 or 4 weight rows per warp). Shapes
+  // around its edges: K with a partial last step (units not a multiple of 32, so some lanes of the
+  // last step idle), N not a multiple of the 8 warps x rows per warp (1 row below N = 2048, 2 up
+  // to 8192, 4 from there for m <= 2), every m up to 8, x in shared memory (m * K * 4 bytes up to
+  // 96 KiB) or staged in global memory (larger), bias, padded x and out rows.
+  Rng rng(67);
+  for (int bits : {4, 8})
+    for (int gs : kQuantGroupSizes) {
+      const int64_t codes = 128 / bits;  // per unit
+      // One row per warp; units: a full step of 256 plus a 3-unit tail (4 bits), or under a step.
+      for (int64_t m = 1; m <= 8; ++m) {
+        const int64_t k = m % 2 ? (256 + 3) * codes / gs * gs + gs : gs * rng.integer(1, 9);
+        run_matmul(*this, rng, m, rng.integer(1, m % 2 ? 20 : 45), k, bits, gs,
+                   DType(rng.integer(0, 2)), int(rng.integer(0, 2)), rng.integer(0, 1) * 3,
+                   rng.integer(0, 1) * 5);
+      }
+      // x too large for shared memory: 5 rows x 5120 columns = 100 KiB.
+      run_matmul(*this, rng, 5, 37, 5120, bits, gs, DType::f32, 1, 3, 1);
+      if (gs != 64) continue;  // the row tiling below does not depend on the group size
+      // Two rows per warp, N around the 16-row tiles; at 8 bits and m = 1 a K of a full 128-unit
+      // step and a tail (short K otherwise: the scalar CPU reference is slow).
+      for (int64_t m : {1, 3, 8})
+        run_matmul(*this, rng, m, 2048 + 16 * rng.integer(0, 3) + rng.integer(1, 15),
+                   m == 1 && bits == 8 ? 128 * codes + gs : gs, bits, gs, DType::bf16, 1, 3, 0);
+      // Four rows per warp (m <= 2) and two (m = 4): N = 8192 + a partial 32-row tile.
+      for (int64_t m : {1, 2, 4})
+        run_matmul(*this, rng, m, 8192 + 19, gs, bits, gs, DType::f16, 2, 0, 1);
+    }
+}
+
 TEST_P(QuantizedTest, Embedding) {
   Rng rng(53);
   for (int bits : kQuantBits)
@@ -209,19 +241,28 @@ TEST_P(QuantizedTest, Embedding) {
 }
 
 TEST_P(QuantizedTest, EmbeddingIdOutOfRange) {
+  // The CPU checks ids at once; CUDA records the first bad (position, id) on the device and fails
+  // at the next device -> host transfer (no sync per gather), as the dense embedding does.
   Rng rng(59);
   QuantizedWeight table = to_dev_weight(random_weight(10, 64, 4, 32, DType::bf16, rng));
-  Tensor out = to_dev(Tensor::empty({2, 64}, DType::f32));
+  Tensor out = to_dev(Tensor::empty({3, 64}, DType::f32));
   for (int32_t bad : {10, -1}) {
-    Tensor ids = to_dev(Tensor::from_vector(std::vector<int32_t>{3, bad}, {2}));
+    Tensor ids = to_dev(Tensor::from_vector(std::vector<int32_t>{3, bad, 12}, {3}));
     try {
       quantized_embedding(table, ids, out);
+      to_host(out);
       ADD_FAILURE() << "no error for id " << bad;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
-      EXPECT_NE(std::string(e.what()).find(std::to_string(bad)), std::string::npos) << e.what();
+      const std::string what = e.what();
+      EXPECT_NE(what.find("quantized_embedding"), std::string::npos) << what;
+      EXPECT_NE(what.find(fmt::format("id {} at position 1", bad)), std::string::npos) << what;
     }
   }
+  // Reported once: valid ids afterwards gather and read back.
+  Tensor good = to_dev(Tensor::from_vector(std::vector<int32_t>{9, 0, 4}, {3}));
+  quantized_embedding(table, good, out);
+  EXPECT_NO_THROW(to_host(out));
 }
 
 HEARTH_OP_TEST_ON_ALL_DEVICES(QuantizedTest);

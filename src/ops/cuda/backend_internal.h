@@ -31,6 +31,7 @@ bool capturing();
 struct EmbeddingCheck {
   bool pending = false;
   int64_t vocab = 0;
+  const char* op = "embedding";  // the gather whose ids are checked (embedding / quantized_embedding)
 };
 EmbeddingCheck embedding_check();
 void set_embedding_check(const EmbeddingCheck& check);

@@ -221,6 +221,7 @@ struct State {
   unsigned long long* bad_id_host = nullptr;  // pinned
   bool embedding_unchecked = false;
   int64_t embedding_vocab = 0;
+  const char* embedding_op = "embedding";  // the op named by the error
 
   // Device -> host reads up to kDownloadMaxBytes (the logits of a step) land in a pinned buffer
   // first: a copy into pageable memory was the largest per-step cost of a 1B decode on the H200
@@ -335,7 +336,7 @@ void sync_and_check_ids() {
   if (bad == ~0ull) return;
   check(cudaMemsetAsync(s.bad_id, 0xff, sizeof(*s.bad_id), s.stream), "cudaMemsetAsync");
   check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
-  fail(ErrorCode::invalid_argument, "embedding: id {} at position {} is outside [0, {})",
+  fail(ErrorCode::invalid_argument, "{}: id {} at position {} is outside [0, {})", s.embedding_op,
        int32_t(uint32_t(bad & 0xffffffffu)), int64_t(bad >> 32), s.embedding_vocab);
 }
 
@@ -478,6 +479,7 @@ class CudaBackend final : public Backend {
           "embedding");
     s.embedding_unchecked = true;
     s.embedding_vocab = table.dim(0);
+    s.embedding_op = "embedding";
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
@@ -636,7 +638,7 @@ class CudaBackend final : public Backend {
     if (m == 0 || n == 0) return;
     const QuantMatrix qm = quant_matrix(w);
     if (m <= kQuantGemvMaxRows) {
-      Tensor scratch = Tensor::empty({m * k + m * (k / 32)}, DType::f32, x.device());
+      Tensor scratch = Tensor::empty({quantized_gemv_scratch_floats(m, k)}, DType::f32, x.device());
       check(launch_quantized_gemv(x.data<float>(), x.stride(0), int(m), qm,
                                   bias ? bias->raw_data() : nullptr,
                                   bias ? elem_of(bias->dtype()) : Elem::f32, scratch.data<float>(),
@@ -671,25 +673,15 @@ class CudaBackend final : public Backend {
     OpProfileScope scope("quantized_embedding", stream());
     const int64_t tokens = ids.dim(0);
     if (tokens == 0) return;
-    Tensor flag = Tensor::empty({1}, DType::i32, out.device());
-    check(cudaMemsetAsync(flag.raw_data(), 0x7f, sizeof(int32_t), stream()), "cudaMemsetAsync");
+    // As in embedding: a bad id is recorded on the device and reported by the next device -> host
+    // transfer, so a decode step needs no sync here.
+    State& s = state();
     check(launch_affine_dequantize(quant_matrix(table), ids.data<int32_t>(), ids.stride(0), tokens,
-                                   out.raw_data(), Elem::f32, out.stride(0), flag.data<int32_t>(),
-                                   stream()),
+                                   out.raw_data(), Elem::f32, out.stride(0), s.bad_id, stream()),
           "quantized_embedding");
-    // A graph replay cannot read the flag back; the decoder checks ids on the host before every
-    // forward, so the device check is the second line for direct callers of the op.
-    if (capturing()) return;
-    int32_t first_bad = 0;
-    transfer(&first_bad, flag.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost);
-    if (first_bad >= 0 && first_bad < tokens) {
-      int32_t id = 0;
-      transfer(&id, ids.data<int32_t>() + first_bad * ids.stride(0), sizeof(int32_t),
-               cudaMemcpyDeviceToHost);
-      fail(ErrorCode::invalid_argument,
-           "quantized_embedding: id {} at position {} is outside [0, {})", id, first_bad,
-           table.rows());
-    }
+    s.embedding_unchecked = true;
+    s.embedding_vocab = table.rows();
+    s.embedding_op = "quantized_embedding";
   }
 
   void argmax(const Tensor& x, Tensor& out) override {
@@ -792,13 +784,14 @@ bool capturing() {
 
 EmbeddingCheck embedding_check() {
   const State& s = state();
-  return {s.embedding_unchecked, s.embedding_vocab};
+  return {s.embedding_unchecked, s.embedding_vocab, s.embedding_op};
 }
 
 void set_embedding_check(const EmbeddingCheck& c) {
   State& s = state();
   s.embedding_unchecked = c.pending;
   s.embedding_vocab = c.vocab;
+  s.embedding_op = c.op;
 }
 
 void prepare_blas_for_capture() {

@@ -26,20 +26,28 @@ cudaError_t launch_affine_quantize(const void* w, Elem w_elem, int64_t w_stride,
                                    cudaStream_t stream);
 
 // out[t, :] = dequantized row ids[t] (or row t when ids is null) for t < rows, rounded as MLX's
-// dequantize does (product, then sum, each rounded to out's type). With ids, the first position
-// holding an id outside [0, n) is written to *bad (which the caller sets to a large value first).
+// dequantize does (product, then sum, each rounded to out's type). With ids, an id outside [0, n)
+// leaves its row unwritten and lowers *bad to (position << 32 | uint32 id) when that is smaller,
+// as launch_embedding does (so *bad, initially all ones, ends as the first bad position and id).
 cudaError_t launch_affine_dequantize(const QuantMatrix& w, const int32_t* ids, int64_t id_stride,
                                      int64_t rows, void* out, Elem out_elem, int64_t out_stride,
-                                     int* bad, cudaStream_t stream);
+                                     unsigned long long* bad, cudaStream_t stream);
 
 // Rows of x up to which the fused-dequant GEMV is used (decode); above, callers dequantize
 // tiles and run a GEMM.
 inline constexpr int kQuantGemvMaxRows = 8;
 
+// Floats of device scratch launch_quantized_gemv needs for m rows of x and k columns (x in the
+// kernels' layout plus its sums over every 16 or 32 columns).
+inline int64_t quantized_gemv_scratch_floats(int64_t m, int64_t k) {
+  return m * k + m * (k / 16);
+}
+
 // out[i, j] = sum_p x[i, p] * w[j, p] (+ bias[j]) for i < m <= kQuantGemvMaxRows, reading each
-// packed weight once. `xsum` is scratch of m * k / group_size floats.
+// packed weight once; f32 products and sums. `scratch`: quantized_gemv_scratch_floats(m, k)
+// floats, 16-byte aligned.
 cudaError_t launch_quantized_gemv(const float* x, int64_t x_stride, int m, const QuantMatrix& w,
-                                  const void* bias, Elem bias_elem, float* xsum, float* out,
+                                  const void* bias, Elem bias_elem, float* scratch, float* out,
                                   int64_t out_stride, cudaStream_t stream);
 
 }  // namespace hearth::ops::cuda
