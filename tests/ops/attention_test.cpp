@@ -10,6 +10,7 @@
 #include <numeric>
 #include <tuple>
 
+#include "attention_test_util.h"
 #include "op_test_util.h"
 #include "ops/attention.h"
 #include "ops/reference/reference.h"
@@ -22,101 +23,52 @@ class AttentionTest : public OpTest {};
 // Online softmax in f32 with the vectorized exp: observed ~3e-7.
 constexpr double kTolerance = 5e-6;
 
-struct SeqSpec {
-  int64_t context;
-  int64_t q_len;
-};
-
-struct Case {
-  std::vector<SeqSpec> seqs;
-  int64_t n_heads, n_kv, head_dim, block_size;
-  int window;
-  DType cache;
-};
-
-std::string describe(const Case& c) {
-  std::string s = "seqs=";
-  for (const SeqSpec& q : c.seqs) s += fmt::format("({},{})", q.context, q.q_len);
-  return s + fmt::format(" heads={}/{} d={} bs={} window={} cache={}", c.n_heads, c.n_kv,
-                         c.head_dim, c.block_size, c.window, dtype_name(c.cache));
-}
+using Case = AttentionCase;
 
 struct Built {
-  Tensor q, k_cache, v_cache, query_start, context_lens, block_tables;
+  Tensor q, k_cache, v_cache;
+  AttentionMeta meta;  // host tensors
 };
 
 Built build(const Case& c, Rng& rng) {
   Built b;
-  const int64_t num_seqs = int64_t(c.seqs.size());
-  int64_t needed = 0, max_blocks = 1, tokens = 0;
-  for (const SeqSpec& s : c.seqs) {
-    int64_t blocks = (s.context + c.block_size - 1) / c.block_size;
-    needed += blocks;
-    max_blocks = std::max(max_blocks, blocks + 1);  // one spare column, never valid
-    tokens += s.q_len;
-  }
-  const int64_t num_blocks = needed + 3;  // unowned blocks stay NaN
-  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
-  std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), rng.engine());
-
-  Dims cache_shape{num_blocks, c.n_kv, c.block_size, c.head_dim};
-  b.k_cache = Tensor::empty(cache_shape, c.cache);
-  b.v_cache = Tensor::empty(cache_shape, c.cache);
+  PagedTables p = build_tables(c, rng);
+  Dims cache_shape{p.num_blocks, c.n_kv, c.block_size, c.head_dim};
+  b.k_cache = Tensor::empty(cache_shape, c.dtype);
+  b.v_cache = Tensor::empty(cache_shape, c.dtype);
   poison(b.k_cache);
   poison(b.v_cache);
-  std::vector<int32_t> table(static_cast<size_t>(num_seqs * max_blocks), -7);
-  std::vector<int32_t> starts{0}, lens;
-  size_t next = 0;
-  for (int64_t s = 0; s < num_seqs; ++s) {
-    const SeqSpec& spec = c.seqs[size_t(s)];
-    int64_t blocks = (spec.context + c.block_size - 1) / c.block_size;
-    for (int64_t j = 0; j < blocks; ++j) table[size_t(s * max_blocks + j)] = ids[next++];
-    for (int64_t t = 0; t < spec.context; ++t) {
-      int64_t block = table[size_t(s * max_blocks + t / c.block_size)];
+  for (int64_t s = 0; s < int64_t(c.seqs.size()); ++s)
+    for (int64_t t = 0; t < c.seqs[size_t(s)].context; ++t)
       for (Tensor* cache : {&b.k_cache, &b.v_cache}) {
-        Tensor rows = cache->select(0, block).select(1, t % c.block_size);  // [n_kv, d]
-        reference::copy(random_float({c.n_kv, c.head_dim}, c.cache, rng), rows);
+        Tensor rows = cache->select(0, p.block_of(s, t)).select(1, t % c.block_size);  // [n_kv, d]
+        reference::copy(random_float({c.n_kv, c.head_dim}, c.dtype, rng), rows);
       }
-    }
-    starts.push_back(starts.back() + int32_t(spec.q_len));
-    lens.push_back(int32_t(spec.context));
-  }
   // Queries scaled up a little so some softmaxes are peaked.
-  b.q = random_float_padded({tokens, c.n_heads, c.head_dim}, DType::f32, rng, tokens % 2 ? 4 : 0,
-                            3.0f);
-  b.query_start = Tensor::from_vector(starts, {num_seqs + 1});
-  b.context_lens = Tensor::from_vector(lens, {num_seqs});
-  b.block_tables = Tensor::from_vector(table, {num_seqs, max_blocks});
+  b.q = random_float_padded({p.tokens, c.n_heads, c.head_dim}, DType::f32, rng,
+                            p.tokens % 2 ? 4 : 0, 3.0f);
+  b.meta = p.meta;
   return b;
+}
+
+// Runs paged_attention on the device under test with `meta` and compares with the reference.
+void check_against_reference(AttentionTest& t, const Built& b, const AttentionMeta& meta) {
+  const float scale = 1.0f / std::sqrt(float(b.q.dim(2)));
+  Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
+  reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
+  Tensor out = Tensor::empty(b.q.shape(), DType::f32);
+  poison(out);
+  Tensor dout = t.to_dev(out);
+  paged_attention(t.to_dev(b.q), t.to_dev(b.k_cache), t.to_dev(b.v_cache), meta_to_dev(t, meta),
+                  scale, dout);
+  t.fetch(dout, out);
+  t.expect_close(out, ref, kTolerance);
 }
 
 void run_case(AttentionTest& t, const Case& c, Rng& rng) {
   SCOPED_TRACE(describe(c));
   Built b = build(c, rng);
-  AttentionMeta meta;
-  meta.query_start = b.query_start;
-  meta.context_lens = b.context_lens;
-  meta.block_tables = b.block_tables;
-  meta.sliding_window = c.window;
-  for (const SeqSpec& s : c.seqs) {
-    meta.max_query_len = std::max<int>(meta.max_query_len, int(s.q_len));
-    meta.max_context_len = std::max<int>(meta.max_context_len, int(s.context));
-  }
-  float scale = 1.0f / std::sqrt(float(c.head_dim));
-  Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
-  reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
-
-  AttentionMeta dmeta = meta;
-  dmeta.query_start = t.to_dev(meta.query_start);
-  dmeta.context_lens = t.to_dev(meta.context_lens);
-  dmeta.block_tables = t.to_dev(meta.block_tables);
-  Tensor out = Tensor::empty(b.q.shape(), DType::f32);
-  poison(out);
-  Tensor dout = t.to_dev(out);
-  paged_attention(t.to_dev(b.q), t.to_dev(b.k_cache), t.to_dev(b.v_cache), dmeta, scale, dout);
-  t.fetch(dout, out);
-  t.expect_close(out, ref, kTolerance);
+  check_against_reference(t, b, b.meta);
 }
 
 const DType kCacheDtypes[] = {DType::f32, DType::f16, DType::bf16};
@@ -231,57 +183,13 @@ TEST_P(AttentionTest, TiledPrefillGqaGroups) {
     run_case(*this, {{{100, 50}, {33, 33}}, h, kv, d, 16, 0, DType::f32}, rng);
 }
 
-// AttentionMeta positions (a wrapped rotating cache): slots hold shuffled positions, one slot is
-// empty (-1), and the mask follows the positions rather than the slot order.
+// AttentionMeta positions (a wrapped rotating cache): the mask follows the positions.
 void run_positions_case(AttentionTest& t, const Case& c, Rng& rng) {
   SCOPED_TRACE(describe(c) + " by position");
   Built b = build(c, rng);
-  AttentionMeta meta;
-  meta.query_start = b.query_start;
-  meta.context_lens = b.context_lens;
-  meta.block_tables = b.block_tables;
-  meta.sliding_window = c.window;
-  int64_t max_ctx = 0;
-  for (const SeqSpec& s : c.seqs) {
-    meta.max_query_len = std::max<int>(meta.max_query_len, int(s.q_len));
-    max_ctx = std::max(max_ctx, s.context);
-  }
-  meta.max_context_len = int(max_ctx);
-  const int64_t S = int64_t(c.seqs.size());
-  std::vector<int32_t> kpos(size_t(S * (max_ctx + 2)), -3), qpos;
-  for (int64_t s = 0; s < S; ++s) {
-    const SeqSpec& spec = c.seqs[size_t(s)];
-    const int32_t base = int32_t(std::uniform_int_distribution<int>(0, 50)(rng.engine()));
-    std::vector<int32_t> order(size_t(spec.context));
-    std::iota(order.begin(), order.end(), base);
-    std::shuffle(order.begin(), order.end(), rng.engine());
-    // The queries' own positions are the last q_len; one older slot is left empty.
-    for (int64_t j = 0; j < spec.context; ++j) {
-      int32_t p = order[size_t(j)];
-      if (spec.context > spec.q_len + 1 && p == base) p = -1;
-      kpos[size_t(s * (max_ctx + 2) + j)] = p;
-    }
-    for (int64_t i = 0; i < spec.q_len; ++i)
-      qpos.push_back(base + int32_t(spec.context - spec.q_len + i));
-  }
-  meta.key_positions = Tensor::from_vector(kpos, {S, max_ctx + 2});
-  meta.query_positions = Tensor::from_vector(qpos, {int64_t(qpos.size())});
-  float scale = 1.0f / std::sqrt(float(c.head_dim));
-  Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
-  reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
-
-  AttentionMeta dmeta = meta;
-  dmeta.query_start = t.to_dev(meta.query_start);
-  dmeta.context_lens = t.to_dev(meta.context_lens);
-  dmeta.block_tables = t.to_dev(meta.block_tables);
-  dmeta.key_positions = t.to_dev(meta.key_positions);
-  dmeta.query_positions = t.to_dev(meta.query_positions);
-  Tensor out = Tensor::empty(b.q.shape(), DType::f32);
-  poison(out);
-  Tensor dout = t.to_dev(out);
-  paged_attention(t.to_dev(b.q), t.to_dev(b.k_cache), t.to_dev(b.v_cache), dmeta, scale, dout);
-  t.fetch(dout, out);
-  t.expect_close(out, ref, kTolerance);
+  AttentionMeta meta = b.meta;
+  set_shuffled_positions(c, meta, rng);
+  check_against_reference(t, b, meta);
 }
 
 TEST_P(AttentionTest, PositionsMaskShuffledRingSlots) {
@@ -312,13 +220,7 @@ TEST_P(AttentionTest, PositionsBySlotOrderEqualTheSlotOrderMask) {
   for (int window : {0, 4}) {
     Case c{{{50, 10}, {33, 1}}, 4, 2, 64, 16, window, DType::f32};
     Built b = build(c, rng);
-    AttentionMeta meta;
-    meta.query_start = b.query_start;
-    meta.context_lens = b.context_lens;
-    meta.block_tables = b.block_tables;
-    meta.sliding_window = window;
-    meta.max_query_len = 10;
-    meta.max_context_len = 50;
+    const AttentionMeta& meta = b.meta;
     float scale = 0.125f;
     Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
     reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, ref);
@@ -328,11 +230,9 @@ TEST_P(AttentionTest, PositionsBySlotOrderEqualTheSlotOrderMask) {
     for (int i = 0; i < 10; ++i) qpos.push_back(40 + i);
     qpos.push_back(32);
     AttentionMeta dmeta = meta;
-    dmeta.query_start = to_dev(meta.query_start);
-    dmeta.context_lens = to_dev(meta.context_lens);
-    dmeta.block_tables = to_dev(meta.block_tables);
-    dmeta.key_positions = to_dev(Tensor::from_vector(kpos, {2, 50}));
-    dmeta.query_positions = to_dev(Tensor::from_vector(qpos, {11}));
+    dmeta.key_positions = Tensor::from_vector(kpos, {2, 50});
+    dmeta.query_positions = Tensor::from_vector(qpos, {11});
+    dmeta = meta_to_dev(*this, dmeta);
     Tensor out = Tensor::empty(b.q.shape(), DType::f32);
     Tensor dout = to_dev(out);
     paged_attention(to_dev(b.q), to_dev(b.k_cache), to_dev(b.v_cache), dmeta, scale, dout);
@@ -383,10 +283,7 @@ TEST_P(AttentionTest, BadMetadataIsAnError) {
   Rng rng(87);
   Case c{{{20, 20}}, 2, 1, 64, 16, 0, DType::f32};
   Built b = build(c, rng);
-  AttentionMeta meta;
-  meta.query_start = b.query_start;
-  meta.context_lens = b.context_lens;
-  meta.block_tables = b.block_tables;
+  AttentionMeta meta = b.meta;
   Tensor out = Tensor::empty(b.q.shape(), DType::f32);
   auto expect_error = [&](const char* what) {
     try {
@@ -400,13 +297,13 @@ TEST_P(AttentionTest, BadMetadataIsAnError) {
   expect_error("context shorter than the queries");
   meta.context_lens = Tensor::from_vector(std::vector<int32_t>{200}, {1});  // past the table
   expect_error("context longer than the block table");
-  meta.context_lens = b.context_lens;
+  meta.context_lens = b.meta.context_lens;
   meta.block_tables = Tensor::from_vector(std::vector<int32_t>{0, 99, 0}, {1, 3});
   expect_error("block id past the cache");
-  meta.block_tables = b.block_tables;
+  meta.block_tables = b.meta.block_tables;
   meta.query_start = Tensor::from_vector(std::vector<int32_t>{0, 19}, {2});
   expect_error("query_start not covering q");
-  meta.query_start = b.query_start;
+  meta.query_start = b.meta.query_start;
   meta.max_context_len = 20;
   meta.key_positions = Tensor::from_vector(std::vector<int32_t>(20, 0), {1, 20});
   expect_error("key_positions without query_positions");

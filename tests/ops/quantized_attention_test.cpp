@@ -12,6 +12,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "attention_test_util.h"
 #include "op_test_util.h"
 #include "ops/quantized_attention.h"
 #include "ops/reference/reference.h"
@@ -26,26 +27,7 @@ class QuantizedAttentionTest : public OpTest {};
 // observed up to ~2e-6 (dense attention: ~3e-7).
 constexpr double kTolerance = 1e-5;
 
-struct SeqSpec {
-  int64_t context;
-  int64_t q_len;
-};
-
-struct Case {
-  std::vector<SeqSpec> seqs;
-  int64_t n_heads, n_kv, head_dim, block_size;
-  int window;
-  int bits, group_size;
-  DType dtype;  // scales/biases
-};
-
-std::string describe(const Case& c) {
-  std::string s = "seqs=";
-  for (const SeqSpec& q : c.seqs) s += fmt::format("({},{})", q.context, q.q_len);
-  return s + fmt::format(" heads={}/{} d={} bs={} window={} bits={} gs={} dtype={}", c.n_heads,
-                         c.n_kv, c.head_dim, c.block_size, c.window, c.bits, c.group_size,
-                         dtype_name(c.dtype));
-}
+using Case = AttentionCase;
 
 QuantizedKvPlanes empty_planes(int64_t blocks, int64_t n_kv, int64_t bs, int64_t d, int bits,
                                int gs, DType dtype) {
@@ -91,62 +73,29 @@ QuantizedKvPlanes planes_to_dev(const OpTest& t, const QuantizedKvPlanes& h) {
 
 void run_case(QuantizedAttentionTest& t, const Case& c, Rng& rng) {
   SCOPED_TRACE(describe(c));
-  const int64_t num_seqs = int64_t(c.seqs.size());
-  int64_t needed = 0, max_blocks = 1, tokens = 0;
-  for (const SeqSpec& s : c.seqs) {
-    const int64_t blocks = (s.context + c.block_size - 1) / c.block_size;
-    needed += blocks;
-    max_blocks = std::max(max_blocks, blocks + 1);
-    tokens += s.q_len;
-  }
-  const int64_t num_blocks = needed + 3;
-  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
-  std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), rng.engine());
+  PagedTables p = build_tables(c, rng);
   QuantizedKvPlanes cache =
-      empty_planes(num_blocks, c.n_kv, c.block_size, c.head_dim, c.bits, c.group_size, c.dtype);
-  std::vector<int32_t> table(static_cast<size_t>(num_seqs * max_blocks), -7);
-  std::vector<int32_t> starts{0}, lens;
-  size_t next = 0;
-  for (int64_t s = 0; s < num_seqs; ++s) {
-    const SeqSpec& spec = c.seqs[size_t(s)];
-    const int64_t blocks = (spec.context + c.block_size - 1) / c.block_size;
-    for (int64_t j = 0; j < blocks; ++j) table[size_t(s * max_blocks + j)] = ids[next++];
-    std::vector<int32_t> slots(static_cast<size_t>(spec.context));
-    for (int64_t tok = 0; tok < spec.context; ++tok)
-      slots[size_t(tok)] =
-          table[size_t(s * max_blocks + tok / c.block_size)] * int32_t(c.block_size) +
-          int32_t(tok % c.block_size);
+      empty_planes(p.num_blocks, c.n_kv, c.block_size, c.head_dim, c.bits, c.group_size, c.dtype);
+  for (int64_t s = 0; s < int64_t(c.seqs.size()); ++s) {
+    const int64_t context = c.seqs[size_t(s)].context;
+    std::vector<int32_t> slots(static_cast<size_t>(context));
+    for (int64_t tok = 0; tok < context; ++tok) slots[size_t(tok)] = p.slot_of(s, tok);
     // The host CPU op fills the cache (its bits are checked against the reference below).
-    write_kv_quantized(random_kv(spec.context, c.n_kv, c.head_dim, rng),
-                       random_kv(spec.context, c.n_kv, c.head_dim, rng),
-                       Tensor::from_vector(slots, {spec.context}), cache);
-    starts.push_back(starts.back() + int32_t(spec.q_len));
-    lens.push_back(int32_t(spec.context));
+    write_kv_quantized(random_kv(context, c.n_kv, c.head_dim, rng),
+                       random_kv(context, c.n_kv, c.head_dim, rng),
+                       Tensor::from_vector(slots, {context}), cache);
   }
-  Tensor q = random_float_padded({tokens, c.n_heads, c.head_dim}, DType::f32, rng,
-                                 tokens % 2 ? 4 : 0, 3.0f);
-  AttentionMeta meta;
-  meta.query_start = Tensor::from_vector(starts, {num_seqs + 1});
-  meta.context_lens = Tensor::from_vector(lens, {num_seqs});
-  meta.block_tables = Tensor::from_vector(table, {num_seqs, max_blocks});
-  meta.sliding_window = c.window;
-  for (const SeqSpec& s : c.seqs) {
-    meta.max_query_len = std::max<int>(meta.max_query_len, int(s.q_len));
-    meta.max_context_len = std::max<int>(meta.max_context_len, int(s.context));
-  }
+  Tensor q = random_float_padded({p.tokens, c.n_heads, c.head_dim}, DType::f32, rng,
+                                 p.tokens % 2 ? 4 : 0, 3.0f);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   Tensor ref = Tensor::empty(q.shape(), DType::f32);
-  reference::paged_attention_quantized(q, cache, meta, scale, ref);
+  reference::paged_attention_quantized(q, cache, p.meta, scale, ref);
 
-  AttentionMeta dmeta = meta;
-  dmeta.query_start = t.to_dev(meta.query_start);
-  dmeta.context_lens = t.to_dev(meta.context_lens);
-  dmeta.block_tables = t.to_dev(meta.block_tables);
   Tensor out = Tensor::empty(q.shape(), DType::f32);
   poison(out);
   Tensor dout = t.to_dev(out);
-  paged_attention_quantized(t.to_dev(q), planes_to_dev(t, cache), dmeta, scale, dout);
+  paged_attention_quantized(t.to_dev(q), planes_to_dev(t, cache), meta_to_dev(t, p.meta), scale,
+                            dout);
   t.fetch(dout, out);
   t.expect_close(out, ref, kTolerance);
 }
@@ -160,7 +109,7 @@ TEST_P(QuantizedAttentionTest, DecodeAcrossBitsGroupsAndHeads) {
       for (int64_t d : {64, 128})
         for (auto [h, kv] : {std::pair<int64_t, int64_t>{4, 4}, {8, 2}, {6, 1}}) {
           if (d % gs) continue;
-          run_case(*this, {{{37, 1}}, h, kv, d, 16, 0, bits, gs, DType::f32}, rng);
+          run_case(*this, {{{37, 1}}, h, kv, d, 16, 0, DType::f32, bits, gs}, rng);
         }
 }
 
@@ -168,7 +117,7 @@ TEST_P(QuantizedAttentionTest, OtherBitWidthsAndScaleDtypes) {
   Rng rng(92);
   for (DType dtype : kDtypes)
     for (int bits : {2, 3, 4, 5, 6, 8})
-      run_case(*this, {{{50, 1}, {21, 5}}, 4, 2, 96, 16, 0, bits, 32, dtype}, rng);
+      run_case(*this, {{{50, 1}, {21, 5}}, 4, 2, 96, 16, 0, dtype, bits, 32}, rng);
 }
 
 TEST_P(QuantizedAttentionTest, LongContextsAcrossBlocks) {
@@ -176,18 +125,18 @@ TEST_P(QuantizedAttentionTest, LongContextsAcrossBlocks) {
   for (int bits : {4, 8})
     for (int64_t bs : {16, 32})
       for (int64_t ctx : {15, 16, 33, 1000, 2049})
-        run_case(*this, {{{ctx, 1}}, 8, 2, 128, bs, 0, bits, 64, DType::bf16}, rng);
+        run_case(*this, {{{ctx, 1}}, 8, 2, 128, bs, 0, DType::bf16, bits, 64}, rng);
 }
 
 TEST_P(QuantizedAttentionTest, PrefillChunksAndRaggedBatches) {
   Rng rng(94);
   for (int bits : {4, 8}) {
-    run_case(*this, {{{70, 70}}, 4, 4, 64, 16, 0, bits, 64, DType::f32}, rng);
-    run_case(*this, {{{90, 37}}, 8, 2, 128, 32, 0, bits, 32, DType::f16}, rng);
-    run_case(*this, {{{33, 2}}, 6, 3, 64, 16, 0, bits, 64, DType::f32}, rng);
+    run_case(*this, {{{70, 70}}, 4, 4, 64, 16, 0, DType::f32, bits, 64}, rng);
+    run_case(*this, {{{90, 37}}, 8, 2, 128, 32, 0, DType::f16, bits, 32}, rng);
+    run_case(*this, {{{33, 2}}, 6, 3, 64, 16, 0, DType::f32, bits, 64}, rng);
     run_case(
         *this,
-        {{{37, 37}, {100, 1}, {16, 5}, {33, 1}, {1, 1}}, 8, 2, 64, 16, 0, bits, 64, DType::bf16},
+        {{{37, 37}, {100, 1}, {16, 5}, {33, 1}, {1, 1}}, 8, 2, 64, 16, 0, DType::bf16, bits, 64},
         rng);
   }
 }
@@ -196,9 +145,59 @@ TEST_P(QuantizedAttentionTest, SlidingWindows) {
   Rng rng(95);
   for (int bits : {4, 8})
     for (int window : {1, 7, 40}) {
-      run_case(*this, {{{60, 60}}, 4, 2, 64, 16, window, bits, 64, DType::f32}, rng);
-      run_case(*this, {{{300, 1}, {35, 10}}, 8, 1, 128, 16, window, bits, 128, DType::f32}, rng);
+      run_case(*this, {{{60, 60}}, 4, 2, 64, 16, window, DType::f32, bits, 64}, rng);
+      run_case(*this, {{{300, 1}, {35, 10}}, 8, 1, 128, 16, window, DType::f32, bits, 128}, rng);
     }
+}
+
+// The CUDA kernel's paths (the CPU runs the same cases against the same reference): key splits
+// (long contexts: a batch-1 decode is split into slices of >= 256 keys merged by the combine
+// kernel), tiles of up to 8 query vectors (GQA heads x prefill rows, rows of a tile that belong to
+// different sequences), the 16-byte-load decoders of 4 and 8 bits at head_dim 64/128/256 (256: the
+// value rows' 8-byte lane loads) and the code-by-code decoder (other widths, head_dim 32 and 96).
+// Contexts are not multiples of the block size.
+
+TEST_P(QuantizedAttentionTest, LongDecodeSplitsAcrossGqaRatios) {
+  Rng rng(101);
+  for (int bits : {8, 4})
+    run_case(*this, {{{3001, 1}}, 8, 2, 128, 16, 0, DType::bf16, bits, 64}, rng);
+  for (int bits : {8, 4, 3})
+    for (auto [h, kv] : {std::pair<int64_t, int64_t>{4, 4}, {16, 2}})
+      run_case(*this, {{{1100, 1}}, h, kv, 64, 16, 0, DType::bf16, bits, 64}, rng);
+  // A decode batch (one row per sequence) of long and short contexts, MQA with 12 heads (two
+  // head tiles of 8 and 4), a sliding window crossing split boundaries.
+  run_case(*this, {{{1500, 1}, {7, 1}, {900, 1}}, 12, 1, 128, 32, 0, DType::f16, 8, 128}, rng);
+  run_case(*this, {{{1900, 1}}, 8, 2, 128, 16, 700, DType::f32, 4, 32}, rng);
+}
+
+TEST_P(QuantizedAttentionTest, PrefillRowTilesAndRaggedBatches) {
+  Rng rng(102);
+  for (int bits : {8, 4, 6}) {
+    // GQA 1, 2, 4 and 8 give tiles of 8 rows x 1 head, 4 x 2, 2 x 4 and 1 x 8.
+    run_case(*this, {{{300, 40}}, 4, 4, 64, 16, 0, DType::bf16, bits, 64}, rng);
+    run_case(*this, {{{333, 21}}, 4, 2, 128, 16, 0, DType::f32, bits, 32}, rng);
+    run_case(*this, {{{700, 11}}, 8, 2, 128, 32, 100, DType::f16, bits, 128}, rng);
+    run_case(*this, {{{290, 13}}, 16, 2, 64, 16, 0, DType::f32, bits, 64}, rng);
+    // Row tiles straddling sequences: query lengths 3, 1, 5, 2, 9 against tiles of 8 and 2 rows.
+    const std::vector<SeqSpec> ragged{{40, 3}, {600, 1}, {77, 5}, {2, 2}, {100, 9}};
+    run_case(*this, {ragged, 2, 2, 128, 16, 0, DType::bf16, bits, 64}, rng);
+    run_case(*this, {ragged, 8, 2, 64, 32, 30, DType::f32, bits, 32}, rng);
+  }
+}
+
+TEST_P(QuantizedAttentionTest, AllWidthsGroupsAndHeadDims) {
+  Rng rng(103);
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int gs : {32, 64, 128})
+      for (int64_t d : {64, 128, 256}) {
+        if (d % gs || (d == 256 && bits != 4 && bits != 8)) continue;
+        run_case(*this, {{{150, 1}, {45, 7}}, 8, 2, d, 16, 0, DType::bf16, bits, gs}, rng);
+      }
+  // Head dims whose per-lane share of a row is not a power of two, or one value.
+  for (int bits : {4, 8}) {
+    run_case(*this, {{{300, 1}, {60, 11}}, 4, 1, 96, 16, 0, DType::f32, bits, 32}, rng);
+    run_case(*this, {{{300, 1}, {60, 11}}, 4, 2, 32, 16, 0, DType::f32, bits, 32}, rng);
+  }
 }
 
 TEST_P(QuantizedAttentionTest, WriteIsBitIdenticalToTheMlxQuantizer) {

@@ -7,6 +7,7 @@
 #include <climits>
 #include <type_traits>
 
+#include "ops/cuda/attention_split.cuh"
 #include "ops/cuda/device_types.cuh"
 #include "ops/cuda/flash_prefill.h"
 
@@ -15,6 +16,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxHeadDim = kMaxAttentionHeadDim;
+// Shortest key split of the dense kernel (one key per warp step: 16 steps of its 4 warps).
+constexpr int64_t kMinSplitSlots = 64;
 
 template <typename S, typename C>
 __global__ void write_kv_kernel(const S* k, const S* v, Rows kr, Rows vr, const int32_t* slots,
@@ -175,19 +178,18 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (splits == 1) {
         a.out[a.outr.offset(t * a.heads + h) + d] = gl > 0.0f ? sum / gl : 0.0f;
       } else {
-        part_acc[((t * a.heads + h) * splits + split) * a.head_dim + d] = sum;
+        part_acc[split_partial_row(t, h, a.heads, splits, split) * a.head_dim + d] = sum;
       }
     }
     if (splits > 1 && threadIdx.x == 0) {
-      float* ml = part_ml + ((t * a.heads + h) * splits + split) * 2;
+      float* ml = part_ml + split_partial_row(t, h, a.heads, splits, split) * 2;
       ml[0] = gm;
       ml[1] = gl;
     }
   }
 }
 
-// out[t, h] = the splits' partial outputs rescaled to their common maximum, over their summed
-// softmax denominators. Splits that saw no visible key have sum 0 and drop out.
+// launch_split_combine's kernel: one block per (query row, head).
 __global__ void combine_kernel(AttentionArgs a, int splits, const float* part_ml,
                                const float* part_acc) {
   const int64_t row = blockIdx.x;  // t * heads + h
@@ -227,23 +229,34 @@ cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem
   });
 }
 
+void plan_key_splits(AttentionPlan& p, int64_t blocks, int64_t max_slots, int64_t min_split_len,
+                     int sm_count, int64_t tokens, int64_t heads, int64_t head_dim) {
+  blocks = std::max<int64_t>(1, blocks);
+  const int64_t want = std::max<int64_t>(1, (2 * int64_t(sm_count) + blocks - 1) / blocks);
+  const int64_t max_split = std::max<int64_t>(1, (max_slots + min_split_len - 1) / min_split_len);
+  p.splits = int(std::min(want, max_split));
+  p.split_len = (max_slots + p.splits - 1) / p.splits;
+  p.scratch_floats = p.splits > 1 ? tokens * heads * p.splits * (2 + head_dim) : 0;
+}
+
+cudaError_t launch_split_combine(const AttentionArgs& a, int splits, const float* scratch,
+                                 cudaStream_t stream) {
+  const float* part_acc = scratch + a.tokens * a.heads * splits * 2;
+  combine_kernel<<<unsigned(a.tokens * a.heads), 128, 0, stream>>>(a, splits, scratch, part_acc);
+  return cudaGetLastError();
+}
+
 AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
   AttentionPlan p;
   if (use_flash_prefill(a, sm_count)) {
     p.flash = true;
     return p;
   }
-  const int group = int(a.heads / a.kv_heads);
-  p.tile = group >= 8 ? 8 : group >= 4 ? 4 : group >= 2 ? 2 : 1;
-  p.tiles = (group + p.tile - 1) / p.tile;
-  // Enough blocks for two waves over the SMs; slices of at least 64 slots (shorter ones cost more
-  // in merging than they save).
-  const int64_t blocks = a.tokens * a.kv_heads * p.tiles;
-  const int64_t want = std::max<int64_t>(1, (2 * int64_t(sm_count) + blocks - 1) / blocks);
-  const int64_t max_split = std::max<int64_t>(1, (a.max_slots + 63) / 64);
-  p.splits = int(std::min(want, max_split));
-  p.split_len = (a.max_slots + p.splits - 1) / p.splits;
-  p.scratch_floats = p.splits > 1 ? a.tokens * a.heads * p.splits * (2 + a.head_dim) : 0;
+  const int64_t group = a.heads / a.kv_heads;
+  p.tile = head_tile_for_group(group);
+  p.tiles = int((group + p.tile - 1) / p.tile);
+  plan_key_splits(p, a.tokens * a.kv_heads * p.tiles, a.max_slots, kMinSplitSlots, sm_count,
+                  a.tokens, a.heads, a.head_dim);
   return p;
 }
 
@@ -253,7 +266,7 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
   if (a.head_dim > kMaxHeadDim || a.tokens > INT32_MAX) return cudaErrorInvalidValue;
   if (p.flash) return launch_flash_prefill(a, stream);
   float* part_ml = scratch;
-  float* part_acc = scratch ? scratch + a.tokens * a.heads * p.splits * 2 : nullptr;
+  float* part_acc = split_partial_acc(scratch, a.tokens, a.heads, p.splits);
   const dim3 grid(unsigned(a.tokens), unsigned(a.kv_heads * p.tiles), unsigned(p.splits));
   cudaError_t e = dispatch_float(a.cache_elem, [&](auto tag) {
     using C = decltype(tag);
@@ -286,8 +299,7 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
     return cudaGetLastError();
   });
   if (e != cudaSuccess || p.splits == 1) return e;
-  combine_kernel<<<unsigned(a.tokens * a.heads), 128, 0, stream>>>(a, p.splits, part_ml, part_acc);
-  return cudaGetLastError();
+  return launch_split_combine(a, p.splits, scratch, stream);
 }
 
 }  // namespace hearth::ops::cuda

@@ -588,6 +588,7 @@ class CudaBackend final : public Backend {
 
   void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
                                  const AttentionMeta& meta, float scale, Tensor& out) override {
+    OpProfileScope scope("paged_attention_quantized", stream());
     if (q.dim(2) > kMaxAttentionHeadDim)
       fail(ErrorCode::unsupported, "paged_attention_quantized on CUDA: head_dim {} > {}", q.dim(2),
            kMaxAttentionHeadDim);
@@ -606,9 +607,23 @@ class CudaBackend final : public Backend {
     a.head_dim = q.dim(2);
     a.scale = scale;
     a.window = meta.sliding_window;
+    if (meta.key_positions.defined()) {
+      a.key_positions = meta.key_positions.data<int32_t>();
+      a.key_positions_stride = meta.key_positions.stride(0);
+      a.query_positions = meta.query_positions.data<int32_t>();
+    }
     a.out = out.data<float>();
     a.outr = rows_of(out);
-    check(launch_paged_attention_quantized(a, quantized_kv_args(cache), stream()),
+    a.max_slots = meta.block_tables.dim(1) * int64_t(cache.block_size());
+    if (meta.key_positions.defined())
+      a.max_slots = std::min(a.max_slots, meta.key_positions.dim(1));
+    const QuantizedKvArgs c = quantized_kv_args(cache);
+    const QuantizedAttentionPlan plan = plan_paged_attention_quantized(a, c, sm_count());
+    Tensor scratch;
+    if (plan.scratch_floats > 0)
+      scratch = Tensor::empty({plan.scratch_floats}, DType::f32, q.device());
+    check(launch_paged_attention_quantized(
+              a, c, plan, plan.scratch_floats > 0 ? scratch.data<float>() : nullptr, stream()),
           "paged_attention_quantized");
   }
 

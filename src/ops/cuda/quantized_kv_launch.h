@@ -26,8 +26,19 @@ cudaError_t launch_write_kv_quantized(const void* k, Rows kr, const void* v, Row
                                       const int32_t* slots, int64_t tokens,
                                       const QuantizedKvArgs& cache, cudaStream_t stream);
 
-// Same q/out/meta fields as AttentionArgs (its cache fields are unused).
+// How launch_paged_attention_quantized divides the work: AttentionPlan's head tiles and key splits
+// (partials and scratch as the dense kernel's), and `rows` consecutive query rows per block so a
+// prefill chunk decodes each K/V row once for rows * tile query vectors.
+struct QuantizedAttentionPlan : AttentionPlan {
+  int rows = 1;
+};
+QuantizedAttentionPlan plan_paged_attention_quantized(const AttentionArgs& a,
+                                                      const QuantizedKvArgs& cache, int sm_count);
+
+// Same q/out/meta fields as AttentionArgs (its cache fields are unused; max_slots and the
+// positions are used). `scratch` holds plan.scratch_floats floats (null when 0).
 cudaError_t launch_paged_attention_quantized(const AttentionArgs& a, const QuantizedKvArgs& cache,
+                                             const QuantizedAttentionPlan& plan, float* scratch,
                                              cudaStream_t stream);
 
 }  // namespace hearth::ops::cuda
