@@ -232,16 +232,24 @@ void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) c
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
-    ops::rms_norm(x, L.input_norm, eps, h);
-    L.q.apply(h, q);
-    L.k.apply(h, k);
-    L.v.apply(h, v);
+    // Fused: 9 launches per layer instead of 16 (ops/norm.h, ops/matmul.h, ops/rope.h); each
+    // fused op equals the unfused sequence bit for bit. Except in the first layer, h already holds
+    // rms_norm(x) from the add_rms_norm that closed the previous layer.
+    const bool fuse = fusion_enabled();
+    if (l == 0 || !fuse) ops::rms_norm(x, L.input_norm, eps, h);
+    const Linear* qkv[] = {&L.q, &L.k, &L.v};
+    Tensor* qkv_out[] = {&q, &k, &v};
+    apply_grouped(qkv, h, qkv_out);
     if (c.qk_norm) {
       ops::rms_norm(q3, L.q_norm, eps, q3);
       ops::rms_norm(k3, L.k_norm, eps, k3);
     }
-    ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
-    ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
+    if (fuse) {
+      ops::rope_qk(q3, k3, pos_t, inv_freq, rope_scale);
+    } else {
+      ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
+      ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
+    }
     const int g = first_cache.group_of(int(l));
     const ops::AttentionMeta& meta = st.meta(g, L.sliding_window);
     const kv::BlockPool& pool = first_cache.pool();
@@ -258,13 +266,18 @@ void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) c
       ops::paged_attention(q3, keys, values, meta, scale, attn3);
     }
     L.o.apply(attn, h);
-    ops::add(x, h, x);
-    ops::rms_norm(x, L.post_attention_norm, eps, h);
-    L.gate.apply(h, gate);
-    L.up.apply(h, up);
-    ops::silu_mul(gate, up, gate);
+    if (fuse) {
+      ops::add_rms_norm(x, h, L.post_attention_norm, eps, h);
+    } else {
+      ops::add(x, h, x);
+      ops::rms_norm(x, L.post_attention_norm, eps, h);
+    }
+    apply_silu_mul(L.gate, L.up, h, gate, up);
     L.down.apply(gate, h);
-    ops::add(x, h, x);
+    if (fuse && l + 1 < layers_.size())
+      ops::add_rms_norm(x, h, layers_[l + 1].input_norm, eps, h);
+    else
+      ops::add(x, h, x);
   }
 }
 

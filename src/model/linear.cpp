@@ -1,8 +1,11 @@
 #include "model/linear.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "ops/copy.h"
+#include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/matmul.h"
 
@@ -47,6 +50,50 @@ void Linear::apply(const Tensor& x, Tensor& out) const {
   } else {
     ops::matmul(x, weight, out, b);
   }
+}
+
+bool fusion_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("HEARTH_DISABLE_FUSION");
+    return !(env && *env && std::strcmp(env, "0") != 0);
+  }();
+  return enabled;
+}
+
+bool fusable(std::span<const Linear* const> layers) {
+  if (!fusion_enabled() || layers.empty()) return false;
+  for (const Linear* l : layers)
+    if (l->is_quantized() || l->weight.dtype() != layers[0]->weight.dtype()) return false;
+  return true;
+}
+
+void apply_grouped(std::span<const Linear* const> layers, const Tensor& x,
+                   std::span<Tensor* const> outs) {
+  HEARTH_CHECK(layers.size() == outs.size() && layers.size() <= size_t(ops::kMaxMatmulGroups),
+               "apply_grouped: {} layers, {} outputs", layers.size(), outs.size());
+  if (!fusable(layers)) {
+    for (size_t i = 0; i < layers.size(); ++i) layers[i]->apply(x, *outs[i]);
+    return;
+  }
+  ops::MatmulGroup groups[ops::kMaxMatmulGroups];
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Linear& l = *layers[i];
+    groups[i] = {&l.weight, l.bias.defined() ? &l.bias : nullptr, outs[i]};
+  }
+  ops::matmul_grouped(x, std::span<const ops::MatmulGroup>(groups, layers.size()));
+}
+
+void apply_silu_mul(const Linear& gate, const Linear& up, const Tensor& x, Tensor& out,
+                    Tensor& up_buffer) {
+  const Linear* pair[] = {&gate, &up};
+  if (fusable(pair)) {
+    ops::matmul_silu_mul(x, gate.weight, up.weight, out, gate.bias.defined() ? &gate.bias : nullptr,
+                         up.bias.defined() ? &up.bias : nullptr);
+    return;
+  }
+  gate.apply(x, out);
+  up.apply(x, up_buffer);
+  ops::silu_mul(out, up_buffer, out);
 }
 
 void Linear::gather(const Tensor& ids, Tensor& out) const {

@@ -4,6 +4,7 @@
 // shapes (so per-layer overrides in config.json's `quantization` need no special handling).
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "io/weights.h"
@@ -27,6 +28,24 @@ struct Linear {
   // Uploads the tensors to `device` (weights are fixed at load, so this happens once).
   void move_to(Device device);
 };
+
+// Whether the decoder uses the fused ops (ops::add_rms_norm, rope_qk, matmul_grouped,
+// matmul_silu_mul); HEARTH_DISABLE_FUSION=1 (read once) runs the unfused sequences instead, to
+// bisect a regression. The fused ops equal those sequences bit for bit on each backend.
+bool fusion_enabled();
+// Whether one fused product op can take these layers: fusion enabled, every layer dense (the fused
+// kernels read f32/f16/bf16 weights, not MLX-quantized ones) and all of one weight dtype. The one
+// place that decides between the fused and the unfused calls.
+bool fusable(std::span<const Linear* const> layers);
+
+// outs[i] = x . layers[i]^T (+ bias) for layers that share x (q, k, v): one ops::matmul_grouped
+// when fusable, else one apply each. Up to ops::kMaxMatmulGroups layers.
+void apply_grouped(std::span<const Linear* const> layers, const Tensor& x,
+                   std::span<Tensor* const> outs);
+// out = silu(gate(x)) * up(x): one ops::matmul_silu_mul when fusable, else gate.apply into out,
+// up.apply into up_buffer and ops::silu_mul (up_buffer: [M, up.out_features] f32).
+void apply_silu_mul(const Linear& gate, const Linear& up, const Tensor& x, Tensor& out,
+                    Tensor& up_buffer);
 
 // Takes `<prefix>.weight` (+ `.scales`/`.biases` when quantized, + `.bias` when `bias`) out of
 // `weights`, checking every shape against [out_features, in_features]. Errors name the folder and

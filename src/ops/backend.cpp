@@ -55,6 +55,31 @@ Backend& backend_for(Device device) {
        device.str());
 }
 
+void Backend::add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps,
+                           Tensor& normed) {
+  add(x, delta, x);
+  rms_norm(x, weight, eps, normed);
+}
+
+void Backend::matmul_grouped(const Tensor& x, std::span<const MatmulGroup> groups) {
+  for (const MatmulGroup& g : groups) matmul(x, *g.w, g.bias, *g.out);
+}
+
+void Backend::matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                              const Tensor* gate_bias, const Tensor* up_bias, Tensor& out) {
+  // The gate product goes straight into out; only the up product needs a buffer.
+  Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
+  matmul(x, w_gate, gate_bias, out);
+  matmul(x, w_up, up_bias, up);
+  silu_mul(out, up, out);
+}
+
+void Backend::rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                      float attention_scaling) {
+  rope(q, positions, inv_freq, attention_scaling, q);
+  rope(k, positions, inv_freq, attention_scaling, k);
+}
+
 void register_backend(DeviceKind kind, Backend* backend) {
   registry()[slot_index(kind)].store(backend, std::memory_order_release);
 }

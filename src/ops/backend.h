@@ -3,8 +3,11 @@
 // ops dispatch by device. Dispatch by dtype happens inside each backend's kernel file.
 #pragma once
 
+#include <span>
+
 #include "core/tensor.h"
 #include "ops/attention.h"
+#include "ops/matmul.h"
 #include "ops/quantized.h"
 #include "ops/quantized_attention.h"
 
@@ -30,6 +33,17 @@ class Backend {
   virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                const AttentionMeta& meta, float scale, Tensor& out) = 0;
   virtual void argmax(const Tensor& x, Tensor& out) = 0;
+
+  // Fused ops of the decoder layer (ops/norm.h, ops/matmul.h, ops/rope.h). The defaults are the
+  // unfused sequences of the ops above (the definition each fused kernel must equal bit for bit);
+  // a backend overrides one where it has a kernel that saves launches or memory traffic.
+  virtual void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps,
+                            Tensor& normed);
+  virtual void matmul_grouped(const Tensor& x, std::span<const MatmulGroup> groups);
+  virtual void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                               const Tensor* gate_bias, const Tensor* up_bias, Tensor& out);
+  virtual void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                       float attention_scaling);
   virtual void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) = 0;
 
   // MLX affine quantization (ops/quantized.h). `out`'s packed/scales/biases are allocated by the

@@ -1,4 +1,4 @@
-// rope front-end (the rotation). The frequency tables are in rope_frequencies.cpp.
+// rope and rope_qk front-ends (the rotation). The frequency tables are in rope_frequencies.cpp.
 #include "ops/rope.h"
 
 #include <cmath>
@@ -10,37 +10,64 @@ namespace hearth::ops {
 
 using namespace detail;
 
+namespace {
+
+// x [T, H, D] against positions [T] and inv_freq [R/2], R <= D.
+void check_rope_input(const char* op, const char* name, const Tensor& x, const Tensor& positions,
+                      const Tensor& inv_freq) {
+  check_defined(op, name, x);
+  check_ndim(op, name, x, 3);
+  check_dtype(op, name, x, DType::f32);
+  check_rows_contiguous(op, name, x);
+  if (inv_freq.dim(0) * 2 > x.dim(2))
+    fail(ErrorCode::invalid_argument,
+         "{}: inv_freq has {} entries, so {} rotary dims, more than head_dim {}", op,
+         inv_freq.dim(0), inv_freq.dim(0) * 2, x.dim(2));
+  check_shape(op, "positions", positions, {x.dim(0)});
+  check_device(op, name, x, positions.device());
+}
+
+void check_tables(const char* op, const Tensor& positions, const Tensor& inv_freq,
+                  float attention_scaling) {
+  check_defined(op, "positions", positions);
+  check_defined(op, "inv_freq", inv_freq);
+  check_dtype(op, "positions", positions, DType::i32);
+  check_dtype(op, "inv_freq", inv_freq, DType::f32);
+  check_ndim(op, "positions", positions, 1);
+  check_ndim(op, "inv_freq", inv_freq, 1);
+  check_contiguous(op, "inv_freq", inv_freq);
+  if (!std::isfinite(attention_scaling))
+    fail(ErrorCode::invalid_argument, "{}: attention_scaling must be finite, got {}", op,
+         attention_scaling);
+  check_device(op, "inv_freq", inv_freq, positions.device());
+}
+
+}  // namespace
+
 void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
           Tensor& out) {
   const char* op = "rope";
-  check_defined(op, "x", x);
-  check_defined(op, "positions", positions);
-  check_defined(op, "inv_freq", inv_freq);
+  check_tables(op, positions, inv_freq, attention_scaling);
+  check_rope_input(op, "x", x, positions, inv_freq);
   check_defined(op, "out", out);
-  check_ndim(op, "x", x, 3);
-  check_dtype(op, "x", x, DType::f32);
   check_dtype(op, "out", out, DType::f32);
-  check_dtype(op, "positions", positions, DType::i32);
-  check_dtype(op, "inv_freq", inv_freq, DType::f32);
-  check_shape(op, "positions", positions, {x.dim(0)});
-  check_ndim(op, "inv_freq", inv_freq, 1);
-  if (inv_freq.dim(0) * 2 > x.dim(2))
-    fail(ErrorCode::invalid_argument,
-         "rope: inv_freq has {} entries, so {} rotary dims, more than head_dim {}", inv_freq.dim(0),
-         inv_freq.dim(0) * 2, x.dim(2));
   check_same_shape(op, "out", out, "x", x);
-  check_rows_contiguous(op, "x", x);
   check_rows_contiguous(op, "out", out);
-  check_contiguous(op, "inv_freq", inv_freq);
-  if (!std::isfinite(attention_scaling))
-    fail(ErrorCode::invalid_argument, "rope: attention_scaling must be finite, got {}",
-         attention_scaling);
-  Device device = x.device();
-  check_device(op, "positions", positions, device);
-  check_device(op, "inv_freq", inv_freq, device);
-  check_device(op, "out", out, device);
+  check_device(op, "out", out, x.device());
   check_alias_ok(op, "out", out, "x", x);
-  backend_for(device).rope(x, positions, inv_freq, attention_scaling, out);
+  backend_for(x.device()).rope(x, positions, inv_freq, attention_scaling, out);
+}
+
+void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+             float attention_scaling) {
+  const char* op = "rope_qk";
+  check_tables(op, positions, inv_freq, attention_scaling);
+  check_rope_input(op, "q", q, positions, inv_freq);
+  check_rope_input(op, "k", k, positions, inv_freq);
+  if (k.dim(2) != q.dim(2))
+    fail(ErrorCode::invalid_argument, "{}: k has head_dim {}, q has {}", op, k.dim(2), q.dim(2));
+  check_no_overlap(op, "k", k, "q", q);
+  backend_for(q.device()).rope_qk(q, k, positions, inv_freq, attention_scaling);
 }
 
 }  // namespace hearth::ops

@@ -47,4 +47,10 @@ RopeFrequencies rope_frequencies(const RopeParams& params, int64_t seq_len);
 void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
           Tensor& out);
 
+// rope of the queries and the keys of one attention layer in place, in one launch on CUDA:
+// q: f32 [T, Hq, D], k: f32 [T, Hk, D] (same T and D, rows contiguous). Bit-identical to
+// rope(q, ..., q) and rope(k, ..., k) on the same backend.
+void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+             float attention_scaling);
+
 }  // namespace hearth::ops

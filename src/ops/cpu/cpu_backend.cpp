@@ -17,6 +17,10 @@ class CpuBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
     cpu::rms_norm(x, weight, eps, out);
   }
+  void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps,
+                    Tensor& normed) override {
+    cpu::add_rms_norm(x, delta, weight, eps, normed);
+  }
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
             float attention_scaling, Tensor& out) override {
     cpu::rope(x, positions, inv_freq, attention_scaling, out);

@@ -9,12 +9,15 @@ namespace hearth::ops::cpu {
 // The process-wide CPU backend, created on first call.
 Backend& cpu_backend();
 
-// Kernels, one per Backend method. Arguments were validated by the op front-ends (host tensors,
-// matching shapes and dtypes); these only check what the front-ends cannot (e.g. data values).
+// Kernels, one per Backend method (matmul_grouped, matmul_silu_mul and rope_qk use the Backend
+// defaults: the plain sequences, which on the CPU cost no extra traffic worth fusing away).
+// Arguments were validated by the op front-ends (host tensors, matching shapes and dtypes); these
+// only check what the front-ends cannot (e.g. data values).
 void copy(const Tensor& src, Tensor& dst);
 void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
 void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
+void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps, Tensor& normed);
 void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
           Tensor& out);
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);

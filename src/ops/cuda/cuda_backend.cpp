@@ -266,7 +266,23 @@ bool blas_handles(const Tensor& w) {
   return w.dtype() == DType::bf16 || w.dtype() == DType::f32;
 }
 
-void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+// x as blas_gemm reads it: for bf16 weights the three exact bf16 planes of x, made once and
+// shared by every product of the same x (q/k/v, gate/up); for f32 weights x itself.
+struct BlasX {
+  Tensor planes;  // [3, m, k] bf16, or undefined for f32 weights
+};
+
+BlasX blas_prepare(const Tensor& x, DType w_dtype) {
+  BlasX bx;
+  if (w_dtype != DType::bf16) return bx;
+  const int64_t m = x.dim(0), k = x.dim(1);
+  bx.planes = Tensor::empty({3, m, k}, DType::bf16, x.device());
+  check(launch_split_rows_bf16(x.data<float>(), x.stride(0), bx.planes.raw_data(), m, k, stream()),
+        "matmul: split x");
+  return bx;
+}
+
+void blas_gemm(const Tensor& x, const BlasX& bx, const Tensor& w, const Tensor* bias, Tensor& out) {
   const int64_t m = x.dim(0), n = w.dim(0), k = x.dim(1);
   HEARTH_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && x.stride(0) <= INT_MAX &&
                    out.stride(0) <= INT_MAX,
@@ -288,15 +304,22 @@ void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& o
         "cublasGemmEx (matmul)");
   };
   if (w.dtype() == DType::f32) return gemm(x.raw_data(), CUDA_R_32F, x.stride(0), beta);
-  Tensor planes = Tensor::empty({3, m, k}, DType::bf16, x.device());
-  check(launch_split_rows_bf16(x.data<float>(), x.stride(0), planes.raw_data(), m, k, stream()),
-        "matmul: split x");
-  const char* base = static_cast<const char*>(planes.raw_data());
+  HEARTH_CHECK(bx.planes.defined(), "matmul on CUDA: bf16 weights without the split x");
+  const char* base = static_cast<const char*>(bx.planes.raw_data());
   const size_t plane_bytes = size_t(m * k) * sizeof(uint16_t);
   // Smallest parts first, so the large hi products are added last.
   gemm(base + 2 * plane_bytes, CUDA_R_16BF, k, beta);
   gemm(base + plane_bytes, CUDA_R_16BF, k, 1.0f);
   gemm(base, CUDA_R_16BF, k, 1.0f);
+}
+
+void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  blas_gemm(x, blas_prepare(x, w.dtype()), w, bias, out);
+}
+
+// Whether matmul sends this product to cuBLAS (else to launch_matmul's kernels).
+bool uses_blas(const Tensor& x, const Tensor& w) {
+  return x.dim(0) > kGemvMaxRows && x.dim(1) > 0 && w.dim(0) > 0 && blas_handles(w);
 }
 
 void device_copy(const Tensor& src, Tensor& dst) {
@@ -445,6 +468,41 @@ int sm_count() {
   return count;
 }
 
+GemvOut gemv_out(const Tensor& w, const Tensor* bias, Tensor* out) {
+  GemvOut g;
+  g.w = w.raw_data();
+  g.bias = bias ? bias->raw_data() : nullptr;
+  g.bias_elem = bias ? elem_of(bias->dtype()) : Elem::f32;
+  g.out = out ? out->data<float>() : nullptr;
+  g.out_stride = out ? out->stride(0) : 0;
+  g.n = w.dim(0);
+  return g;
+}
+
+RopeArgs rope_args(const Tensor& positions, const Tensor& inv_freq, float scaling,
+                   int64_t head_dim) {
+  RopeArgs a;
+  a.positions = positions.data<int32_t>();
+  a.pos_stride = positions.stride(0);
+  a.inv_freq = inv_freq.data<float>();
+  a.half = int(inv_freq.numel());
+  a.head_dim = head_dim;
+  a.scaling = scaling;
+  return a;
+}
+
+RopeTensor rope_tensor(const Tensor& x, Tensor& out) {
+  RopeTensor r;
+  r.x = x.data<float>();
+  r.out = out.data<float>();
+  r.x_token_stride = x.stride(0);
+  r.x_head_stride = x.stride(1);
+  r.out_token_stride = out.stride(0);
+  r.out_head_stride = out.stride(1);
+  r.heads = x.dim(1);
+  return r;
+}
+
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
@@ -457,13 +515,7 @@ class CudaBackend final : public Backend {
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
     OpProfileScope scope(x.dim(0) > kGemvMaxRows ? "matmul (gemm)" : "matmul (gemv)", stream());
-    if (x.dim(0) > kGemvMaxRows && x.dim(1) > 0 && w.dim(0) > 0 && blas_handles(w))
-      return blas_matmul(x, w, bias, out);
-    check(
-        launch_matmul(x.data<float>(), x.stride(0), w.raw_data(), elem_of(w.dtype()),
-                      bias ? bias->raw_data() : nullptr, bias ? elem_of(bias->dtype()) : Elem::f32,
-                      out.data<float>(), out.stride(0), x.dim(0), w.dim(0), x.dim(1), stream()),
-        "matmul");
+    matmul_unprofiled(x, w, bias, out);
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
@@ -489,20 +541,91 @@ class CudaBackend final : public Backend {
           "rms_norm");
   }
 
+  void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps,
+                    Tensor& normed) override {
+    OpProfileScope scope("add_rms_norm", stream());
+    check(launch_add_rms_norm(x.data<float>(), rows_of(x), delta.data<float>(), rows_of(delta),
+                              weight.raw_data(), elem_of(weight.dtype()), eps, normed.data<float>(),
+                              rows_of(normed), stream()),
+          "add_rms_norm");
+  }
+
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
             float attention_scaling, Tensor& out) override {
     OpProfileScope scope("rope", stream());
-    check(launch_rope(x.data<float>(), rows_of(x), positions.data<int32_t>(),
-                      inv_freq.data<float>(), int(inv_freq.numel()), attention_scaling,
-                      out.data<float>(), rows_of(out), x.dim(1), stream()),
-          "rope");
+    RopeArgs a = rope_args(positions, inv_freq, attention_scaling, x.dim(2));
+    a.t[a.count++] = rope_tensor(x, out);
+    check(launch_rope(a, x.dim(0), stream()), "rope");
+  }
+
+  void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+               float attention_scaling) override {
+    OpProfileScope scope("rope_qk", stream());
+    RopeArgs a = rope_args(positions, inv_freq, attention_scaling, q.dim(2));
+    a.t[a.count++] = rope_tensor(q, q);
+    a.t[a.count++] = rope_tensor(k, k);
+    check(launch_rope(a, q.dim(0), stream()), "rope_qk");
+  }
+
+  void matmul_grouped(const Tensor& x, std::span<const MatmulGroup> groups) override {
+    const int64_t m = x.dim(0);
+    OpProfileScope scope(m > kGemvMaxRows ? "matmul_grouped (gemm)" : "matmul_grouped (gemv)",
+                         stream());
+    if (m > kGemvMaxRows) {
+      // Prefill: one GEMM per product, sharing the split of x between the cuBLAS ones.
+      BlasX bx;
+      bool prepared = false;
+      for (const MatmulGroup& g : groups) {
+        if (!uses_blas(x, *g.w)) {
+          matmul_unprofiled(x, *g.w, g.bias, *g.out);
+          continue;
+        }
+        if (!prepared) bx = blas_prepare(x, g.w->dtype());
+        prepared = true;
+        blas_gemm(x, bx, *g.w, g.bias, *g.out);
+      }
+      return;
+    }
+    GemvGroups gg;
+    for (const MatmulGroup& g : groups) gg.g[gg.count++] = gemv_out(*g.w, g.bias, g.out);
+    check(launch_matmul_grouped(x.data<float>(), x.stride(0), elem_of(groups[0].w->dtype()), gg, m,
+                                x.dim(1), stream()),
+          "matmul_grouped");
+  }
+
+  void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                       const Tensor* gate_bias, const Tensor* up_bias, Tensor& out) override {
+    const int64_t m = x.dim(0);
+    const Elem w_elem = elem_of(w_gate.dtype());
+    if (gemv_silu_mul_fits(x.data<float>(), x.stride(0), m, x.dim(1), w_gate.raw_data(),
+                           w_up.raw_data(), w_elem)) {
+      OpProfileScope scope("matmul_silu_mul (gemv)", stream());
+      check(launch_gemv_silu_mul(x.data<float>(), x.stride(0), gemv_out(w_gate, gate_bias, nullptr),
+                                 gemv_out(w_up, up_bias, nullptr), w_elem, out.data<float>(),
+                                 out.stride(0), m, x.dim(1), stream()),
+            "matmul_silu_mul");
+      return;
+    }
+    // Prefill (or a layout the GEMV cannot read): the unfused sequence, the gate product straight
+    // into out and the split of x shared by the two cuBLAS GEMMs. silu_mul here reads and writes
+    // at the memory roofline already (see docs/perf/cuda.md), so a fused epilogue would only save
+    // the up round trip.
+    OpProfileScope scope("matmul_silu_mul (gemm)", stream());
+    Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
+    if (uses_blas(x, w_gate)) {
+      const BlasX bx = blas_prepare(x, w_gate.dtype());
+      blas_gemm(x, bx, w_gate, gate_bias, out);
+      blas_gemm(x, bx, w_up, up_bias, up);
+    } else {
+      matmul_unprofiled(x, w_gate, gate_bias, out);
+      matmul_unprofiled(x, w_up, up_bias, up);
+    }
+    silu_mul_unprofiled(out, up, out);
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     OpProfileScope scope("silu_mul", stream());
-    check(launch_silu_mul(gate.data<float>(), rows_of(gate), up.data<float>(), rows_of(up),
-                          out.data<float>(), rows_of(out), stream()),
-          "silu_mul");
+    silu_mul_unprofiled(gate, up, out);
   }
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
@@ -710,6 +833,23 @@ class CudaBackend final : public Backend {
     check(launch_top_k(x.data<float>(), rows_of(x), k, values.data<float>(), rows_of(values),
                        indices.data<int32_t>(), rows_of(indices), stream()),
           "top_k");
+  }
+
+ private:
+  // The kernels of matmul and silu_mul without a profile scope, for the fused ops that fall back
+  // to them (one scope per backend op, so the table's totals add up).
+  void matmul_unprofiled(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+    if (uses_blas(x, w)) return blas_matmul(x, w, bias, out);
+    check(
+        launch_matmul(x.data<float>(), x.stride(0), w.raw_data(), elem_of(w.dtype()),
+                      bias ? bias->raw_data() : nullptr, bias ? elem_of(bias->dtype()) : Elem::f32,
+                      out.data<float>(), out.stride(0), x.dim(0), w.dim(0), x.dim(1), stream()),
+        "matmul");
+  }
+  void silu_mul_unprofiled(const Tensor& gate, const Tensor& up, Tensor& out) {
+    check(launch_silu_mul(gate.data<float>(), rows_of(gate), up.data<float>(), rows_of(up),
+                          out.data<float>(), rows_of(out), stream()),
+          "silu_mul");
   }
 };
 

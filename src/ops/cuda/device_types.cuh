@@ -43,6 +43,12 @@ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
   return __ushort_as_bfloat16(uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16));
 }
 
+// silu(g) * u = g / (1 + exp(-g)) * u, as torch computes silu. Shared by silu_mul and the fused
+// gate/up GEMV so that both round identically.
+__device__ __forceinline__ float silu_times(float g, float u) {
+  return g / (1.0f + expf(-g)) * u;
+}
+
 // Calls fn(T{}) with T the storage type of a float Elem; returns cudaErrorInvalidValue otherwise.
 template <typename Fn>
 cudaError_t dispatch_float(Elem e, Fn&& fn) {

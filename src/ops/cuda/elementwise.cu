@@ -42,10 +42,6 @@ bool rows_vec4(const float* p, const Rows& r) {
   return true;
 }
 
-__device__ __forceinline__ float silu_times(float g, float u) {
-  return g / (1.0f + expf(-g)) * u;
-}
-
 __global__ void silu_mul4_kernel(const float* gate, Rows gr, const float* up, Rows ur, float* out,
                                  Rows outr) {
   const int64_t row = blockIdx.x;
@@ -68,65 +64,134 @@ __global__ void silu_mul_kernel(const float* gate, Rows gr, const float* up, Row
   for (int64_t c = threadIdx.x; c < gr.cols; c += blockDim.x) o[c] = silu_times(g[c], u[c]);
 }
 
-template <typename W>
-__global__ void rms_norm_kernel(const float* x, Rows xr, const W* weight, float eps, float* out,
-                                Rows outr) {
+// rms_norm of row blockIdx.x of x into out; with kAdd, first x += delta (add_rms_norm, x in
+// place). The f32 operations are spelled out (fmaf, __fmul_rn: no contraction left to the
+// compiler) and shared by both instantiations, and each thread touches the same elements in the
+// add, the sum of squares and the scaling, so add_rms_norm equals add (one rounding per element)
+// followed by rms_norm bit for bit.
+template <typename W, bool kAdd>
+__global__ void rms_norm_kernel(float* x, Rows xr, const float* delta, Rows dr, const W* weight,
+                                float eps, float* out, Rows outr) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const float* xp = x + xr.offset(row);
+  float* xp = x + xr.offset(row);
+  const float* dp = kAdd ? delta + dr.offset(row) : nullptr;
   float* op = out + outr.offset(row);
   float ss = 0.0f;
-  for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) ss += xp[c] * xp[c];
+  for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) {
+    float v = xp[c];
+    if constexpr (kAdd) {
+      v = __fadd_rn(v, dp[c]);
+      xp[c] = v;
+    }
+    ss = fmaf(v, v, ss);
+  }
   ss = block_sum(ss, scratch);
-  const float inv = rsqrtf(ss / float(xr.cols) + eps);
+  const float inv = rsqrtf(__fadd_rn(__fdiv_rn(ss, float(xr.cols)), eps));
   for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x)
-    op[c] = to_f32(weight[c]) * (xp[c] * inv);
+    op[c] = __fmul_rn(to_f32(weight[c]), __fmul_rn(xp[c], inv));
 }
 
-// Same with 16-byte loads of x and stores of out (the launcher checks alignment).
-template <typename W>
-__global__ void rms_norm4_kernel(const float* x, Rows xr, const W* weight, float eps, float* out,
-                                 Rows outr) {
+__device__ __forceinline__ float sum_squares(float4 v) {
+  return fmaf(v.w, v.w, fmaf(v.z, v.z, fmaf(v.y, v.y, __fmul_rn(v.x, v.x))));
+}
+
+// Same with 16-byte loads of x and stores of out (the launcher checks alignment); delta is read
+// with 16-byte loads when its rows allow (kDeltaVec), else 4 at a time.
+template <typename W, bool kAdd, bool kDeltaVec>
+__global__ void rms_norm4_kernel(float* x, Rows xr, const float* delta, Rows dr, const W* weight,
+                                 float eps, float* out, Rows outr) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const float4* xp = reinterpret_cast<const float4*>(x + xr.offset(row));
+  float4* xp = reinterpret_cast<float4*>(x + xr.offset(row));
+  const float* dp = kAdd ? delta + dr.offset(row) : nullptr;
   float4* op = reinterpret_cast<float4*>(out + outr.offset(row));
   const int64_t n4 = xr.cols / 4;
   float ss = 0.0f;
   for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
-    const float4 v = xp[c];
-    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    float4 v = xp[c];
+    if constexpr (kAdd) {
+      const float4 d = kDeltaVec
+                           ? reinterpret_cast<const float4*>(dp)[c]
+                           : make_float4(dp[4 * c], dp[4 * c + 1], dp[4 * c + 2], dp[4 * c + 3]);
+      v = make_float4(__fadd_rn(v.x, d.x), __fadd_rn(v.y, d.y), __fadd_rn(v.z, d.z),
+                      __fadd_rn(v.w, d.w));
+      xp[c] = v;
+    }
+    ss = __fadd_rn(ss, sum_squares(v));
   }
   ss = block_sum(ss, scratch);
-  const float inv = rsqrtf(ss / float(xr.cols) + eps);
+  const float inv = rsqrtf(__fadd_rn(__fdiv_rn(ss, float(xr.cols)), eps));
   for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
     const float4 v = xp[c];
     const W* wp = weight + 4 * c;
-    op[c] = make_float4(to_f32(wp[0]) * (v.x * inv), to_f32(wp[1]) * (v.y * inv),
-                        to_f32(wp[2]) * (v.z * inv), to_f32(wp[3]) * (v.w * inv));
+    op[c] = make_float4(__fmul_rn(to_f32(wp[0]), __fmul_rn(v.x, inv)),
+                        __fmul_rn(to_f32(wp[1]), __fmul_rn(v.y, inv)),
+                        __fmul_rn(to_f32(wp[2]), __fmul_rn(v.z, inv)),
+                        __fmul_rn(to_f32(wp[3]), __fmul_rn(v.w, inv)));
   }
 }
 
-// x [T, H, D]: rotates the first 2 * half dims of each head in HF's rotate_half layout.
-__global__ void rope_kernel(const float* x, Rows xr, const int32_t* positions,
-                            const float* inv_freq, int half, float scaling, float* out, Rows outr,
-                            int64_t heads) {
-  const int64_t row = blockIdx.x;  // (t, h)
-  const int64_t t = row / heads;
-  const float* xp = x + xr.offset(row);
-  float* op = out + outr.offset(row);
-  const float pos = float(positions[t]);
-  for (int64_t i = threadIdx.x; i < xr.cols; i += blockDim.x) {
-    if (i < half) {
-      const float angle = pos * inv_freq[i];  // f32 product, as HF computes it
-      const float c = cosf(angle) * scaling, s = sinf(angle) * scaling;
-      const float x1 = xp[i], x2 = xp[i + half];
-      op[i] = x1 * c - x2 * s;
-      op[i + half] = x2 * c + x1 * s;
-    } else if (i >= 2 * half) {
-      op[i] = xp[i];
+// The rotation of one pair (x1, x2) = (x[i], x[i + R/2]) with the CPU kernel's roundings: its
+// AVX2 loop computes fmsub(x1, c, x2 * s) and fmadd(x2, c, x1 * s).
+__device__ __forceinline__ void rotate_pair(float x1, float x2, float c, float s, float& lo,
+                                            float& hi) {
+  lo = fmaf(x1, c, -__fmul_rn(x2, s));
+  hi = fmaf(x2, c, __fmul_rn(x1, s));
+}
+
+// One block row per token: the block first tabulates cos and sin of the token's half angles in
+// shared memory (each computed once per block, not per head), then every thread rotates kV pairs
+// of one head of q or k. Angles as the CPU and HF form them (f32 position * f32 inv_freq); cos and
+// sin in double, rounded to f32 and scaled in f32, as the CPU kernel does, so that both backends
+// give the same bits. Dims R..D of each head are copied when out is not x.
+constexpr int kRopeThreads = 256;
+
+template <int kV>
+__global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs a) {
+  extern __shared__ float table[];  // cos [half], then sin [half]
+  const int64_t t = blockIdx.x;
+  const int half = a.half;
+  const float pos = float(a.positions[t * a.pos_stride]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float angle = __fmul_rn(pos, a.inv_freq[i]);
+    table[i] = __fmul_rn(float(cos(double(angle))), a.scaling);
+    table[half + i] = __fmul_rn(float(sin(double(angle))), a.scaling);
+  }
+  __syncthreads();
+  const int64_t u = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  const int64_t first_units = a.t[0].heads * a.units_per_head;
+  const int64_t total = first_units + (a.count > 1 ? a.t[1].heads * a.units_per_head : 0);
+  if (u >= total) return;
+  const bool second = u >= first_units;
+  const RopeTensor r = second ? a.t[1] : a.t[0];
+  const int64_t hu = second ? u - first_units : u;
+  const int64_t h = hu / a.units_per_head;
+  const int i0 = int(hu % a.units_per_head) * kV;
+  const float* xp = r.x + t * r.x_token_stride + h * r.x_head_stride;
+  float* op = r.out + t * r.out_token_stride + h * r.out_head_stride;
+  if (i0 < half) {
+    if constexpr (kV == 4) {
+      const float4 x1 = *reinterpret_cast<const float4*>(xp + i0);
+      const float4 x2 = *reinterpret_cast<const float4*>(xp + half + i0);
+      const float4 c = *reinterpret_cast<const float4*>(table + i0);
+      const float4 s = *reinterpret_cast<const float4*>(table + half + i0);
+      float4 lo, hi;
+      rotate_pair(x1.x, x2.x, c.x, s.x, lo.x, hi.x);
+      rotate_pair(x1.y, x2.y, c.y, s.y, lo.y, hi.y);
+      rotate_pair(x1.z, x2.z, c.z, s.z, lo.z, hi.z);
+      rotate_pair(x1.w, x2.w, c.w, s.w, lo.w, hi.w);
+      *reinterpret_cast<float4*>(op + i0) = lo;
+      *reinterpret_cast<float4*>(op + half + i0) = hi;
+    } else {
+      float lo, hi;
+      rotate_pair(xp[i0], xp[half + i0], table[i0], table[half + i0], lo, hi);
+      op[i0] = lo;
+      op[half + i0] = hi;
     }
   }
+  if (i0 == 0 && op != xp)
+    for (int64_t d = 2 * int64_t(half); d < a.head_dim; ++d) op[d] = xp[d];
 }
 
 template <typename T>
@@ -175,25 +240,70 @@ cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur
 
 cudaError_t launch_rms_norm(const float* x, Rows xr, const void* weight, Elem weight_elem,
                             float eps, float* out, Rows outr, cudaStream_t stream) {
+  return launch_add_rms_norm(const_cast<float*>(x), xr, nullptr, Rows{}, weight, weight_elem, eps,
+                             out, outr, stream);
+}
+
+cudaError_t launch_add_rms_norm(float* x, Rows xr, const float* delta, Rows dr, const void* weight,
+                                Elem weight_elem, float eps, float* out, Rows outr,
+                                cudaStream_t stream) {
   if (xr.count == 0) return cudaSuccess;
+  // The vector kernel's choice depends on x and out only, as for rms_norm alone: the sum of
+  // squares (and so the result) must not depend on delta's layout.
+  const bool vec = rows_vec4(x, xr) && rows_vec4(out, outr);
+  const bool delta_vec = delta && rows_vec4(delta, dr);
   return dispatch_float(weight_elem, [&](auto w) {
     using W = decltype(w);
-    if (rows_vec4(x, xr) && rows_vec4(out, outr))
-      rms_norm4_kernel<W><<<unsigned(xr.count), kThreads, 0, stream>>>(
-          x, xr, static_cast<const W*>(weight), eps, out, outr);
-    else
-      rms_norm_kernel<W><<<unsigned(xr.count), kThreads, 0, stream>>>(
-          x, xr, static_cast<const W*>(weight), eps, out, outr);
+    const W* wp = static_cast<const W*>(weight);
+    const unsigned blocks = unsigned(xr.count);
+    if (!delta) {
+      if (vec)
+        rms_norm4_kernel<W, false, false>
+            <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+      else
+        rms_norm_kernel<W, false>
+            <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+    } else if (vec && delta_vec) {
+      rms_norm4_kernel<W, true, true>
+          <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+    } else if (vec) {
+      rms_norm4_kernel<W, true, false>
+          <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+    } else {
+      rms_norm_kernel<W, true>
+          <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+    }
     return cudaGetLastError();
   });
 }
 
-cudaError_t launch_rope(const float* x, Rows xr, const int32_t* positions, const float* inv_freq,
-                        int half, float scaling, float* out, Rows outr, int64_t heads,
-                        cudaStream_t stream) {
-  if (xr.count == 0) return cudaSuccess;
-  rope_kernel<<<unsigned(xr.count), 128, 0, stream>>>(x, xr, positions, inv_freq, half, scaling,
-                                                      out, outr, heads);
+cudaError_t launch_rope(const RopeArgs& args, int64_t tokens, cudaStream_t stream) {
+  if (tokens == 0 || args.count == 0) return cudaSuccess;
+  RopeArgs a = args;
+  // Four pairs per thread (16-byte loads of x1 and x2) when every row start allows it.
+  bool vec = a.half > 0 && a.half % 4 == 0;
+  for (int i = 0; vec && i < a.count; ++i) {
+    const RopeTensor& r = a.t[i];
+    vec = reinterpret_cast<uintptr_t>(r.x) % 16 == 0 &&
+          reinterpret_cast<uintptr_t>(r.out) % 16 == 0 &&
+          (tokens == 1 || (r.x_token_stride % 4 == 0 && r.out_token_stride % 4 == 0)) &&
+          (r.heads == 1 || (r.x_head_stride % 4 == 0 && r.out_head_stride % 4 == 0));
+  }
+  const int v = vec ? 4 : 1;
+  a.units_per_head = std::max(1, a.half / v);
+  int64_t total = 0;
+  for (int i = 0; i < a.count; ++i) total += a.t[i].heads * a.units_per_head;
+  if (total == 0) return cudaSuccess;
+  // One row of blocks per token, each building the token's cos/sin table (double-precision
+  // cos/sin are register-hungry: 256 threads per block keeps them within the launch bounds); an
+  // 8B-shaped layer's 40 heads x 16 units take 3 blocks per token.
+  const int threads = int(std::min<int64_t>(kRopeThreads, (total + 31) / 32 * 32));
+  const dim3 grid(unsigned(tokens), unsigned((total + threads - 1) / threads));
+  const size_t smem = 2 * size_t(a.half) * sizeof(float);
+  if (vec)
+    rope_kernel<4><<<grid, threads, smem, stream>>>(a);
+  else
+    rope_kernel<1><<<grid, threads, smem, stream>>>(a);
   return cudaGetLastError();
 }
 

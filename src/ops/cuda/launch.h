@@ -52,9 +52,31 @@ cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur
                             Rows outr, cudaStream_t stream);
 cudaError_t launch_rms_norm(const float* x, Rows xr, const void* weight, Elem weight_elem,
                             float eps, float* out, Rows outr, cudaStream_t stream);
-cudaError_t launch_rope(const float* x, Rows xr, const int32_t* positions, const float* inv_freq,
-                        int half, float scaling, float* out, Rows outr, int64_t heads,
-                        cudaStream_t stream);
+// x += delta in place, then out = rms_norm(x) (delta null: rms_norm alone, x not written).
+cudaError_t launch_add_rms_norm(float* x, Rows xr, const float* delta, Rows dr, const void* weight,
+                                Elem weight_elem, float eps, float* out, Rows outr,
+                                cudaStream_t stream);
+// One [T, heads, D] tensor of a rope launch (strides in elements; out may be x).
+struct RopeTensor {
+  const float* x = nullptr;
+  float* out = nullptr;
+  int64_t x_token_stride = 0, x_head_stride = 0;
+  int64_t out_token_stride = 0, out_head_stride = 0;
+  int64_t heads = 0;
+};
+// rope of one or two tensors (q and k) with the same positions [T] and inv_freq [half].
+struct RopeArgs {
+  RopeTensor t[2];
+  int count = 0;
+  const int32_t* positions = nullptr;
+  int64_t pos_stride = 1;
+  const float* inv_freq = nullptr;
+  int half = 0;
+  int64_t head_dim = 0;
+  float scaling = 1.0f;
+  int units_per_head = 0;  // set by the launcher
+};
+cudaError_t launch_rope(const RopeArgs& args, int64_t tokens, cudaStream_t stream);
 // Out-of-range ids leave their row unwritten and lower *bad to (position << 32 | uint32 id) when
 // that is smaller (so *bad, initially all ones, ends as the first bad position and its id).
 cudaError_t launch_embedding(const void* table, Elem elem, int64_t vocab, int64_t hidden,
@@ -69,6 +91,37 @@ cudaError_t launch_top_k(const float* x, Rows xr, int k, float* values, Rows vr,
 cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
                           const void* bias, Elem bias_elem, float* out, int64_t out_stride,
                           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
+// One product of a grouped GEMV: out[i, n] = x[i, :] . w[n, :] (+ bias[n]) for n < this n.
+struct GemvOut {
+  const void* w = nullptr;
+  const void* bias = nullptr;
+  Elem bias_elem = Elem::f32;
+  float* out = nullptr;
+  int64_t out_stride = 0;
+  int64_t n = 0;
+};
+inline constexpr int kMaxGemvGroups = 4;
+struct GemvGroups {
+  GemvOut g[kMaxGemvGroups];
+  int count = 0;
+  // Filled by the launcher: the first warp of each group and the warps of all groups.
+  int64_t first_warp[kMaxGemvGroups] = {};
+  int64_t total_warps = 0;
+};
+// Products of one x (m rows, any m) with weights of one element type in one GEMV launch when
+// m <= 8 and every weight can be read with 16-byte loads; otherwise one launch_matmul each. Each
+// output equals what launch_matmul writes for it, bit for bit.
+cudaError_t launch_matmul_grouped(const float* x, int64_t x_stride, Elem w_elem,
+                                  const GemvGroups& groups, int64_t m, int64_t k,
+                                  cudaStream_t stream);
+// out = silu(x . gate.w^T + gate.bias) * (x . up.w^T + up.bias) in one GEMV launch, for the
+// layouts gemv_silu_mul_fits accepts (m <= 8, 16-byte loads); gate.out / up.out are not used.
+bool gemv_silu_mul_fits(const float* x, int64_t x_stride, int64_t m, int64_t k, const void* w_gate,
+                        const void* w_up, Elem w_elem);
+cudaError_t launch_gemv_silu_mul(const float* x, int64_t x_stride, const GemvOut& gate,
+                                 const GemvOut& up, Elem w_elem, float* out, int64_t out_stride,
+                                 int64_t m, int64_t k, cudaStream_t stream);
 // Helpers of the cuBLAS prefill GEMM: x [m, k] f32 rows (stride x_stride) -> three contiguous
 // bf16 planes [3, m, k] whose sum is x exactly (finite x); out[i, :] = bias (zeros without one).
 cudaError_t launch_split_rows_bf16(const float* x, int64_t x_stride, void* dst, int64_t m,

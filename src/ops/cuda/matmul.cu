@@ -4,6 +4,7 @@
 // the tiled GEMM here serves f16 weights and K = 0.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/cuda/device_types.cuh"
 
@@ -77,35 +78,52 @@ __device__ __forceinline__ void unpack16(const uint4& v, float (&f)[4], float) {
   f[3] = __uint_as_float(v.w);
 }
 
-// Bandwidth GEMV for decode: each warp owns kR consecutive output columns (weight rows) and
-// streams them with 16-byte read-only loads, kU loads per row in flight per lane before any math
-// (batch-1 decode is bound by how many weight bytes are in flight). x (f32, at most kM rows) is
-// read with 16-byte loads too; it is small and stays in L1/L2 for all warps of an SM.
-// Requires K % (16 / sizeof(W)) == 0, 16-byte aligned w and x rows (the launcher checks).
-template <typename W, int kM, int kR, int kU>
-__global__ void __launch_bounds__(32 * kGemvWarps)
-    gemv_vec_kernel(const float* __restrict__ x, int64_t x_stride, const W* __restrict__ w,
-                    const void* bias, Elem bias_elem, float* out, int64_t out_stride,
-                    int64_t n_cols, int64_t k, int m) {
+// Dot products of kR weight rows (16-byte chunks `rows`) with up to kM rows of x, reduced over
+// the warp so that every lane ends with the full sums in acc. The bandwidth GEMV for decode:
+// kU chunks per row per lane are loaded (16-byte read-only loads) before any math, since batch-1
+// decode is bound by how many weight bytes are in flight; x (f32, small, in L1/L2 for all warps of
+// an SM) is read with 16-byte loads too. Lane l visits chunks l, l + 32, l + 64, ... in ascending
+// order whatever kR and kU are, so a dot product's f32 FMA sequence, and with the fixed butterfly
+// its sum, depends only on (w row, x row, K): every kernel below gives identical sums.
+// Requires K % (16 / sizeof(W)) == 0, 16-byte aligned w rows and x rows (gemv_vec_layout).
+template <typename W, int kM, int kR>
+__device__ __forceinline__ void gemv_fma_chunk(const uint4 (&wv)[kR], const float* __restrict__ x,
+                                               int64_t x_stride, int64_t p, int m,
+                                               float (&acc)[kR][kM]) {
   constexpr int kE = Vec16<W>::kElems;
-  const int lane = threadIdx.x % 32;
-  const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32) * kR;
-  if (n0 >= n_cols) return;
-  const int64_t chunks = k / kE;  // 16-byte chunks per weight row
-  const uint4* rows[kR];
 #pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    // Rows past the end re-read the last valid row (no branch in the loop); never written out.
-    const int64_t n = n0 + r < n_cols ? n0 + r : n_cols - 1;
-    rows[r] = reinterpret_cast<const uint4*>(w + n * k);
+  for (int i = 0; i < kM; ++i) {
+    if (i >= m) break;
+    float xv[kE];
+    const float4* xp = reinterpret_cast<const float4*>(x + i * x_stride + p);
+#pragma unroll
+    for (int q = 0; q < kE / 4; ++q) {
+      const float4 f = __ldg(xp + q);
+      xv[4 * q] = f.x;
+      xv[4 * q + 1] = f.y;
+      xv[4 * q + 2] = f.z;
+      xv[4 * q + 3] = f.w;
+    }
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      float wf[kE];
+      unpack16(wv[r], wf, W{});
+#pragma unroll
+      for (int e = 0; e < kE; ++e) acc[r][i] = fmaf(wf[e], xv[e], acc[r][i]);
+    }
   }
-  float acc[kR][kM];
+}
+
+template <typename W, int kM, int kR, int kU>
+__device__ __forceinline__ void gemv_dot(const uint4* const (&rows)[kR],
+                                         const float* __restrict__ x, int64_t x_stride,
+                                         int64_t chunks, int m, float (&acc)[kR][kM]) {
+  constexpr int kE = Vec16<W>::kElems;
 #pragma unroll
   for (int r = 0; r < kR; ++r)
 #pragma unroll
     for (int i = 0; i < kM; ++i) acc[r][i] = 0.0f;
-
-  int64_t c = lane;
+  int64_t c = threadIdx.x % 32;
   // Main loop: kU chunks per row per lane, all loads issued before the math.
   for (; c + 32 * (kU - 1) < chunks; c += 32 * kU) {
     uint4 wv[kU][kR];
@@ -114,58 +132,15 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
       for (int r = 0; r < kR; ++r) wv[u][r] = __ldg(rows[r] + c + 32 * u);
 #pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int64_t p = (c + 32 * u) * kE;
-#pragma unroll
-      for (int i = 0; i < kM; ++i) {
-        if (i >= m) break;
-        float xv[kE];
-        const float4* xp = reinterpret_cast<const float4*>(x + i * x_stride + p);
-#pragma unroll
-        for (int q = 0; q < kE / 4; ++q) {
-          const float4 f = __ldg(xp + q);
-          xv[4 * q] = f.x;
-          xv[4 * q + 1] = f.y;
-          xv[4 * q + 2] = f.z;
-          xv[4 * q + 3] = f.w;
-        }
-#pragma unroll
-        for (int r = 0; r < kR; ++r) {
-          float wf[kE];
-          unpack16(wv[u][r], wf, W{});
-#pragma unroll
-          for (int e = 0; e < kE; ++e) acc[r][i] = fmaf(wf[e], xv[e], acc[r][i]);
-        }
-      }
-    }
+    for (int u = 0; u < kU; ++u)
+      gemv_fma_chunk<W, kM, kR>(wv[u], x, x_stride, (c + 32 * u) * kE, m, acc);
   }
   // Remainder: one chunk at a time.
   for (; c < chunks; c += 32) {
     uint4 wv[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) wv[r] = __ldg(rows[r] + c);
-    const int64_t p = c * kE;
-#pragma unroll
-    for (int i = 0; i < kM; ++i) {
-      if (i >= m) break;
-      float xv[kE];
-      const float4* xp = reinterpret_cast<const float4*>(x + i * x_stride + p);
-#pragma unroll
-      for (int q = 0; q < kE / 4; ++q) {
-        const float4 f = __ldg(xp + q);
-        xv[4 * q] = f.x;
-        xv[4 * q + 1] = f.y;
-        xv[4 * q + 2] = f.z;
-        xv[4 * q + 3] = f.w;
-      }
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        float wf[kE];
-        unpack16(wv[r], wf, W{});
-#pragma unroll
-        for (int e = 0; e < kE; ++e) acc[r][i] = fmaf(wf[e], xv[e], acc[r][i]);
-      }
-    }
+    gemv_fma_chunk<W, kM, kR>(wv, x, x_stride, c * kE, m, acc);
   }
 #pragma unroll
   for (int r = 0; r < kR; ++r)
@@ -173,56 +148,167 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     for (int i = 0; i < kM; ++i)
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) acc[r][i] += __shfl_xor_sync(0xffffffffu, acc[r][i], o);
-        // Lane (r * kM + i) % 32 writes output (i, n0 + r): the stores spread over lanes.
+}
+
+// The 16-byte chunks of weight row n of a [n_cols, k] matrix; rows past the end re-read the last
+// valid row (no branch in the loop) and are never written out.
+template <typename W>
+__device__ __forceinline__ const uint4* chunk_row(const void* w, int64_t n, int64_t n_cols,
+                                                  int64_t k) {
+  const int64_t row = n < n_cols ? n : n_cols - 1;
+  return reinterpret_cast<const uint4*>(static_cast<const W*>(w) + row * k);
+}
+
+// Grouped GEMV: products of one x with up to kMaxGemvGroups weight matrices (q, k, v) in one
+// launch. Warps are numbered through the groups in order, each owning kR consecutive output
+// columns of one group (groups.first_warp); a plain matmul is the one-group case. Lane
+// (r * kM + i) % 32 writes output (i, n0 + r), so the stores spread over lanes.
+template <typename W, int kM, int kR, int kU>
+__global__ void __launch_bounds__(32 * kGemvWarps)
+    gemv_vec_kernel(const float* __restrict__ x, int64_t x_stride, GemvGroups groups, int64_t k,
+                    int m) {
+  const int64_t warp = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
+  if (warp >= groups.total_warps) return;
+  // Constant indices only: the group's fields stay in the parameter space (no local copy).
+  GemvOut t = groups.g[0];
+  int64_t first = 0;
+#pragma unroll
+  for (int g = 1; g < kMaxGemvGroups; ++g)
+    if (g < groups.count && warp >= groups.first_warp[g]) {
+      t = groups.g[g];
+      first = groups.first_warp[g];
+    }
+  const int64_t n0 = (warp - first) * kR;
+  const uint4* rows[kR];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) rows[r] = chunk_row<W>(t.w, n0 + r, t.n, k);
+  float acc[kR][kM];
+  gemv_dot<W, kM, kR, kU>(rows, x, x_stride, k / Vec16<W>::kElems, m, acc);
+  const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
     const int64_t n = n0 + r;
-    if (n >= n_cols) break;
+    if (n >= t.n) break;
 #pragma unroll
     for (int i = 0; i < kM; ++i) {
       if (i >= m) break;
       if (lane == (r * kM + i) % 32) {
-        const float b = bias ? load_bias(bias, bias_elem, n) : 0.0f;
-        out[i * out_stride + n] = acc[r][i] + b;
+        const float b = t.bias ? load_bias(t.bias, t.bias_elem, n) : 0.0f;
+        t.out[i * t.out_stride + n] = acc[r][i] + b;
       }
     }
   }
 }
 
-template <typename W, int kM>
-void launch_gemv_vec(const float* x, int64_t x_stride, const W* w, const void* bias, Elem bias_elem,
-                     float* out, int64_t out_stride, int64_t n, int64_t k, int m,
-                     cudaStream_t stream) {
-  // Two rows per warp halve the x reads per weight byte; below ~1 wave of warps (small N, as
-  // in k/v projections) one row per warp keeps more SMs busy.
-  constexpr int kU = sizeof(W) == 4 ? 4 : 2;
-  if (n >= 4096) {
-    gemv_vec_kernel<W, kM, 2, kU><<<blocks_for(n, 2 * kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
-        x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
-  } else {
-    gemv_vec_kernel<W, kM, 1, kU><<<blocks_for(n, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
-        x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
+// Gate and up projections with SiLU·mul: each warp computes the gate and the up dot products of
+// kC output columns (2 * kC weight rows in flight, as the two-rows-per-warp matmul) and writes
+// silu(g) * u. g and u are the sums gemv_vec_kernel would write (gemv_dot's order, the same bias
+// add) and silu_times is the silu_mul kernel's expression, so the result equals the unfused
+// sequence bit for bit.
+template <typename W, int kM, int kC, int kU>
+__global__ void __launch_bounds__(32 * kGemvWarps)
+    gemv_silu_mul_kernel(const float* __restrict__ x, int64_t x_stride, GemvOut gate, GemvOut up,
+                         float* out, int64_t out_stride, int64_t k, int m) {
+  const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32) * kC;
+  if (n0 >= gate.n) return;
+  const uint4* rows[2 * kC];
+#pragma unroll
+  for (int c = 0; c < kC; ++c) {
+    rows[c] = chunk_row<W>(gate.w, n0 + c, gate.n, k);
+    rows[kC + c] = chunk_row<W>(up.w, n0 + c, up.n, k);
   }
+  float acc[2 * kC][kM];
+  gemv_dot<W, kM, 2 * kC, kU>(rows, x, x_stride, k / Vec16<W>::kElems, m, acc);
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int c = 0; c < kC; ++c) {
+    const int64_t n = n0 + c;
+    if (n >= gate.n) break;
+#pragma unroll
+    for (int i = 0; i < kM; ++i) {
+      if (i >= m) break;
+      if (lane == (c * kM + i) % 32) {
+        const float g = acc[c][i] + (gate.bias ? load_bias(gate.bias, gate.bias_elem, n) : 0.0f);
+        const float u = acc[kC + c][i] + (up.bias ? load_bias(up.bias, up.bias_elem, n) : 0.0f);
+        out[i * out_stride + n] = silu_times(g, u);
+      }
+    }
+  }
+}
+
+// Weight loads per row per lane in flight: two 16-byte loads for 2-byte weights, four for f32
+// (the same bytes per load, twice the loads for the same elements).
+template <typename W>
+constexpr int kGemvUnroll = sizeof(W) == 4 ? 4 : 2;
+
+// Output columns from which a warp takes two weight rows: two rows per warp halve the x reads per
+// weight byte; below ~1 wave of warps (small N, as in k/v projections alone) one row per warp
+// keeps more SMs busy.
+constexpr int64_t kGemvTwoRowsMinCols = 4096;
+
+template <typename W, int kM, int kR>
+void launch_gemv_groups(const float* x, int64_t x_stride, GemvGroups groups, int64_t k, int m,
+                        cudaStream_t stream) {
+  int64_t warps = 0;
+  for (int g = 0; g < groups.count; ++g) {
+    groups.first_warp[g] = warps;
+    warps += (groups.g[g].n + kR - 1) / kR;
+  }
+  groups.total_warps = warps;
+  if (warps == 0) return;
+  gemv_vec_kernel<W, kM, kR, kGemvUnroll<W>>
+      <<<blocks_for(warps, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(x, x_stride, groups, k, m);
+}
+
+template <typename W, int kM>
+void launch_gemv_vec(const float* x, int64_t x_stride, const GemvGroups& groups, int64_t k, int m,
+                     cudaStream_t stream) {
+  int64_t cols = 0;
+  for (int g = 0; g < groups.count; ++g) cols += groups.g[g].n;
+  if (cols >= kGemvTwoRowsMinCols)
+    launch_gemv_groups<W, kM, 2>(x, x_stride, groups, k, m, stream);
+  else
+    launch_gemv_groups<W, kM, 1>(x, x_stride, groups, k, m, stream);
+}
+
+// Calls fn(std::integral_constant<int, kM>) with the smallest supported row count >= m
+// (1, 2, 4, 8): batch-1 decode keeps one accumulator per weight row.
+template <typename Fn>
+void dispatch_rows(int m, Fn&& fn) {
+  if (m == 1)
+    fn(std::integral_constant<int, 1>{});
+  else if (m == 2)
+    fn(std::integral_constant<int, 2>{});
+  else if (m <= 4)
+    fn(std::integral_constant<int, 4>{});
+  else
+    fn(std::integral_constant<int, 8>{});
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// Whether x rows and a w of w_bytes-sized elements can be read with the 16-byte loads of gemv_dot.
+bool vec_layout(const float* x, int64_t x_stride, int m, int64_t k, const void* w, size_t w_bytes) {
+  const int64_t elems = int64_t(16 / w_bytes);
+  return k > 0 && k % elems == 0 && aligned16(w) && aligned16(x) && (m == 1 || x_stride % 4 == 0);
 }
 
 template <typename W>
 void launch_gemv(const float* x, int64_t x_stride, const W* w, const void* bias, Elem bias_elem,
                  float* out, int64_t out_stride, int64_t n, int64_t k, int m, cudaStream_t stream) {
-  constexpr int kE = Vec16<W>::kElems;
-  const bool aligned = k % kE == 0 && k > 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(x) % 16 == 0 && (m == 1 || x_stride % 4 == 0);
-  if (!aligned) {
+  if (!vec_layout(x, x_stride, m, k, w, sizeof(W))) {
     gemv_kernel<W, kGemvMaxRows><<<blocks_for(n, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
         x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
-  } else if (m == 1) {
-    launch_gemv_vec<W, 1>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
-  } else if (m == 2) {
-    launch_gemv_vec<W, 2>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
-  } else if (m <= 4) {
-    launch_gemv_vec<W, 4>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
-  } else {
-    launch_gemv_vec<W, 8>(x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m, stream);
+    return;
   }
+  GemvGroups groups;
+  groups.count = 1;
+  groups.g[0] = GemvOut{w, bias, bias_elem, out, out_stride, n};
+  dispatch_rows(m, [&](auto rows) {
+    launch_gemv_vec<W, decltype(rows)::value>(x, x_stride, groups, k, m, stream);
+  });
 }
 
 // 64 x 64 output tile per block, 16-deep slices of K through shared memory, 4 x 4 outputs per
@@ -348,6 +434,56 @@ cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem 
       gemm_kernel<W>
           <<<grid, 256, 0, stream>>>(x, x_stride, wp, bias, bias_elem, out, out_stride, m, n, k);
     }
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_matmul_grouped(const float* x, int64_t x_stride, Elem w_elem,
+                                  const GemvGroups& groups, int64_t m, int64_t k,
+                                  cudaStream_t stream) {
+  if (m == 0) return cudaSuccess;
+  bool vec = m <= kGemvMaxRows && groups.count >= 1 && groups.count <= kMaxGemvGroups;
+  for (int g = 0; vec && g < groups.count; ++g)
+    vec = vec_layout(x, x_stride, int(m), k, groups.g[g].w, w_elem == Elem::f32 ? 4 : 2);
+  if (!vec) {
+    // Layouts the 16-byte loads cannot read (or many rows): the products one by one, as matmul.
+    for (int g = 0; g < groups.count; ++g) {
+      const GemvOut& t = groups.g[g];
+      const cudaError_t e = launch_matmul(x, x_stride, t.w, w_elem, t.bias, t.bias_elem, t.out,
+                                          t.out_stride, m, t.n, k, stream);
+      if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+  }
+  return dispatch_float(w_elem, [&](auto tag) {
+    using W = decltype(tag);
+    dispatch_rows(int(m), [&](auto rows) {
+      launch_gemv_vec<W, decltype(rows)::value>(x, x_stride, groups, k, int(m), stream);
+    });
+    return cudaGetLastError();
+  });
+}
+
+bool gemv_silu_mul_fits(const float* x, int64_t x_stride, int64_t m, int64_t k, const void* w_gate,
+                        const void* w_up, Elem w_elem) {
+  const size_t bytes = w_elem == Elem::f32 ? 4 : 2;
+  return m >= 1 && m <= kGemvMaxRows && vec_layout(x, x_stride, int(m), k, w_gate, bytes) &&
+         vec_layout(x, x_stride, int(m), k, w_up, bytes);
+}
+
+cudaError_t launch_gemv_silu_mul(const float* x, int64_t x_stride, const GemvOut& gate,
+                                 const GemvOut& up, Elem w_elem, float* out, int64_t out_stride,
+                                 int64_t m, int64_t k, cudaStream_t stream) {
+  if (m == 0 || gate.n == 0) return cudaSuccess;
+  // One output column per warp: its gate and up rows are the two rows in flight.
+  constexpr int kC = 1;
+  return dispatch_float(w_elem, [&](auto tag) {
+    using W = decltype(tag);
+    dispatch_rows(int(m), [&](auto rows) {
+      gemv_silu_mul_kernel<W, decltype(rows)::value, kC, kGemvUnroll<W>>
+          <<<blocks_for(gate.n, kC * kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
+              x, x_stride, gate, up, out, out_stride, k, int(m));
+    });
     return cudaGetLastError();
   });
 }

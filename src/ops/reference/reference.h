@@ -3,8 +3,11 @@
 // No SIMD, no threads, no cleverness: they must be obviously correct.
 #pragma once
 
+#include <span>
+
 #include "core/tensor.h"
 #include "ops/attention.h"
+#include "ops/matmul.h"
 #include "ops/quantized.h"
 #include "ops/quantized_attention.h"
 
@@ -25,6 +28,14 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_c
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void argmax(const Tensor& x, Tensor& out);
+
+// Fused decoder-layer ops (reference/fused.cpp): the unfused sequences of the references above.
+void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps, Tensor& normed);
+void matmul_grouped(const Tensor& x, std::span<const MatmulGroup> groups);
+void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out,
+                     const Tensor* gate_bias = nullptr, const Tensor* up_bias = nullptr);
+void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+             float attention_scaling);
 void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices);
 
 // MLX affine quantization (reference/quantized.cpp): one group, one code at a time.
