@@ -83,6 +83,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
   int prompt_tokens = 512, generation_tokens = 1024, batch_size = 1, num_trials = 5;
   int prefill_step_size = 2048;
   std::string device_flag;  // empty: the GPU when there is one
+  std::string matmul_precision = "bf16";
   std::optional<int> max_kv_size, kv_bits;
   int kv_group_size = 64, quantized_kv_start = 0;
   ArgParser p("hearth benchmark", "LLM benchmarking (mlx_lm.benchmark).");
@@ -95,6 +96,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
   p.add_int({"--prefill-step-size"}, &prefill_step_size, "Prompt tokens per forward pass");
   p.add_string({"--device"}, &device_flag,
                "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
+  add_matmul_precision_flag(p, &matmul_precision);
   p.add_optional_int({"--max-kv-size"}, &max_kv_size, "Set the maximum key-value cache size");
   p.add_optional_int({"--kv-bits"}, &kv_bits,
                      "Number of bits for KV cache quantization. Defaults to no quantization.");
@@ -110,7 +112,7 @@ int run_benchmark(const std::vector<std::string>& argv) {
 
   std::filesystem::path dir = model_dir_from_flag(model_flag);
   const Device device = device_from_flag(device_flag);
-  auto model = model::load_model(dir, {device});
+  auto model = model::load_model(dir, load_options(device, matmul_precision));
   const auto& cfg = model->config();
 
   // Random prompts, fixed seed (mlx-lm seeds 0 too; the values differ, the shapes do not).
@@ -197,7 +199,8 @@ int run_benchmark(const std::vector<std::string>& argv) {
                      {"max_kv_size", options.max_kv_size},
                      {"kv_bits", options.kv_bits},
                      {"kv_group_size", options.kv_group_size},
-                     {"quantized_kv_start", options.quantized_kv_start}};
+                     {"quantized_kv_start", options.quantized_kv_start},
+                     {"matmul_precision", matmul_precision}};
     nlohmann::ordered_json tj = nlohmann::ordered_json::array();
     for (const Trial& t : trials)
       tj.push_back({{"prompt_tps", t.prompt_tps},

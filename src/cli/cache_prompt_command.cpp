@@ -28,6 +28,7 @@ struct CachePromptArgs {
   int quantized_kv_start = 5000;
   int prefill_step_size = 2048;
   std::string device;  // empty: the GPU when there is one
+  std::string matmul_precision = "bf16";
 };
 
 }  // namespace
@@ -55,6 +56,7 @@ int run_cache_prompt(const std::vector<std::string>& argv) {
             "Number of prompt tokens processed per forward pass");
   p.add_string({"--device"}, &a.device,
                "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
+  add_matmul_precision_flag(p, &a.matmul_precision);
   if (!p.parse(argv)) return 0;
   std::string missing;
   if (!a.prompt_cache_file) missing += "--prompt-cache-file";
@@ -80,7 +82,8 @@ int run_cache_prompt(const std::vector<std::string>& argv) {
   if (a.eos_token && !tokenizer.token_to_id(*a.eos_token))
     fail(ErrorCode::invalid_argument, "--eos-token: '{}' is not a token of the vocabulary",
          *a.eos_token);
-  std::unique_ptr<model::Model> model = model::load_model(dir, {device});
+  std::unique_ptr<model::Model> model =
+      model::load_model(dir, load_options(device, a.matmul_precision));
 
   std::string prompt = *a.prompt;
   if (prompt == "-")

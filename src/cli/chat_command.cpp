@@ -102,6 +102,7 @@ struct ChatArgs {
   std::optional<std::string> system_prompt;
   bool verbose = false;
   std::string device;  // empty: the GPU when there is one
+  std::string matmul_precision = "bf16";
 };
 
 // --system-prompt names a file when it looks like a path or an existing file (mlx_lm.chat).
@@ -159,6 +160,7 @@ int run_chat(const std::vector<std::string>& argv) {
              "('True'/'T'; hearth only)");
   p.add_string({"--device"}, &a.device,
                "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
+  add_matmul_precision_flag(p, &a.matmul_precision);
   if (!p.parse(argv)) return 0;
   if (a.max_tokens < -1)
     throw UsageError("argument --max-tokens: must be >= 0 (or -1 for no limit)");
@@ -177,7 +179,8 @@ int run_chat(const std::vector<std::string>& argv) {
   if (!tokenizer.has_chat_template())
     fail(ErrorCode::unsupported, "{}: the tokenizer has no chat template, which chat needs",
          dir.string());
-  std::unique_ptr<model::Model> model = model::load_model(dir, {device});
+  std::unique_ptr<model::Model> model =
+      model::load_model(dir, load_options(device, a.matmul_precision));
   const std::vector<int32_t> eos = gen::eos_token_ids(*model, tokenizer);
   options.sampling.xtc_special_tokens = tokenizer.encode("\n", false);
   for (int32_t id : eos) options.sampling.xtc_special_tokens.push_back(id);

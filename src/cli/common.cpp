@@ -25,6 +25,21 @@ Device device_from_flag(const std::string& device) {
   }
 }
 
+void add_matmul_precision_flag(ArgParser& parser, std::string* target) {
+  parser.add_choice({"--matmul-precision"}, target, {"bf16", "exact"},
+                    "Products with bf16 weights on the GPU: bf16 rounds the input of prefill GEMMs "
+                    "once (PyTorch/MLX bf16 compute); exact keeps f32 accuracy at 3x the "
+                    "tensor-core work");
+}
+
+model::LoadOptions load_options(Device device, const std::string& matmul_precision) {
+  model::LoadOptions options;
+  options.device = device;
+  options.matmul_precision =
+      matmul_precision == "exact" ? ops::MatmulPrecision::exact : ops::MatmulPrecision::bf16;
+  return options;
+}
+
 void set_kv_cache_flags(const std::optional<int>& max_kv_size, const std::optional<int>& kv_bits,
                         int kv_group_size, int quantized_kv_start,
                         gen::GenerationOptions& options) {

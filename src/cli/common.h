@@ -13,10 +13,19 @@
 
 namespace hearth::cli {
 
+class ArgParser;
+
 // --model as given, or the bundled default model when absent.
 std::filesystem::path model_dir_from_flag(const std::optional<std::string>& model);
 // --device: "cpu" or "cuda[:N]"; empty (no flag): cuda:0 when a CUDA GPU is usable, else cpu.
 Device device_from_flag(const std::string& device);
+
+// --matmul-precision (ops/precision.h) on every command that loads a model: bf16 (the default,
+// how PyTorch and MLX run a bf16 model: CUDA prefill GEMMs round their input to bf16 once) or
+// exact (as exact as f32: three GEMMs over an exact split).
+void add_matmul_precision_flag(ArgParser& parser, std::string* target);
+// LoadOptions for --device and --matmul-precision.
+model::LoadOptions load_options(Device device, const std::string& matmul_precision);
 
 // The KV flags shared by generate, cache_prompt and chat (--max-kv-size, --kv-bits,
 // --kv-group-size, --quantized-kv-start), checked like mlx-lm's argparse types and stored in

@@ -36,6 +36,7 @@ struct GenerateArgs {
   int kv_group_size = 64;
   int quantized_kv_start = 5000;
   std::string device;  // empty: the GPU when there is one
+  std::string matmul_precision = "bf16";
 };
 
 // A prompt cache loaded from --prompt-cache-file, checked against the flags as mlx-lm does.
@@ -141,6 +142,7 @@ int run_generate(const std::vector<std::string>& argv) {
             "When --kv-bits is set, start quantizing the KV cache from this step onwards.");
   p.add_string({"--device"}, &a.device,
                "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)");
+  add_matmul_precision_flag(p, &a.matmul_precision);
   if (!p.parse(argv)) return 0;
   if (a.max_tokens < -1)
     throw UsageError("argument --max-tokens: must be >= 0 (or -1 for no limit)");
@@ -181,7 +183,8 @@ int run_generate(const std::vector<std::string>& argv) {
   Device device = device_from_flag(a.device);
   std::filesystem::path dir = model_dir_from_flag(model_flag);
   text::Tokenizer tokenizer = text::Tokenizer::from_dir(dir);
-  std::unique_ptr<model::Model> model = model::load_model(dir, {device});
+  std::unique_ptr<model::Model> model =
+      model::load_model(dir, load_options(device, a.matmul_precision));
 
   // The eos_token cache_prompt was given stops generation here too.
   if (cached && cached->tokenizer_config.contains("eos_token") &&

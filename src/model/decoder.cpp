@@ -183,6 +183,8 @@ void DecoderModel::check_batch(std::span<const SequenceInput> batch) const {
 
 Tensor DecoderModel::forward(std::span<const SequenceInput> batch) {
   check_batch(batch);
+  // Also in force while a decode step is captured: a graph replays the GEMMs it recorded.
+  ops::MatmulPrecisionScope precision(matmul_precision_);
   if (graph_eligible(batch)) {
     if (!graphs_) graphs_ = std::make_unique<DecodeGraphs>(*this);
     return graphs_->forward(batch);

@@ -49,6 +49,8 @@ class DecoderModel : public Model {
   size_t weight_bytes_per_token() const override;
   Tensor forward(std::span<const SequenceInput> batch) override;
   void set_cuda_graphs(bool enabled) override;
+  void set_matmul_precision(ops::MatmulPrecision p) override { matmul_precision_ = p; }
+  ops::MatmulPrecision matmul_precision() const override { return matmul_precision_; }
   ~DecoderModel() override;
   // Decode steps captured as CUDA graphs, and replays launched, since graphs were last enabled.
   int64_t cuda_graph_captures() const;
@@ -74,6 +76,7 @@ class DecoderModel : public Model {
   Tensor inv_freq_;  // fixed RoPE table (all rope types but dynamic)
   float attention_scaling_ = 1.0f;
   bool cuda_graphs_ = true;
+  ops::MatmulPrecision matmul_precision_ = ops::MatmulPrecision::exact;
   // Last: destroyed first, since its captured steps read the weights above.
   std::unique_ptr<DecodeGraphs> graphs_;
 };

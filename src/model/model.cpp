@@ -88,7 +88,9 @@ std::unique_ptr<Model> load_model(const fs::path& dir, const LoadOptions& option
   // affine layout, as mlx-lm's loader does; the layers then read bits and group size from shapes.
   quant::load_quantization(nlohmann::ordered_json::parse(raw.dump()), weights,
                            config_path.string());
-  return std::make_unique<DecoderModel>(std::move(cfg), std::move(weights), options.device);
+  auto model = std::make_unique<DecoderModel>(std::move(cfg), std::move(weights), options.device);
+  model->set_matmul_precision(options.matmul_precision);
+  return model;
 }
 
 }  // namespace hearth::model

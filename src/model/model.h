@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "kv/kv_cache.h"
 #include "model/config.h"
+#include "ops/precision.h"
 
 namespace hearth::model {
 
@@ -39,6 +40,9 @@ class Model {
   // environment switch HEARTH_CUDA_GRAPHS=0 turns it off for the whole process). Off: every
   // forward runs eagerly and captured steps are released.
   virtual void set_cuda_graphs(bool enabled) { (void)enabled; }
+  // Precision of the products with bf16 weights in this model's forward passes (ops/precision.h).
+  virtual void set_matmul_precision(ops::MatmulPrecision p) = 0;
+  virtual ops::MatmulPrecision matmul_precision() const = 0;
 };
 
 struct LoadOptions {
@@ -47,6 +51,10 @@ struct LoadOptions {
   // the file mapping. Unset: copy when they take under half of the available memory.
   // HEARTH_WEIGHTS=mapped|copied overrides both.
   std::optional<bool> copy_weights;
+  // exact (the default: as exact as f32, what HF-f32 golden tests compare against) or bf16 (one
+  // bf16 rounding of the input of CUDA prefill GEMMs, as PyTorch and MLX run a bf16 model; the
+  // CLI's default, --matmul-precision).
+  ops::MatmulPrecision matmul_precision = ops::MatmulPrecision::exact;
 };
 
 // Reads config.json (the registry picks the architecture from `architectures`), the weights and

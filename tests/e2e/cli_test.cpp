@@ -204,10 +204,37 @@ TEST(CliBenchmark, PrintsTrialsAndWritesJson) {
   fs::remove(json);
   r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) + " -p 8 -g 4 -b 3 -n 1");
   EXPECT_EQ(r.status, 0) << r.err;
+  // A quantized KV cache: its settings are recorded and the roofline counts its smaller bytes.
+  r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) +
+                 " -p 64 -g 4 -n 1 --kv-bits 8 --kv-group-size 32 --json " + quote(json));
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = nlohmann::json::parse(read_file(json));
+  EXPECT_EQ(j["settings"]["kv_bits"], 8);
+  EXPECT_EQ(j["settings"]["kv_group_size"], 32);
+  fs::remove(json);
+  r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) + " -p 8 -g 4 --kv-bits 7");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("argument --kv-bits"), std::string::npos) << r.err;
 }
 
 // Without --device a command runs on the GPU when there is one and on the CPU otherwise; an
 // explicit --device cuda without a usable GPU is an error that says so (no silent fallback).
+// --matmul-precision takes bf16 or exact (ops/precision.h); anything else is a usage error. On the
+// CPU both give the same text (CPU products are exact either way).
+TEST(Cli, MatmulPrecisionFlag) {
+  RunResult bad = run_hearth("generate --prompt hi --matmul-precision fp8");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("argument --matmul-precision: invalid choice: 'fp8'"), std::string::npos)
+      << bad.err;
+  RunResult exact = run_hearth(
+      "generate --prompt hi --max-tokens 4 --verbose False --device cpu --matmul-precision exact");
+  RunResult bf16 = run_hearth(
+      "generate --prompt hi --max-tokens 4 --verbose False --device cpu --matmul-precision bf16");
+  EXPECT_EQ(exact.status, 0) << exact.err;
+  EXPECT_EQ(bf16.status, 0) << bf16.err;
+  EXPECT_EQ(exact.out, bf16.out);
+}
+
 TEST(Cli, DeviceDefaultsToTheGpuOnlyWhenOneIsThere) {
   bool gpu = true;
   try {

@@ -68,8 +68,9 @@ void expect_meta_equal(const DecodeTableLayout& l, int m, const std::vector<int3
   // The eager table has the width the graph's capacity rule gives (same attention split plan).
   if (t.capacity == table_capacity(blocks_needed(step.caches, key.group),
                                    step.caches[0]->pool().layout().block_size,
-                                   step.caches[0]->pool().max_blocks()))
+                                   step.caches[0]->pool().max_blocks())) {
     EXPECT_EQ(width, t.capacity);
+  }
   for (int64_t s = 0; s < l.rows; ++s) {
     SCOPED_TRACE("row " + std::to_string(s));
     EXPECT_EQ(packed[size_t(t.context_lens + s)], s < S ? lens[size_t(s)] : 0);
@@ -87,7 +88,9 @@ void expect_meta_equal(const DecodeTableLayout& l, int m, const std::vector<int3
       const int32_t want = s < S && j < kw ? kp[size_t(s * kw + j)] : -1;
       EXPECT_EQ(packed[size_t(t.key_positions + s * slots + j)], want) << "slot " << j;
     }
-    if (s < S) EXPECT_EQ(packed[size_t(t.query_positions + s)], qp[size_t(s)]);
+    if (s < S) {
+      EXPECT_EQ(packed[size_t(t.query_positions + s)], qp[size_t(s)]);
+    }
   }
 }
 

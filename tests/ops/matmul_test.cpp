@@ -4,6 +4,7 @@
 
 #include "op_test_util.h"
 #include "ops/matmul.h"
+#include "ops/precision.h"
 #include "ops/reference/reference.h"
 
 namespace hearth::ops::testing {
@@ -63,6 +64,35 @@ TEST_P(MatmulTest, GemmShapes) {
     for (Shape s : shapes)
       run_case(*this, rng, s, w, int(rng.integer(0, 2)), rng.integer(0, 1) * 3,
                rng.integer(0, 1) * 5);
+}
+
+// MatmulPrecision::bf16 (ops/precision.h): on CUDA a prefill GEMM with bf16 weights rounds x to
+// bf16 once, so it equals the reference on the rounded x and is measurably off the exact one
+// (~1e-3 for O(1) values: a bf16 rounding is 2^-9 relative); decode GEMVs and the CPU stay exact.
+TEST_P(MatmulTest, Bf16PrecisionRoundsOnlyCudaPrefillInputs) {
+  Rng rng(606);
+  MatmulPrecisionScope scope(MatmulPrecision::bf16);
+  for (Shape s : {Shape{64, 80, 96}, Shape{2, 80, 96}}) {
+    SCOPED_TRACE(fmt::format("m={} n={} k={}", s.m, s.n, s.k));
+    Tensor x = random_float({s.m, s.k}, DType::f32, rng);
+    Tensor w = random_float({s.n, s.k}, DType::bf16, rng);
+    Tensor x_rounded = Tensor::empty({s.m, s.k}, DType::f32);
+    for (int64_t i = 0; i < x.numel(); ++i)
+      x_rounded.data<float>()[i] = bf16_to_f32(f32_to_bf16(x.data<float>()[i]));
+    Tensor exact = Tensor::empty({s.m, s.n}, DType::f32);
+    Tensor rounded = Tensor::empty({s.m, s.n}, DType::f32);
+    reference::matmul(x, w, exact);
+    reference::matmul(x_rounded, w, rounded);
+    Tensor out = Tensor::empty({s.m, s.n}, DType::f32);
+    Tensor dout = to_dev(out);
+    matmul(to_dev(x), to_dev(w), dout);
+    fetch(dout, out);
+    const bool rounds = !device().is_cpu() && s.m > 8;
+    expect_close(out, rounds ? rounded : exact, kTolerance);
+    if (rounds) {
+      EXPECT_GT(normalized_error(out, exact), 1e-4);
+    }
+  }
 }
 
 TEST_P(MatmulTest, DecodeGemvVectorizedShapes) {

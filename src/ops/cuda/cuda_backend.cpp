@@ -22,6 +22,7 @@
 #include "ops/cuda/op_profile.h"
 #include "ops/cuda/quantized_kv_launch.h"
 #include "ops/cuda/quantized_launch.h"
+#include "ops/precision.h"
 
 namespace hearth::ops::cuda {
 
@@ -266,16 +267,25 @@ bool blas_handles(const Tensor& w) {
   return w.dtype() == DType::bf16 || w.dtype() == DType::f32;
 }
 
-// x as blas_gemm reads it: for bf16 weights the three exact bf16 planes of x, made once and
-// shared by every product of the same x (q/k/v, gate/up); for f32 weights x itself.
+// x as blas_gemm reads it: for bf16 weights the bf16 planes of x (three exact ones, or x rounded
+// once under MatmulPrecision::bf16, ops/precision.h), made once and shared by every product of
+// the same x (q/k/v, gate/up); for f32 weights x itself.
 struct BlasX {
-  Tensor planes;  // [3, m, k] bf16, or undefined for f32 weights
+  Tensor planes;  // [3 or 1, m, k] bf16, or undefined for f32 weights
 };
+
+void device_copy(const Tensor& src, Tensor& dst);
 
 BlasX blas_prepare(const Tensor& x, DType w_dtype) {
   BlasX bx;
   if (w_dtype != DType::bf16) return bx;
   const int64_t m = x.dim(0), k = x.dim(1);
+  if (matmul_precision() == MatmulPrecision::bf16) {
+    bx.planes = Tensor::empty({1, m, k}, DType::bf16, x.device());
+    Tensor rounded = bx.planes.reshape({m, k});
+    device_copy(x, rounded);  // round to nearest even, like the split's hi plane
+    return bx;
+  }
   bx.planes = Tensor::empty({3, m, k}, DType::bf16, x.device());
   check(launch_split_rows_bf16(x.data<float>(), x.stride(0), bx.planes.raw_data(), m, k, stream()),
         "matmul: split x");
@@ -308,9 +318,8 @@ void blas_gemm(const Tensor& x, const BlasX& bx, const Tensor& w, const Tensor* 
   const char* base = static_cast<const char*>(bx.planes.raw_data());
   const size_t plane_bytes = size_t(m * k) * sizeof(uint16_t);
   // Smallest parts first, so the large hi products are added last.
-  gemm(base + 2 * plane_bytes, CUDA_R_16BF, k, beta);
-  gemm(base + plane_bytes, CUDA_R_16BF, k, 1.0f);
-  gemm(base, CUDA_R_16BF, k, 1.0f);
+  for (int64_t p = bx.planes.dim(0) - 1; p >= 0; --p)
+    gemm(base + p * plane_bytes, CUDA_R_16BF, k, p == bx.planes.dim(0) - 1 ? beta : 1.0f);
 }
 
 void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {

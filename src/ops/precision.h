@@ -1,0 +1,35 @@
+// How products with bf16 weights treat their f32 input on backends with bf16 tensor cores (CUDA),
+// the analogue of torch.set_float32_matmul_precision. A model sets it for its forward passes
+// (model::LoadOptions::matmul_precision); kernels read it where they choose a GEMM.
+#pragma once
+
+namespace hearth::ops {
+
+enum class MatmulPrecision {
+  // Products as exact as the f32 reference: CUDA prefill GEMMs run three bf16 tensor-core GEMMs
+  // over an exact three-way split of x (3x the tensor-core work). HF-f32 golden tests need this.
+  exact,
+  // x rounded to bf16 once and one bf16 GEMM with f32 accumulation, as PyTorch and MLX compute a
+  // bf16 model: logits within bf16 tolerance, prefill GEMMs 3x cheaper. Decode GEMVs and the CPU
+  // stay exact either way (they are bandwidth-bound; rounding x would save nothing).
+  bf16,
+};
+
+const char* matmul_precision_name(MatmulPrecision p);
+
+// The precision of this thread's matmuls: exact unless a MatmulPrecisionScope says otherwise.
+MatmulPrecision matmul_precision();
+
+// Sets this thread's matmul precision until the scope ends (scopes nest).
+class MatmulPrecisionScope {
+ public:
+  explicit MatmulPrecisionScope(MatmulPrecision p);
+  ~MatmulPrecisionScope();
+  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
+  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
+
+ private:
+  MatmulPrecision previous_;
+};
+
+}  // namespace hearth::ops
