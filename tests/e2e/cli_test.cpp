@@ -204,9 +204,9 @@ TEST(CliBenchmark, PrintsTrialsAndWritesJson) {
   fs::remove(json);
   r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) + " -p 8 -g 4 -b 3 -n 1");
   EXPECT_EQ(r.status, 0) << r.err;
-  // A quantized KV cache: its settings are recorded and the roofline counts its smaller bytes.
-  r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) +
-                 " -p 64 -g 4 -n 1 --kv-bits 8 --kv-group-size 32 --json " + quote(json));
+  // A quantized KV cache (on the bundled model: the fixtures' head dimension 16 is below MLX's
+  // smallest group): its settings are recorded in the JSON.
+  r = run_hearth("benchmark -p 64 -g 4 -n 1 --kv-bits 8 --kv-group-size 32 --json " + quote(json));
   ASSERT_EQ(r.status, 0) << r.err;
   j = nlohmann::json::parse(read_file(json));
   EXPECT_EQ(j["settings"]["kv_bits"], 8);
