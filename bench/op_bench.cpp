@@ -6,8 +6,7 @@
 // drifts with the neighbours' load.
 //
 //   build/bin/op_bench [--quick] [--only gemv|gemm|attention|kvattention|qgemv|qgemm|qmodel]
-//   [--reps N]
-//                      [--cpu-time]
+//   [--reps N] [--cpu-time] [--matmul-precision exact|bf16]
 //
 // HEARTH_NUM_THREADS sets the thread count (default: all hardware threads).
 #include <immintrin.h>
@@ -26,6 +25,7 @@
 #include "core/thread_pool.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "ops/precision.h"
 #include "ops/quantized.h"
 #include "ops/quantized_attention.h"
 
@@ -440,9 +440,9 @@ void bench_qgemm(int reps, bool quick) {
 void bench_qmodel(int reps, bool quick) {
   std::printf("\n## Qwen2.5-1.5B-shaped decode step, linear layers only (group size 64)\n\n");
   std::printf(
-      "| bits | MB read / token | ms / token | tokens/s (linears only) | GB/s | read bandwidth "
-      "GB/s | fraction |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+      "| bits | matmul precision | MB read / token | ms / token | tokens/s (linears only) | GB/s | "
+      "read bandwidth GB/s | fraction |\n");
+  std::printf("|---:|---|---:|---:|---:|---:|---:|---:|\n");
   const int64_t h = 1536, inter = 8960, kv = 256, vocab = 151936;
   const int layers = quick ? 4 : 28;
   for (int bits : {4, 8}) {
@@ -462,18 +462,25 @@ void bench_qmodel(int reps, bool quick) {
     Tensor x = Tensor::empty({1, inter}, DType::f32);
     fill(x);
     Tensor out = Tensor::empty({1, vocab}, DType::f32);
-    const double bandwidth = read_bandwidth_gbs(3);
-    const double t = best_time(reps, [&] {
-      for (const auto& w : ws) {
-        Tensor xi = x.slice(1, 0, w.cols());
-        Tensor oi = out.slice(1, 0, w.rows());
-        ops::quantized_matmul(xi, w, oi);
-      }
-    });
-    const double gbs = double(bytes) / t / 1e9;
-    std::printf("| %d | %.0f | %.2f | %.1f | %.1f | %.1f | %.0f%% |\n", bits, double(bytes) / 1e6,
-                t * 1e3, 1.0 / t, gbs, bandwidth, 100.0 * gbs / bandwidth);
-    std::fflush(stdout);
+    // exact: f32 x (the library default); bf16: x rounded to int16 per group and integer dots
+    // (the CLI default, ops/precision.h).
+    for (ops::MatmulPrecision precision :
+         {ops::MatmulPrecision::exact, ops::MatmulPrecision::bf16}) {
+      ops::MatmulPrecisionScope scope(precision);
+      const double bandwidth = read_bandwidth_gbs(3);
+      const double t = best_time(reps, [&] {
+        for (const auto& w : ws) {
+          Tensor xi = x.slice(1, 0, w.cols());
+          Tensor oi = out.slice(1, 0, w.rows());
+          ops::quantized_matmul(xi, w, oi);
+        }
+      });
+      const double gbs = double(bytes) / t / 1e9;
+      std::printf("| %d | %s | %.0f | %.2f | %.1f | %.1f | %.1f | %.0f%% |\n", bits,
+                  ops::matmul_precision_name(precision), double(bytes) / 1e6, t * 1e3, 1.0 / t, gbs,
+                  bandwidth, 100.0 * gbs / bandwidth);
+      std::fflush(stdout);
+    }
   }
 }
 
@@ -498,6 +505,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string only;
   int reps = 5;
+  ops::MatmulPrecision precision = ops::MatmulPrecision::exact;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -508,16 +516,23 @@ int main(int argc, char** argv) {
       g_cpu_time = true;
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--matmul-precision" && i + 1 < argc &&
+               (std::string(argv[i + 1]) == "exact" || std::string(argv[i + 1]) == "bf16")) {
+      precision = std::string(argv[++i]) == "bf16" ? ops::MatmulPrecision::bf16
+                                                   : ops::MatmulPrecision::exact;
     } else {
       std::fprintf(
           stderr,
           "usage: op_bench [--quick] [--only gemv|gemm|attention|kvattention|qgemv|qgemm|qmodel] "
           "[--reps N] "
-          "[--cpu-time]\n");
+          "[--cpu-time] [--matmul-precision exact|bf16]\n");
       return 2;
     }
   }
-  std::printf("cpu: %s\nthreads: %d\n", cpu_model().c_str(), ThreadPool::global().num_threads());
+  ops::MatmulPrecisionScope scope(precision);
+  std::printf("cpu: %s\nthreads: %d\nmatmul precision: %s (qmodel runs both)\n",
+              cpu_model().c_str(), ThreadPool::global().num_threads(),
+              ops::matmul_precision_name(precision));
   std::printf(
       "(read bandwidth: sum over 1 GiB, best of 3; FMA peak: 12 FMA chains per thread, best of "
       "2; both measured again right before each row)\n");

@@ -1,17 +1,20 @@
 // Compute ceiling of the quantized GEMV: one thread, a weight small enough to stay in L2
 // (512 x 1536 at 4 bits = 384 KiB), timed in process CPU time so other tenants of the shared VM
 // do not count. Prints codes per second next to the dense bf16 GEMV on the same shape.
-// Used to choose the 4-bit inner loop (qgemv.cpp): HEARTH_CPU_Q4_EXACT=1 vs the default.
+// Used to choose the 4-bit inner loop (qgemv.cpp): HEARTH_CPU_Q4_EXACT=1 vs the default, and a
+// 4th argument "bf16" for the int16-x path of MatmulPrecision::bf16.
 //
 //   cmake --build build -j2 && g++ -O2 -std=c++20 -mavx2 -mfma -mf16c -Isrc -Iinclude \
 //     dev/kernels/qgemv_q4.cpp build/src/libhearth_ops.a build/src/libhearth_core.a -lfmt \
-//     -lpthread -o /tmp/qgemv_q4 && HEARTH_NUM_THREADS=1 /tmp/qgemv_q4 4 512 1536
+//     -lpthread -o /tmp/qgemv_q4 && HEARTH_NUM_THREADS=1 /tmp/qgemv_q4 4 512 1536 [bf16]
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 #include "core/thread_pool.h"
 #include "ops/matmul.h"
+#include "ops/precision.h"
 #include "ops/quantized.h"
 using namespace hearth;
 #include <ctime>
@@ -24,6 +27,8 @@ int main(int argc, char** argv) {
   int bits = atoi(argv[1]);
   int64_t n = atoi(argv[2]), k = atoi(argv[3]);
   int reps = 2000;
+  const bool bf16 = argc > 4 && std::string_view(argv[4]) == "bf16";
+  ops::MatmulPrecisionScope scope(bf16 ? ops::MatmulPrecision::bf16 : ops::MatmulPrecision::exact);
   ops::QuantizedWeight q;
   q.bits = bits;
   q.group_size = 64;

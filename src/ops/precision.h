@@ -10,8 +10,10 @@ enum class MatmulPrecision {
   // over an exact three-way split of x (3x the tensor-core work). HF-f32 golden tests need this.
   exact,
   // x rounded to bf16 once and one bf16 GEMM with f32 accumulation, as PyTorch and MLX compute a
-  // bf16 model: logits within bf16 tolerance, prefill GEMMs 3x cheaper. Decode GEMVs and the CPU
-  // stay exact either way (they are bandwidth-bound; rounding x would save nothing).
+  // bf16 model: logits within bf16 tolerance, prefill GEMMs 3x cheaper. The CPU's 4- and 8-bit
+  // quantized GEMV rounds x to int16 per quantization group (finer than bf16; cpu/qgemv.cpp) and
+  // dots it in integer arithmetic, which halves its instructions per code. Other GEMVs and the
+  // CPU's GEMMs stay exact (bandwidth-bound, or no cheaper path).
   bf16,
 };
 

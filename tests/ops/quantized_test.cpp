@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "op_test_util.h"
+#include "ops/precision.h"
 #include "ops/quantized.h"
 #include "ops/reference/reference.h"
 #include "quantized_test_util.h"
@@ -213,6 +214,63 @@ TEST_P(QuantizedTest, GemvUnitKernelShapes) {
       for (int64_t m : {1, 2, 4})
         run_matmul(*this, rng, m, 8192 + 19, gs, bits, gs, DType::f16, 2, 0, 1);
     }
+}
+
+// x rounded to int16 per quantization group, written out here from the rule in ops/precision.h
+// and cpu/qgemv.cpp, independently of the kernel: q = round-half-even(x * (32767 / amax)) in f32,
+// x ~= q * (amax / 32767), amax the group's largest |x|.
+Tensor round_x_per_group_int16(const Tensor& x, int gs) {
+  Tensor r = Tensor::empty(x.shape(), DType::f32);
+  const int64_t m = x.dim(0), k = x.dim(1);
+  const float* in = x.data<float>();
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t g = 0; g < k / gs; ++g) {
+      float amax = 0;
+      for (int64_t j = g * gs; j < (g + 1) * gs; ++j)
+        amax = std::max(amax, std::abs(in[i * k + j]));
+      const float inv = amax > 0 ? 32767.0f / amax : 0.0f, step = amax / 32767.0f;
+      for (int64_t j = g * gs; j < (g + 1) * gs; ++j)
+        r.data<float>()[i * k + j] = std::nearbyint(in[i * k + j] * inv) * step;
+    }
+  return r;
+}
+
+// MatmulPrecision::bf16: the CPU's 4/8-bit GEMV rounds x to int16 per group (K a multiple of its
+// 64 / 32-code block) and equals the reference on that rounded x; its error against the exact
+// product stays far below a bf16 rounding of x (~2e-3). Other widths, other K and the GEMM stay
+// exact, as does every CUDA product. Groups of zeros and a large-magnitude row included.
+TEST_P(QuantizedTest, Bf16PrecisionRoundsGemvInputToInt16PerGroup) {
+  Rng rng(71);
+  MatmulPrecisionScope scope(MatmulPrecision::bf16);
+  for (int bits : {4, 8, 3})
+    for (int gs : kQuantGroupSizes)
+      for (int64_t m : {1, 2, 3, 4, 5, 20}) {
+        // m = 3: K = 224 at 4 bits and group 32 is not a whole number of 64-code blocks.
+        const int64_t k =
+            m == 3 ? (bits == 4 && gs == 32 ? 224 : 3 * std::max(gs, 64)) : 128 * (1 + m % 3);
+        const int64_t n = rng.integer(1, 40);
+        SCOPED_TRACE(fmt::format("bits={} gs={} m={} n={} k={}", bits, gs, m, n, k));
+        QuantizedWeight w = random_weight(n, k, bits, gs, DType::bf16, rng);
+        Tensor x = random_float({m, k}, DType::f32, rng);
+        for (int64_t j = 0; j < gs; ++j) x.data<float>()[j] = 0.0f;  // a group of zeros
+        if (m > 1)
+          for (int64_t j = 0; j < k; ++j) x.data<float>()[k + j] *= 3e4f;  // large magnitudes
+        Tensor exact = Tensor::empty({m, n}, DType::f32);
+        Tensor rounded = Tensor::empty({m, n}, DType::f32);
+        reference::quantized_matmul(x, w, exact);
+        reference::quantized_matmul(round_x_per_group_int16(x, gs), w, rounded);
+        Tensor out = Tensor::empty({m, n}, DType::f32);
+        Tensor dout = to_dev(out);
+        quantized_matmul(to_dev(x), to_dev_weight(w), dout);
+        fetch(dout, out);
+        const int64_t block = bits == 4 ? 64 : 32;
+        const bool rounds = device().is_cpu() && bits != 3 && k % block == 0 && m <= 16;
+        expect_close(out, rounds ? rounded : exact, kMatmulTolerance);
+        if (rounds) {
+          EXPECT_LT(normalized_error(out, exact), 1e-4);
+          EXPECT_GT(normalized_error(out, exact), 1e-7);  // the rounded path did run
+        }
+      }
 }
 
 TEST_P(QuantizedTest, Embedding) {

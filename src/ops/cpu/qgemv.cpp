@@ -17,12 +17,23 @@
 // On two Zen cores the 4-bit product is bound by instruction throughput, not memory: ~0.5 vector
 // uops per code (widen, shift, 2 converts, 2 FMAs per 16 codes, plus the per-group scale) against
 // ~3 sustained per cycle (docs/perf/cpu_ops.md).
+//
+// Under MatmulPrecision::bf16 (ops/precision.h) 4- and 8-bit products instead round x to int16
+// per quantization group (scale = the group's largest |x| / 32767, a relative step of 2^-15 at the
+// group's largest element against bf16's 2^-8 per element) and dot it with the codes in integer
+// arithmetic: a 32-byte load holds 16 little-endian 16-bit lanes of 4 (2) codes each; code j of
+// every lane is isolated with a shift and a mask, already a 16-bit integer, and vpmaddwd
+// multiplies it with the matching int16 x and adds pairs into 32-bit lanes. x is permuted once
+// per call into that order (per block of 64 (32) codes: plane j holds the x of code j of each
+// lane). ~0.27 uops per 4-bit code instead of ~0.5, so two cores are no longer instruction-bound.
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "ops/cpu/quantized_internal.h"
+#include "ops/precision.h"
 
 namespace hearth::ops::cpu {
 namespace {
@@ -54,29 +65,38 @@ struct GemvCtx {
   const QuantView* w;
   const float* xs;    // x rows as the kernel reads them (4 bits: permuted), row stride k
   const float* xsum;  // [m, groups]: sum of x over each group
+  // The int16 path only: x rounded per group and permuted into lane order (row stride k), and
+  // each group's step ([m, groups]: x ~= xq * step).
+  const int16_t* xq = nullptr;
+  const float* xstep = nullptr;
 };
 
-// sum_g b_g * xsum_g over one weight row's groups.
+// sum_g (b_g + zero * s_g) * xsum_g over one weight row's groups: the bias terms, for codes
+// taken as q - zero (the int16 path centres them; the others pass zero = 0).
 template <typename S>
-inline float bias_terms(const S* b, const float* xsum, int64_t groups) {
+inline float bias_terms(const S* b, const S* s, float zero, const float* xsum, int64_t groups) {
+  const __m256 z = _mm256_set1_ps(zero);
   __m256 acc = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + kLanes <= groups; g += kLanes)
-    acc = _mm256_fmadd_ps(load8(b + g), _mm256_loadu_ps(xsum + g), acc);
+    acc = _mm256_fmadd_ps(_mm256_fmadd_ps(z, load8(s + g), load8(b + g)), _mm256_loadu_ps(xsum + g),
+                          acc);
   float sum = hsum(acc);
-  for (; g < groups; ++g) sum += scalar_f32(b, g) * xsum[g];
+  for (; g < groups; ++g) sum += (scalar_f32(b, g) + zero * scalar_f32(s, g)) * xsum[g];
   return sum;
 }
 
 template <typename S, int kM>
-inline void finish_row(const GemvCtx& c, int64_t n, int64_t m0, const __m256 (&total)[kM]) {
+inline void finish_row(const GemvCtx& c, int64_t n, int64_t m0, const __m256 (&total)[kM],
+                       float zero = 0.0f) {
   const MatmulArgs& a = *c.a;
   const QuantView& w = *c.w;
   const S* b = static_cast<const S*>(w.biases) + n * w.groups;
+  const S* s = static_cast<const S*>(w.scales) + n * w.groups;
   for (int i = 0; i < kM; ++i)
-    a.out[(m0 + i) * a.out_stride + n] = hsum(total[i]) +
-                                         bias_terms(b, c.xsum + (m0 + i) * w.groups, w.groups) +
-                                         (a.bias ? a.bias[n] : 0.0f);
+    a.out[(m0 + i) * a.out_stride + n] =
+        hsum(total[i]) + bias_terms(b, s, zero, c.xsum + (m0 + i) * w.groups, w.groups) +
+        (a.bias ? a.bias[n] : 0.0f);
 }
 
 // With one x row, the FMA latency (4 cycles on Zen) would bound a single chain per lane group to 8
@@ -162,8 +182,196 @@ inline void row_natural(const GemvCtx& c, int64_t n, int64_t m0) {
   finish_row<S, kM>(c, n, m0, total);
 }
 
+// How far ahead of its reads the int16 path prefetches the codes. Without it the 2-vCPU Intel Xeon
+// CI-class VM streamed 4-bit codes at 45 % of its read bandwidth (the kernel's compute and the
+// DRAM latency did not overlap: 27 G codes/s per thread from L2, 12 from DRAM); 512 bytes ahead
+// gave 45-56 %, 1 KiB 58-62 %, 2 KiB 70-71 %, 4-8 KiB 67-68 % (op_bench --only qgemv, two
+// threads, 8960 x 1536 and 1536 x 8960).
+constexpr int64_t kPrefetchAhead = 2048;
+
+// Codes per 16-bit lane and per 32-byte block of the int16 path.
+template <int kBits>
+constexpr int kCodesPerLane = 16 / kBits;
+template <int kBits>
+constexpr int kBlockCodes = 16 * kCodesPerLane<kBits>;
+
+// Weight row n against x rows m0 .. m0 + kM - 1, 4 or 8 bits, x rounded to int16 (see the top).
+// The integer dot of each group is exact; it becomes f32 once, times scale * step. kPerGroup:
+// 32-byte blocks per group (1, 2 or 4), or 0 for two groups per block (4 bits, group 32).
+template <typename S, int kBits, int kM, int kPerGroup>
+inline void row_int16(const GemvCtx& c, int64_t n, int64_t m0) {
+  constexpr int kB = kBlockCodes<kBits>;
+  const QuantView& w = *c.w;
+  const uint8_t* row = w.row(n);
+  const S* scales = static_cast<const S*>(w.scales) + n * w.groups;
+  const int16_t* xr[kM];
+  const float* step[kM];
+  for (int i = 0; i < kM; ++i) {
+    xr[i] = c.xq + (m0 + i) * w.k;
+    step[i] = c.xstep + (m0 + i) * w.groups;
+  }
+  // Codes are isolated with masks where possible (vpand issues on three ports, shifts and
+  // vpmaddwd share two): 4 bits: code 0 of a lane as c, code 1 as 16 c, code 2 as 256 c, code 3
+  // shifted down. The products of code 1 (16x) and code 2 (256x, shifted right by 4: exact, a
+  // multiple of 256) sum in acc_hi, which is 16x its dot; the flush shifts it back. 8 bits: the low
+  // byte masked, the high byte shifted down. A 32-bit lane of acc_hi gathers <= 8 products of
+  // <= 240 * 32767: no overflow.
+  const __m256i mask0 = _mm256_set1_epi16(kBits == 4 ? 0x000f : 0x00ff);
+  const __m256i mask1 = _mm256_set1_epi16(0x00f0), mask2 = _mm256_set1_epi16(0x0f00);
+  __m256i acc_lo[kM], acc_hi[kM];
+  auto dot_block = [&](int64_t b) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 32));
+    auto x_plane = [&](int i, int j) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[i] + b * kB + j * 16));
+    };
+    if constexpr (kBits == 4) {
+      const __m256i q0 = _mm256_and_si256(v, mask0), q1 = _mm256_and_si256(v, mask1);
+      const __m256i q2 = _mm256_and_si256(v, mask2), q3 = _mm256_srli_epi16(v, 12);
+      for (int i = 0; i < kM; ++i) {
+        acc_lo[i] =
+            _mm256_add_epi32(acc_lo[i], _mm256_add_epi32(_mm256_madd_epi16(q0, x_plane(i, 0)),
+                                                         _mm256_madd_epi16(q3, x_plane(i, 3))));
+        acc_hi[i] = _mm256_add_epi32(
+            acc_hi[i],
+            _mm256_add_epi32(_mm256_madd_epi16(q1, x_plane(i, 1)),
+                             _mm256_srai_epi32(_mm256_madd_epi16(q2, x_plane(i, 2)), 4)));
+      }
+    } else {
+      const __m256i q0 = _mm256_and_si256(v, mask0), q1 = _mm256_srli_epi16(v, 8);
+      for (int i = 0; i < kM; ++i)
+        acc_lo[i] =
+            _mm256_add_epi32(acc_lo[i], _mm256_add_epi32(_mm256_madd_epi16(q0, x_plane(i, 0)),
+                                                         _mm256_madd_epi16(q1, x_plane(i, 1))));
+    }
+  };
+  auto group_sum = [&](int i) {
+    const __m256i sum =
+        kBits == 4 ? _mm256_add_epi32(acc_lo[i], _mm256_srai_epi32(acc_hi[i], 4)) : acc_lo[i];
+    return _mm256_cvtepi32_ps(sum);
+  };
+  auto reset = [&] {
+    for (int i = 0; i < kM; ++i) acc_lo[i] = acc_hi[i] = _mm256_setzero_si256();
+  };
+  __m256 total[kM];
+  for (int i = 0; i < kM; ++i) total[i] = _mm256_setzero_ps();
+  // scale * step of 8 groups at a time, read back as broadcasts.
+  alignas(32) float factor[kM][kLanes];
+  // Groups g0 .. g0 + gn - 1 (gn is a compile-time 8 for every chunk but the last).
+  auto groups = [&](int64_t g0, int64_t gn) {
+    if constexpr (kPerGroup > 0) {
+      for (int64_t g = 0; g < gn; ++g) {
+        reset();
+        for (int b = 0; b < kPerGroup; ++b) dot_block((g0 + g) * kPerGroup + b);
+        for (int i = 0; i < kM; ++i)
+          total[i] = _mm256_fmadd_ps(group_sum(i), _mm256_broadcast_ss(&factor[i][g]), total[i]);
+      }
+    } else {
+      // 4 bits, group 32: block b holds groups 2b (32-bit lanes 0-3, codes 0-31) and 2b + 1.
+      for (int64_t g = 0; g < gn; g += 2) {
+        reset();
+        dot_block((g0 + g) / 2);
+        for (int i = 0; i < kM; ++i) {
+          const __m256 f =
+              _mm256_set_m128(_mm_broadcast_ss(&factor[i][g + 1]), _mm_broadcast_ss(&factor[i][g]));
+          total[i] = _mm256_fmadd_ps(group_sum(i), f, total[i]);
+        }
+      }
+    }
+  };
+  int64_t g0 = 0;
+  const int64_t chunk_bytes = kLanes * w.group_size * kBits / 8;
+  for (; g0 + kLanes <= w.groups; g0 += kLanes) {
+    // The codes kPrefetchAhead bytes on (rows are contiguous, so past a row's end this is the
+    // next row's start): see kPrefetchAhead.
+    const char* ahead =
+        reinterpret_cast<const char*>(row + g0 * chunk_bytes / kLanes) + kPrefetchAhead;
+    for (int64_t l = 0; l < chunk_bytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
+    const __m256 sv = load8(scales + g0);
+    for (int i = 0; i < kM; ++i)
+      _mm256_store_ps(factor[i], _mm256_mul_ps(sv, _mm256_loadu_ps(step[i] + g0)));
+    groups(g0, kLanes);
+  }
+  if (g0 < w.groups) {
+    for (int64_t g = g0; g < w.groups; ++g)
+      for (int i = 0; i < kM; ++i) factor[i][g - g0] = scalar_f32(scales, g) * step[i][g];
+    groups(g0, w.groups - g0);
+  }
+  finish_row<S, kM>(c, n, m0, total);
+}
+
+// Whether the int16 path takes this product: 4 or 8 bits, and K in whole 32-byte blocks.
+bool int16_path(const QuantView& w) {
+  if (w.bits == 4) return w.k % kBlockCodes<4> == 0;
+  if (w.bits == 8) return w.k % kBlockCodes<8> == 0;
+  return false;
+}
+
+// x rows rounded to int16 per group and permuted into the int16 path's lane order. The group
+// sums are replaced by those of the rounded x, so that the product is exactly W times a rounded
+// x (the bias terms' weight, b, is not centred like s * q + b is, so pairing it with the
+// unrounded sum would add an error of its own).
+void round_x_int16(const MatmulArgs& a, const QuantView& w, std::vector<int16_t>& xq,
+                   std::vector<float>& step, std::vector<float>& xsum) {
+  const int per_lane = 16 / w.bits, block = 16 * per_lane;
+  xq.resize(size_t(a.m * w.k));
+  step.resize(size_t(a.m * w.groups));
+  std::vector<int32_t> rounded(size_t(w.k));
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i lo = _mm256_set1_epi32(-32767), hi = _mm256_set1_epi32(32767);
+  for (int64_t i = 0; i < a.m; ++i) {
+    const float* x = a.x + i * a.x_stride;
+    for (int64_t g = 0; g < w.groups; ++g) {
+      const float* xg = x + g * w.group_size;
+      __m256 vmax = _mm256_setzero_ps();
+      for (int64_t j = 0; j < w.group_size; j += kLanes)
+        vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(xg + j), abs_mask));
+      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+      const float amax = std::max(_mm_cvtss_f32(m4), _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1)));
+      // A NaN in x is lost by max_ps but kept by the product below (NaN * inv); an inf makes amax
+      // and so the step non-finite: the output is NaN either way, as the exact path's is.
+      const size_t at = size_t(i * w.groups + g);
+      step[at] = amax / 32767.0f;
+      const __m256 inv = _mm256_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
+      __m256i sum = _mm256_setzero_si256();
+      for (int64_t j = 0; j < w.group_size; j += kLanes) {
+        // Round half to even (the default MXCSR mode); NaN converts to INT_MIN, clamped.
+        const __m256i r = _mm256_max_epi32(
+            lo,
+            _mm256_min_epi32(hi, _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + j), inv))));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(rounded.data() + g * w.group_size + j), r);
+        sum = _mm256_add_epi32(sum, r);
+      }
+      alignas(32) int32_t lanes[kLanes];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
+      int64_t total = 0;
+      for (int32_t v : lanes) total += v;
+      xsum[at] = float(total) * step[at];
+    }
+    int16_t* out = xq.data() + i * w.k;
+    for (int64_t b = 0; b < w.k; b += block)
+      for (int j = 0; j < per_lane; ++j)
+        for (int l = 0; l < 16; ++l)
+          out[b + j * 16 + l] = int16_t(rounded[size_t(b + per_lane * l + j)]);
+  }
+}
+
 template <typename S, int kBits, int kM>
 inline void row(const GemvCtx& c, int64_t n, int64_t m0) {
+  if constexpr (kBits == 4 || kBits == 8) {
+    if (c.xq) {
+      switch (c.w->group_size * kBits / 256) {  // 32-byte blocks per group
+        case 0:
+          return row_int16<S, kBits, kM, 0>(c, n, m0);
+        case 1:
+          return row_int16<S, kBits, kM, 1>(c, n, m0);
+        case 2:
+          return row_int16<S, kBits, kM, 2>(c, n, m0);
+        default:
+          return row_int16<S, kBits, kM, 4>(c, n, m0);
+      }
+    }
+  }
   if constexpr (kBits == 4)
     row_q4<S, kM>(c, n, m0);
   else
@@ -219,8 +427,14 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
     }
   }
   GemvCtx c{&a, &w, a.x, xsum.data()};
+  std::vector<int16_t> xq;
+  std::vector<float> xstep;
   std::vector<float> permuted;
-  if (w.bits == 4) {
+  if (matmul_precision() == MatmulPrecision::bf16 && int16_path(w)) {
+    round_x_int16(a, w, xq, xstep, xsum);
+    c.xq = xq.data();
+    c.xstep = xstep.data();
+  } else if (w.bits == 4) {
     // Per 16 codes (8 bytes): low nibbles hold the even elements, high nibbles the odd ones
     // (with the byte trick, the second half holds x_odd - 16 x_even).
     permuted.resize(size_t(a.m * k));
