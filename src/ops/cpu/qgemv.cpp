@@ -71,32 +71,27 @@ struct GemvCtx {
   const float* xstep = nullptr;
 };
 
-// sum_g (b_g + zero * s_g) * xsum_g over one weight row's groups: the bias terms, for codes
-// taken as q - zero (the int16 path centres them; the others pass zero = 0).
+// sum_g b_g * xsum_g over one weight row's groups.
 template <typename S>
-inline float bias_terms(const S* b, const S* s, float zero, const float* xsum, int64_t groups) {
-  const __m256 z = _mm256_set1_ps(zero);
+inline float bias_terms(const S* b, const float* xsum, int64_t groups) {
   __m256 acc = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + kLanes <= groups; g += kLanes)
-    acc = _mm256_fmadd_ps(_mm256_fmadd_ps(z, load8(s + g), load8(b + g)), _mm256_loadu_ps(xsum + g),
-                          acc);
+    acc = _mm256_fmadd_ps(load8(b + g), _mm256_loadu_ps(xsum + g), acc);
   float sum = hsum(acc);
-  for (; g < groups; ++g) sum += (scalar_f32(b, g) + zero * scalar_f32(s, g)) * xsum[g];
+  for (; g < groups; ++g) sum += scalar_f32(b, g) * xsum[g];
   return sum;
 }
 
 template <typename S, int kM>
-inline void finish_row(const GemvCtx& c, int64_t n, int64_t m0, const __m256 (&total)[kM],
-                       float zero = 0.0f) {
+inline void finish_row(const GemvCtx& c, int64_t n, int64_t m0, const __m256 (&total)[kM]) {
   const MatmulArgs& a = *c.a;
   const QuantView& w = *c.w;
   const S* b = static_cast<const S*>(w.biases) + n * w.groups;
-  const S* s = static_cast<const S*>(w.scales) + n * w.groups;
   for (int i = 0; i < kM; ++i)
-    a.out[(m0 + i) * a.out_stride + n] =
-        hsum(total[i]) + bias_terms(b, s, zero, c.xsum + (m0 + i) * w.groups, w.groups) +
-        (a.bias ? a.bias[n] : 0.0f);
+    a.out[(m0 + i) * a.out_stride + n] = hsum(total[i]) +
+                                         bias_terms(b, c.xsum + (m0 + i) * w.groups, w.groups) +
+                                         (a.bias ? a.bias[n] : 0.0f);
 }
 
 // With one x row, the FMA latency (4 cycles on Zen) would bound a single chain per lane group to 8
@@ -204,11 +199,14 @@ inline void row_int16(const GemvCtx& c, int64_t n, int64_t m0) {
   const QuantView& w = *c.w;
   const uint8_t* row = w.row(n);
   const S* scales = static_cast<const S*>(w.scales) + n * w.groups;
+  const S* biases = static_cast<const S*>(w.biases) + n * w.groups;
   const int16_t* xr[kM];
   const float* step[kM];
+  const float* xsum[kM];
   for (int i = 0; i < kM; ++i) {
     xr[i] = c.xq + (m0 + i) * w.k;
     step[i] = c.xstep + (m0 + i) * w.groups;
+    xsum[i] = c.xsum + (m0 + i) * w.groups;
   }
   // Codes are isolated with masks where possible (vpand issues on three ports, shifts and
   // vpmaddwd share two): 4 bits: code 0 of a lane as c, code 1 as 16 c, code 2 as 256 c, code 3
@@ -286,17 +284,30 @@ inline void row_int16(const GemvCtx& c, int64_t n, int64_t m0) {
     const char* ahead =
         reinterpret_cast<const char*>(row + g0 * chunk_bytes / kLanes) + kPrefetchAhead;
     for (int64_t l = 0; l < chunk_bytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
-    const __m256 sv = load8(scales + g0);
-    for (int i = 0; i < kM; ++i)
+    // The scales and biases as far ahead (rows of both are contiguous too).
+    const int64_t groups_ahead = kPrefetchAhead * kLanes / chunk_bytes;
+    _mm_prefetch(reinterpret_cast<const char*>(scales + g0 + groups_ahead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(biases + g0 + groups_ahead), _MM_HINT_T0);
+    const __m256 sv = load8(scales + g0), bv = load8(biases + g0);
+    for (int i = 0; i < kM; ++i) {
       _mm256_store_ps(factor[i], _mm256_mul_ps(sv, _mm256_loadu_ps(step[i] + g0)));
+      // The bias terms b_g * xsum_g of these groups join the same lanes (one sum at the end).
+      total[i] = _mm256_fmadd_ps(bv, _mm256_loadu_ps(xsum[i] + g0), total[i]);
+    }
     groups(g0, kLanes);
   }
+  float tail[kM] = {};
   if (g0 < w.groups) {
     for (int64_t g = g0; g < w.groups; ++g)
-      for (int i = 0; i < kM; ++i) factor[i][g - g0] = scalar_f32(scales, g) * step[i][g];
+      for (int i = 0; i < kM; ++i) {
+        factor[i][g - g0] = scalar_f32(scales, g) * step[i][g];
+        tail[i] += scalar_f32(biases, g) * xsum[i][g];
+      }
     groups(g0, w.groups - g0);
   }
-  finish_row<S, kM>(c, n, m0, total);
+  const MatmulArgs& a = *c.a;
+  for (int i = 0; i < kM; ++i)
+    a.out[(m0 + i) * a.out_stride + n] = hsum(total[i]) + tail[i] + (a.bias ? a.bias[n] : 0.0f);
 }
 
 // Whether the int16 path takes this product: 4 or 8 bits, and K in whole 32-byte blocks.
