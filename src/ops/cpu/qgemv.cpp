@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -317,14 +318,31 @@ bool int16_path(const QuantView& w) {
   return false;
 }
 
+// The int16 x rows, 64-byte aligned: its 32-byte loads never straddle a cache line (a split load
+// costs a second L1 access on Intel cores).
+class AlignedInt16 {
+ public:
+  void resize(int64_t n) {
+    data_.reset(static_cast<int16_t*>(std::aligned_alloc(64, size_t((n * 2 + 63) / 64 * 64))));
+    HEARTH_CHECK(data_ != nullptr, "out of memory for {} int16 values", n);
+  }
+  int16_t* data() { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(int16_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<int16_t, Free> data_;
+};
+
 // x rows rounded to int16 per group and permuted into the int16 path's lane order. The group
 // sums are replaced by those of the rounded x, so that the product is exactly W times a rounded
 // x (the bias terms' weight, b, is not centred like s * q + b is, so pairing it with the
 // unrounded sum would add an error of its own).
-void round_x_int16(const MatmulArgs& a, const QuantView& w, std::vector<int16_t>& xq,
+void round_x_int16(const MatmulArgs& a, const QuantView& w, AlignedInt16& xq,
                    std::vector<float>& step, std::vector<float>& xsum) {
   const int per_lane = 16 / w.bits, block = 16 * per_lane;
-  xq.resize(size_t(a.m * w.k));
+  xq.resize(a.m * w.k);
   step.resize(size_t(a.m * w.groups));
   std::vector<int32_t> rounded(size_t(w.k));
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -438,7 +456,7 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
     }
   }
   GemvCtx c{&a, &w, a.x, xsum.data()};
-  std::vector<int16_t> xq;
+  AlignedInt16 xq;
   std::vector<float> xstep;
   std::vector<float> permuted;
   if (matmul_precision() == MatmulPrecision::bf16 && int16_path(w)) {
