@@ -10,6 +10,7 @@
 
 #include "op_test_util.h"
 #include "ops/cpu/matmul_internal.h"
+#include "ops/cpu/quantized_internal.h"
 #include "ops/precision.h"
 #include "ops/quantized.h"
 #include "ops/reference/reference.h"
@@ -237,37 +238,42 @@ Tensor round_x_per_group_int16(const Tensor& x, int gs) {
 }
 
 // MatmulPrecision::bf16: the CPU's 4/8-bit GEMV rounds x to int16 per group (K a multiple of its
-// 64 / 32-code block) and equals the reference on that rounded x; its error against the exact
-// product stays far below a bf16 rounding of x (~2e-3). Other widths, other K and the GEMM stay
-// exact, as does every CUDA product. Groups of zeros and a large-magnitude row included.
-TEST_P(QuantizedTest, Bf16PrecisionRoundsGemvInputToInt16PerGroup) {
+// 64 / 32-code block), and so does the GEMM (every width) on CPUs with AVX-VNNI; both equal the
+// reference on that rounded x, and their error against the exact product stays far below a
+// bf16 rounding of x (~2e-3). Other widths, other K, the GEMM without AVX-VNNI and every CUDA
+// product stay exact. Groups of zeros and a large-magnitude row included; GEMM shapes with
+// remainders of the 6-row micro-kernel and 16-column panels, and K across its 512-wide chunks.
+TEST_P(QuantizedTest, Bf16PrecisionRoundsInputToInt16PerGroup) {
   Rng rng(71);
   MatmulPrecisionScope scope(MatmulPrecision::bf16);
+  const bool cpu = device().is_cpu();
   for (int bits : {4, 8, 3})
     for (int gs : kQuantGroupSizes)
-      for (int64_t m : {1, 2, 3, 4, 5, 20}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 20, 37}) {
         // m = 3: K = 224 at 4 bits and group 32 is not a whole number of 64-code blocks.
-        const int64_t k =
+        int64_t k =
             m == 3 ? (bits == 4 && gs == 32 ? 224 : 3 * std::max(gs, 64)) : 128 * (1 + m % 3);
-        const int64_t n = rng.integer(1, 40);
+        if (m == 37) k = 1280;  // three K chunks of the GEMM, the last one partial
+        const int64_t n = m == 37 ? 16 * 3 + 5 : rng.integer(1, 40);
         SCOPED_TRACE(fmt::format("bits={} gs={} m={} n={} k={}", bits, gs, m, n, k));
         QuantizedWeight w = random_weight(n, k, bits, gs, DType::bf16, rng);
         Tensor x = random_float({m, k}, DType::f32, rng);
         for (int64_t j = 0; j < gs; ++j) x.data<float>()[j] = 0.0f;  // a group of zeros
         if (m > 1)
           for (int64_t j = 0; j < k; ++j) x.data<float>()[k + j] *= 3e4f;  // large magnitudes
+        Tensor bias = random_float({n}, DType::f32, rng);
         Tensor exact = Tensor::empty({m, n}, DType::f32);
         Tensor rounded = Tensor::empty({m, n}, DType::f32);
-        reference::quantized_matmul(x, w, exact);
-        reference::quantized_matmul(round_x_per_group_int16(x, gs), w, rounded);
+        reference::quantized_matmul(x, w, exact, &bias);
+        reference::quantized_matmul(round_x_per_group_int16(x, gs), w, rounded, &bias);
         Tensor out = Tensor::empty({m, n}, DType::f32);
-        Tensor dout = to_dev(out);
-        quantized_matmul(to_dev(x), to_dev_weight(w), dout);
+        Tensor dout = to_dev(out), dbias = to_dev(bias);
+        quantized_matmul(to_dev(x), to_dev_weight(w), dout, &dbias);
         fetch(dout, out);
-        const int64_t block = bits == 4 ? 64 : 32;
         // The GEMV takes up to cpu::gemv_max_rows() rows (16; 0 under HEARTH_CPU_GEMV_MAX_ROWS=0).
-        const bool rounds =
-            device().is_cpu() && bits != 3 && k % block == 0 && m <= cpu::gemv_max_rows();
+        const bool gemv = m <= cpu::gemv_max_rows();
+        const int64_t block = bits == 4 ? 64 : 32;
+        const bool rounds = cpu && (gemv ? bits != 3 && k % block == 0 : cpu::cpu_has_avx_vnni());
         expect_close(out, rounds ? rounded : exact, kMatmulTolerance);
         if (rounds) {
           EXPECT_LT(normalized_error(out, exact), 1e-4);

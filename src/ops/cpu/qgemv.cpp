@@ -335,16 +335,10 @@ class AlignedInt16 {
   std::unique_ptr<int16_t, Free> data_;
 };
 
-// x rows rounded to int16 per group and permuted into the int16 path's lane order. The group
-// sums are replaced by those of the rounded x, so that the product is exactly W times a rounded
-// x (the bias terms' weight, b, is not centred like s * q + b is, so pairing it with the
-// unrounded sum would add an error of its own).
-void round_x_int16(const MatmulArgs& a, const QuantView& w, AlignedInt16& xq,
-                   std::vector<float>& step, std::vector<float>& xsum) {
-  const int per_lane = 16 / w.bits, block = 16 * per_lane;
-  xq.resize(a.m * w.k);
-  step.resize(size_t(a.m * w.groups));
-  std::vector<int32_t> rounded(size_t(w.k));
+}  // namespace
+
+void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, float* step,
+                        float* xsum) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256i lo = _mm256_set1_epi32(-32767), hi = _mm256_set1_epi32(32767);
   for (int64_t i = 0; i < a.m; ++i) {
@@ -363,13 +357,18 @@ void round_x_int16(const MatmulArgs& a, const QuantView& w, AlignedInt16& xq,
       step[at] = amax / 32767.0f;
       const __m256 inv = _mm256_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
       __m256i sum = _mm256_setzero_si256();
-      for (int64_t j = 0; j < w.group_size; j += kLanes) {
+      int16_t* out = xq + i * w.k + g * w.group_size;
+      for (int64_t j = 0; j < w.group_size; j += 2 * kLanes) {
         // Round half to even (the default MXCSR mode); NaN converts to INT_MIN, clamped.
-        const __m256i r = _mm256_max_epi32(
-            lo,
-            _mm256_min_epi32(hi, _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + j), inv))));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(rounded.data() + g * w.group_size + j), r);
-        sum = _mm256_add_epi32(sum, r);
+        auto round8 = [&](int64_t at) {
+          return _mm256_max_epi32(lo, _mm256_min_epi32(hi, _mm256_cvtps_epi32(_mm256_mul_ps(
+                                                               _mm256_loadu_ps(xg + at), inv))));
+        };
+        const __m256i r0 = round8(j), r1 = round8(j + kLanes);
+        sum = _mm256_add_epi32(sum, _mm256_add_epi32(r0, r1));
+        // packs interleaves 128-bit halves; the permute puts the 16 values back in order.
+        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xd8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), packed);
       }
       alignas(32) int32_t lanes[kLanes];
       _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
@@ -377,11 +376,28 @@ void round_x_int16(const MatmulArgs& a, const QuantView& w, AlignedInt16& xq,
       for (int32_t v : lanes) total += v;
       xsum[at] = float(total) * step[at];
     }
+  }
+}
+
+namespace {
+
+// x rows rounded to int16 per group (round_x_int16_rows), permuted into the int16 GEMV's lane
+// order. The group sums are those of the rounded x, so that the product is exactly W times a
+// rounded x (the bias terms' weight, b, is not centred like s * q + b is, so pairing it with the
+// unrounded sum would add an error of its own).
+void round_x_int16(const MatmulArgs& a, const QuantView& w, AlignedInt16& xq,
+                   std::vector<float>& step, std::vector<float>& xsum) {
+  const int per_lane = 16 / w.bits, block = 16 * per_lane;
+  xq.resize(a.m * w.k);
+  step.resize(size_t(a.m * w.groups));
+  std::vector<int16_t> natural(size_t(a.m * w.k));
+  round_x_int16_rows(a, w, natural.data(), step.data(), xsum.data());
+  for (int64_t i = 0; i < a.m; ++i) {
+    const int16_t* in = natural.data() + i * w.k;
     int16_t* out = xq.data() + i * w.k;
     for (int64_t b = 0; b < w.k; b += block)
       for (int j = 0; j < per_lane; ++j)
-        for (int l = 0; l < 16; ++l)
-          out[b + j * 16 + l] = int16_t(rounded[size_t(b + per_lane * l + j)]);
+        for (int l = 0; l < 16; ++l) out[b + j * 16 + l] = in[b + per_lane * l + j];
   }
 }
 

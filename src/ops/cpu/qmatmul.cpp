@@ -7,6 +7,7 @@
 
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/quantized_internal.h"
+#include "ops/precision.h"
 
 namespace hearth::ops::cpu {
 namespace {
@@ -85,7 +86,7 @@ void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* b
   }
   if (a.m <= gemv_max_rows())
     quantized_gemv(a, v);
-  else
+  else if (matmul_precision() != MatmulPrecision::bf16 || !quantized_gemm_int16(a, v))
     quantized_gemm(a, v);
 }
 

@@ -117,4 +117,16 @@ inline void dispatch_scale(DType dtype, Fn&& fn) {
 void quantized_gemv(const MatmulArgs& a, const QuantView& w);
 void quantized_gemm(const MatmulArgs& a, const QuantView& w);
 
+// MatmulPrecision::bf16 (ops/precision.h): x rows rounded to int16 per quantization group,
+// xq[m, k] = round-half-even(x * (32767 / amax)) with amax the group's largest |x|,
+// step[m, g] = amax / 32767 (x ~= xq * step) and xsum[m, g] = step * the group's sum of xq.
+// Every group size is a multiple of 16.
+void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, float* step,
+                        float* xsum);
+// The GEMM over int16 x on AVX-VNNI (qgemm_int16.cpp); false (nothing done) on CPUs without it
+// or under HEARTH_CPU_NO_VNNI=1.
+bool quantized_gemm_int16(const MatmulArgs& a, const QuantView& w);
+// Whether quantized_gemm_int16 runs here: the CPU has AVX-VNNI and HEARTH_CPU_NO_VNNI is not 1.
+bool cpu_has_avx_vnni();
+
 }  // namespace hearth::ops::cpu
