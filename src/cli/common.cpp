@@ -28,9 +28,10 @@ Device device_from_flag(const std::string& device) {
 void add_matmul_precision_flag(ArgParser& parser, std::string* target) {
   parser.add_choice({"--matmul-precision"}, target, {"bf16", "exact"},
                     "bf16 (default): GPU prefill GEMMs with bf16 weights round their input to bf16 "
-                    "once (PyTorch/MLX bf16 compute) and CPU 4/8-bit quantized GEMVs round it to "
-                    "int16 per group (integer dot products, ~3x faster); exact: f32 inputs "
-                    "everywhere (3x the tensor-core work, the CPU's f32 quantized path)");
+                    "once (PyTorch/MLX bf16 compute) and CPU products with quantized weights round "
+                    "it to int16 per group (integer dot products: 4-bit decode ~3x faster); "
+                    "exact: f32 inputs everywhere (3x the tensor-core work, the CPU's f32 "
+                    "quantized path)");
 }
 
 model::LoadOptions load_options(Device device, const std::string& matmul_precision) {

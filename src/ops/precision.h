@@ -10,10 +10,11 @@ enum class MatmulPrecision {
   // over an exact three-way split of x (3x the tensor-core work). HF-f32 golden tests need this.
   exact,
   // x rounded to bf16 once and one bf16 GEMM with f32 accumulation, as PyTorch and MLX compute a
-  // bf16 model: logits within bf16 tolerance, prefill GEMMs 3x cheaper. The CPU's 4- and 8-bit
-  // quantized GEMV rounds x to int16 per quantization group (finer than bf16; cpu/qgemv.cpp) and
-  // dots it in integer arithmetic, which halves its instructions per code. Other GEMVs and the
-  // CPU's GEMMs stay exact (bandwidth-bound, or no cheaper path).
+  // bf16 model: logits within bf16 tolerance, prefill GEMMs 3x cheaper. The CPU's quantized
+  // products round x to int16 per quantization group (finer than bf16) and dot it with the codes
+  // in integer arithmetic: the 4/8-bit GEMV (cpu/qgemv.cpp, half the instructions per code) and,
+  // on CPUs with AVX-VNNI, the GEMM of every width (cpu/qgemm_int16.cpp). Other products stay
+  // exact (bandwidth-bound, or no cheaper path).
   bf16,
 };
 
