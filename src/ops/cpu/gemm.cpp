@@ -146,21 +146,24 @@ void pack_dense(const void* ctx, int64_t n0, int64_t rows, int64_t k0, int64_t k
 
 }  // namespace
 
-void gemm_packed(const MatmulArgs& a, PackPanelFn pack, const void* ctx) {
+GemmTasks plan_gemm_tasks(int64_t m, int64_t n, int64_t mr, int64_t nr, int64_t nc_max) {
   const int threads = ThreadPool::global().num_threads();
-  // Enough N blocks for every thread to take several (load balance on a shared machine).
-  int64_t nc = (a.n + 4 * threads - 1) / (4 * threads);
-  nc = std::clamp<int64_t>((nc + kNr - 1) / kNr * kNr, kNr, kNcMax);
-  const int64_t n_blocks = (a.n + nc - 1) / nc;
-  // Too few N blocks (small N): split M as well, in multiples of the micro-tile.
-  int64_t m_split = n_blocks >= 2 * threads ? 1 : (2 * threads + n_blocks - 1) / n_blocks;
-  int64_t m_per = (a.m + m_split - 1) / m_split;
-  m_per = std::max<int64_t>(kMr, (m_per + kMr - 1) / kMr * kMr);
-  m_split = (a.m + m_per - 1) / m_per;
+  GemmTasks t;
+  t.nc = (n + 4 * threads - 1) / (4 * threads);
+  t.nc = std::clamp<int64_t>((t.nc + nr - 1) / nr * nr, nr, nc_max);
+  t.n_blocks = (n + t.nc - 1) / t.nc;
+  t.m_split = t.n_blocks >= 2 * threads ? 1 : (2 * threads + t.n_blocks - 1) / t.n_blocks;
+  t.m_per = (m + t.m_split - 1) / t.m_split;
+  t.m_per = std::max<int64_t>(mr, (t.m_per + mr - 1) / mr * mr);
+  t.m_split = (m + t.m_per - 1) / t.m_per;
+  return t;
+}
 
-  ThreadPool::global().run(n_blocks * m_split, [&](int64_t task) {
-    const int64_t n0 = (task / m_split) * nc, n1 = std::min(a.n, n0 + nc);
-    const int64_t m0 = (task % m_split) * m_per, m1 = std::min(a.m, m0 + m_per);
+void gemm_packed(const MatmulArgs& a, PackPanelFn pack, const void* ctx) {
+  const GemmTasks plan = plan_gemm_tasks(a.m, a.n, kMr, kNr, kNcMax);
+  ThreadPool::global().run(plan.count(), [&](int64_t task) {
+    const int64_t n0 = (task / plan.m_split) * plan.nc, n1 = std::min(a.n, n0 + plan.nc);
+    const int64_t m0 = (task % plan.m_split) * plan.m_per, m1 = std::min(a.m, m0 + plan.m_per);
     const int64_t panels = (n1 - n0 + kNr - 1) / kNr;
     AlignedFloats packed(size_t(panels * kKc * kNr));
     for (int64_t pc = 0; pc < a.k; pc += kKc) {

@@ -39,6 +39,16 @@ using PackPanelFn = void (*)(const void* ctx, int64_t n0, int64_t rows, int64_t 
                              float* panel);
 void gemm_packed(const MatmulArgs& args, PackPanelFn pack, const void* ctx);
 
+// How a GEMM splits into tasks: blocks of nc columns (a multiple of nr, at most nc_max), enough
+// for every thread to take several (load balance on a shared machine); when N gives too few, M
+// splits too, into m_split ranges of m_per rows (a multiple of mr). Task t covers columns
+// [(t / m_split) * nc, +nc) and rows [(t % m_split) * m_per, +m_per).
+struct GemmTasks {
+  int64_t nc, n_blocks, m_split, m_per;
+  int64_t count() const { return n_blocks * m_split; }
+};
+GemmTasks plan_gemm_tasks(int64_t m, int64_t n, int64_t mr, int64_t nr, int64_t nc_max);
+
 // Rows of x up to which products take the GEMV path: kGemvMaxRows, or less when
 // HEARTH_CPU_GEMV_MAX_ROWS says so (0 sends every product through the GEMM, to bisect).
 int64_t gemv_max_rows();

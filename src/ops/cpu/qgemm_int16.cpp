@@ -167,18 +167,11 @@ constexpr KernelFn kKernels[kMr + 1] = {nullptr, micro_kernel<1>, micro_kernel<2
 
 template <typename S, int kBits>
 void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
-  const int threads = ThreadPool::global().num_threads();
-  int64_t nc = (a.n + 4 * threads - 1) / (4 * threads);
-  nc = std::clamp<int64_t>((nc + kNr - 1) / kNr * kNr, kNr, kNcMax);
-  const int64_t n_blocks = (a.n + nc - 1) / nc;
-  int64_t m_split = n_blocks >= 2 * threads ? 1 : (2 * threads + n_blocks - 1) / n_blocks;
-  int64_t m_per = (a.m + m_split - 1) / m_split;
-  m_per = std::max<int64_t>(kMr, (m_per + kMr - 1) / kMr * kMr);
-  m_split = (a.m + m_per - 1) / m_per;
+  const GemmTasks plan = plan_gemm_tasks(a.m, a.n, kMr, kNr, kNcMax);
   // K chunks hold whole groups (kKc is a multiple of every group size).
-  ThreadPool::global().run(n_blocks * m_split, [&](int64_t task) {
-    const int64_t n0 = (task / m_split) * nc, n1 = std::min(a.n, n0 + nc);
-    const int64_t m0 = (task % m_split) * m_per, m1 = std::min(a.m, m0 + m_per);
+  ThreadPool::global().run(plan.count(), [&](int64_t task) {
+    const int64_t n0 = (task / plan.m_split) * plan.nc, n1 = std::min(a.n, n0 + plan.nc);
+    const int64_t m0 = (task % plan.m_split) * plan.m_per, m1 = std::min(a.m, m0 + plan.m_per);
     const int64_t panels = (n1 - n0 + kNr - 1) / kNr;
     const int64_t groups_per_chunk = kKc / w.group_size;
     Aligned pairs(size_t(panels * kKc / 2 * kNr) * 4);
