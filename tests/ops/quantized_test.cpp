@@ -238,9 +238,9 @@ Tensor round_x_per_group_int16(const Tensor& x, int gs) {
 }
 
 // MatmulPrecision::bf16: the CPU's 4/8-bit GEMV rounds x to int16 per group (K a multiple of its
-// 64 / 32-code block), and so does the GEMM (every width) on CPUs with AVX-VNNI; both equal the
+// 64 / 32-code block), and so does the GEMM (every width) on CPUs with VNNI; both equal the
 // reference on that rounded x, and their error against the exact product stays far below a
-// bf16 rounding of x (~2e-3). Other widths, other K, the GEMM without AVX-VNNI and every CUDA
+// bf16 rounding of x (~2e-3). Other widths, other K, the GEMM without VNNI and every CUDA
 // product stay exact. Groups of zeros and a large-magnitude row included; GEMM shapes with
 // remainders of the 6-row micro-kernel and 16-column panels, and K across its 512-wide chunks.
 TEST_P(QuantizedTest, Bf16PrecisionRoundsInputToInt16PerGroup) {
@@ -273,7 +273,8 @@ TEST_P(QuantizedTest, Bf16PrecisionRoundsInputToInt16PerGroup) {
         // The GEMV takes up to cpu::gemv_max_rows() rows (16; 0 under HEARTH_CPU_GEMV_MAX_ROWS=0).
         const bool gemv = m <= cpu::gemv_max_rows();
         const int64_t block = bits == 4 ? 64 : 32;
-        const bool rounds = cpu && (gemv ? bits != 3 && k % block == 0 : cpu::cpu_has_avx_vnni());
+        const bool rounds =
+            cpu && (gemv ? bits != 3 && k % block == 0 : cpu::cpu_vnni() != cpu::CpuVnni::none);
         expect_close(out, rounds ? rounded : exact, kMatmulTolerance);
         if (rounds) {
           EXPECT_LT(normalized_error(out, exact), 1e-4);

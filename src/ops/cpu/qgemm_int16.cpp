@@ -1,7 +1,8 @@
-// CPU GEMM with MLX affine-quantized weights and x rounded to int16 per group, on AVX-VNNI
+// CPU GEMM with MLX affine-quantized weights and x rounded to int16 per group, on VNNI
 // (vpdpwssd: 16 int16 multiply-adds into 8 int32 lanes per instruction, twice an f32 FMA's 8).
-// Taken by prefill under MatmulPrecision::bf16 on CPUs that have AVX-VNNI (Intel since Alder Lake
-// / Sapphire Rapids, AMD since Zen 5); the f32 GEMM of qmatmul.cpp otherwise.
+// Taken by prefill under MatmulPrecision::bf16 on CPUs with AVX-VNNI (Intel since Alder Lake /
+// Sapphire Rapids, AMD since Zen 5) or AVX512-VNNI with AVX512-VL (Intel since Cascade Lake, AMD
+// Zen 4), using the 256-bit form of either encoding; the f32 GEMM of qmatmul.cpp otherwise.
 //
 //   out[m, n] = sum_g (s[n, g] * step[m, g] * sum_{k in g} q[n, k] * xq[m, k] + b[n, g] * xsum[m,
 //   g])
@@ -14,6 +15,7 @@
 // flushing its 8 int32 accumulators into an f32 tile at the end of every group.
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/storage.h"
@@ -98,9 +100,24 @@ struct XRows {
   int64_t k, groups;
 };
 
+// acc += the pairwise int16 products of a and b (vpdpwssd, ymm), in the VEX encoding (AVX-VNNI,
+// the intrinsic) or the EVEX one (AVX512-VNNI + VL, inline assembly, so that no AVX-512 code
+// generation is enabled anywhere: the kernel stays AVX2 apart from this one instruction).
+template <bool kEvex>
+__attribute__((target("avx2,fma,avxvnni"), always_inline)) inline __m256i dpwssd(__m256i acc,
+                                                                                 __m256i a,
+                                                                                 __m256i b) {
+  if constexpr (kEvex) {
+    asm("%{evex%} vpdpwssd %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
+    return acc;
+  } else {
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+  }
+}
+
 // out rows [row, row + kRows) x columns [col, col + cols) += this K chunk's products. The first
-// chunk (k0 == 0) starts from the bias. Compiled for AVX-VNNI; called only where the CPU has it.
-template <int kRows>
+// chunk (k0 == 0) starts from the bias. Called only where the CPU has the encoding kEvex names.
+template <int kRows, bool kEvex>
 __attribute__((target("avx2,fma,avxvnni"))) void micro_kernel(const XRows& x, int64_t row,
                                                               int64_t k0, int64_t kc,
                                                               int group_size, const Panel& panel,
@@ -127,8 +144,8 @@ __attribute__((target("avx2,fma,avxvnni"))) void micro_kernel(const XRows& x, in
         int32_t pair;
         std::memcpy(&pair, xr[i] + kx + 2 * p, 4);
         const __m256i a = _mm256_set1_epi32(pair);
-        acc[i][0] = _mm256_dpwssd_avx_epi32(acc[i][0], a, b0);
-        acc[i][1] = _mm256_dpwssd_avx_epi32(acc[i][1], a, b1);
+        acc[i][0] = dpwssd<kEvex>(acc[i][0], a, b0);
+        acc[i][1] = dpwssd<kEvex>(acc[i][1], a, b1);
       }
     }
     // Spill the accumulators once, so that the flush below cannot keep them in memory inside
@@ -162,10 +179,11 @@ __attribute__((target("avx2,fma,avxvnni"))) void micro_kernel(const XRows& x, in
 
 using KernelFn = void (*)(const XRows&, int64_t, int64_t, int64_t, int, const Panel&, float*,
                           int64_t, int, const float*);
-constexpr KernelFn kKernels[kMr + 1] = {nullptr, micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
-                                        micro_kernel<4>};
+template <bool kEvex>
+constexpr KernelFn kKernels[kMr + 1] = {nullptr, micro_kernel<1, kEvex>, micro_kernel<2, kEvex>,
+                                        micro_kernel<3, kEvex>, micro_kernel<4, kEvex>};
 
-template <typename S, int kBits>
+template <typename S, int kBits, bool kEvex>
 void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
   const GemmTasks plan = plan_gemm_tasks(a.m, a.n, kMr, kNr, kNcMax);
   // K chunks hold whole groups (kKc is a multiple of every group size).
@@ -195,9 +213,9 @@ void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
           for (int64_t ir = 0; ir < mc; ir += kMr) {
             const int rows = int(std::min<int64_t>(kMr, mc - ir));
             const int64_t row = ic + ir;
-            kKernels[rows](x, row, pc, kc, w.group_size, panel_at(p),
-                           a.out + row * a.out_stride + col, a.out_stride, cols,
-                           a.bias ? a.bias + col : nullptr);
+            kKernels<kEvex>[rows](x, row, pc, kc, w.group_size, panel_at(p),
+                                  a.out + row * a.out_stride + col, a.out_stride, cols,
+                                  a.bias ? a.bias + col : nullptr);
           }
         }
       }
@@ -207,24 +225,36 @@ void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
 
 }  // namespace
 
-bool cpu_has_avx_vnni() {
-  static const bool has = [] {
-    const char* env = std::getenv("HEARTH_CPU_NO_VNNI");
-    if (env && env[0] == '1') return false;
+CpuVnni cpu_vnni() {
+  static const CpuVnni value = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avxvnni") != 0;
+    const bool avx = __builtin_cpu_supports("avxvnni") != 0;
+    const bool avx512 =
+        __builtin_cpu_supports("avx512vnni") != 0 && __builtin_cpu_supports("avx512vl") != 0;
+    const char* env = std::getenv("HEARTH_CPU_VNNI");
+    const std::string want = env ? env : "";
+    if (want == "none") return CpuVnni::none;
+    if (want == "avx512") return avx512 ? CpuVnni::avx512 : CpuVnni::none;
+    if (want == "avx") return avx ? CpuVnni::avx : CpuVnni::none;
+    return avx ? CpuVnni::avx : avx512 ? CpuVnni::avx512 : CpuVnni::none;
   }();
-  return has;
+  return value;
 }
 
 bool quantized_gemm_int16(const MatmulArgs& a, const QuantView& w) {
-  if (!cpu_has_avx_vnni()) return false;
+  const CpuVnni vnni = cpu_vnni();
+  if (vnni == CpuVnni::none) return false;
   std::vector<int16_t> xq(size_t(a.m * a.k));
   std::vector<float> step(size_t(a.m * w.groups)), xsum(step.size());
   round_x_int16_rows(a, w, xq.data(), step.data(), xsum.data());
   const XRows x{xq.data(), step.data(), xsum.data(), a.k, w.groups};
   dispatch_scale(w.scale_dtype, [&]<typename S>() {
-    dispatch_bits(w.bits, [&]<int kBits>() { gemm_typed<S, kBits>(a, w, x); });
+    dispatch_bits(w.bits, [&]<int kBits>() {
+      if (vnni == CpuVnni::avx512)
+        gemm_typed<S, kBits, true>(a, w, x);
+      else
+        gemm_typed<S, kBits, false>(a, w, x);
+    });
   });
   return true;
 }

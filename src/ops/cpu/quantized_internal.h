@@ -123,10 +123,12 @@ void quantized_gemm(const MatmulArgs& a, const QuantView& w);
 // Every group size is a multiple of 16.
 void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, float* step,
                         float* xsum);
-// The GEMM over int16 x on AVX-VNNI (qgemm_int16.cpp); false (nothing done) on CPUs without it
-// or under HEARTH_CPU_NO_VNNI=1.
+// The GEMM over int16 x on VNNI (qgemm_int16.cpp); false (nothing done) where cpu_vnni() is none.
 bool quantized_gemm_int16(const MatmulArgs& a, const QuantView& w);
-// Whether quantized_gemm_int16 runs here: the CPU has AVX-VNNI and HEARTH_CPU_NO_VNNI is not 1.
-bool cpu_has_avx_vnni();
+// Which vpdpwssd encoding quantized_gemm_int16 uses here: AVX-VNNI (VEX) when the CPU has it,
+// else AVX512-VNNI + VL (EVEX), else none. HEARTH_CPU_VNNI=none|avx|avx512 picks one (a missing
+// extension gives none), to test each path on one machine.
+enum class CpuVnni { none, avx, avx512 };
+CpuVnni cpu_vnni();
 
 }  // namespace hearth::ops::cpu
