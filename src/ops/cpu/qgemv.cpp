@@ -61,6 +61,15 @@ const bool kByteTrick = [] {
   return !(env && env[0] == '1');
 }();
 
+// How far ahead of its reads the GEMV prefetches the codes (rows are contiguous, so past a row's
+// end this is the next row's start). Without it the 2-vCPU Intel Xeon CI-class VM streamed 4-bit
+// codes at 45 % of its read bandwidth in the int16 path and 18 % in the f32 one (the kernels'
+// compute and the DRAM latency did not overlap: 27 G codes/s per thread from L2, 12 from DRAM);
+// int16 path, 512 bytes ahead: 45-56 %, 1 KiB 58-62 %, 2 KiB 70-71 %, 4-8 KiB 67-68 % (op_bench
+// --only qgemv, two threads, 8960 x 1536 and 1536 x 8960); the f32 paths at 2 KiB: 4-bit 46 %,
+// 8-bit 68 % of a decode step (op_bench --only qmodel; 18 % and 33 % without).
+constexpr int64_t kPrefetchAhead = 2048;
+
 struct GemvCtx {
   const MatmulArgs* a;
   const QuantView* w;
@@ -118,6 +127,8 @@ inline void row_q4(const GemvCtx& c, int64_t n, int64_t m0) {
     for (int u = 0; u < kU; ++u)
       for (int i = 0; i < kM; ++i) acc_lo[u][i] = acc_hi[u][i] = _mm256_setzero_ps();
     const uint8_t* p = row + g * (w.group_size / 2);
+    // The group's codes kPrefetchAhead bytes on (16-64 bytes a group: one line).
+    _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0);
     const int64_t x0 = g * w.group_size;
     for (int64_t ch = 0; ch < chunks; ch += kU) {
       for (int u = 0; u < kU; ++u) {
@@ -160,6 +171,10 @@ inline void row_natural(const GemvCtx& c, int64_t n, int64_t m0) {
     for (int u = 0; u < kU; ++u)
       for (int i = 0; i < kM; ++i) acc[u][i] = _mm256_setzero_ps();
     const int64_t c0 = g * chunks;
+    // The group's codes kPrefetchAhead bytes on (16-128 bytes a group: one or two lines).
+    const char* ahead = reinterpret_cast<const char*>(row + c0 * kBits) + kPrefetchAhead;
+    _mm_prefetch(ahead, _MM_HINT_T0);
+    if (w.group_size * kBits > 512) _mm_prefetch(ahead + 64, _MM_HINT_T0);
     for (int64_t ch = 0; ch < chunks; ch += kU) {
       for (int u = 0; u < kU; ++u) {
         const __m256 q = unpack8_f32<kBits>(row, c0 + ch + u);
@@ -177,13 +192,6 @@ inline void row_natural(const GemvCtx& c, int64_t n, int64_t m0) {
   }
   finish_row<S, kM>(c, n, m0, total);
 }
-
-// How far ahead of its reads the int16 path prefetches the codes. Without it the 2-vCPU Intel Xeon
-// CI-class VM streamed 4-bit codes at 45 % of its read bandwidth (the kernel's compute and the
-// DRAM latency did not overlap: 27 G codes/s per thread from L2, 12 from DRAM); 512 bytes ahead
-// gave 45-56 %, 1 KiB 58-62 %, 2 KiB 70-71 %, 4-8 KiB 67-68 % (op_bench --only qgemv, two
-// threads, 8960 x 1536 and 1536 x 8960).
-constexpr int64_t kPrefetchAhead = 2048;
 
 // Codes per 16-bit lane and per 32-byte block of the int16 path.
 template <int kBits>
