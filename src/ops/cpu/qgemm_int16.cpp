@@ -1,15 +1,17 @@
 // CPU GEMM with MLX affine-quantized weights and x rounded to int16 per group, on VNNI
-// (vpdpwssd: 16 int16 multiply-adds into 8 int32 lanes per instruction, twice an f32 FMA's 8).
-// Taken by prefill under MatmulPrecision::bf16 on CPUs with AVX-VNNI (Intel since Alder Lake /
-// Sapphire Rapids, AMD since Zen 5) or AVX512-VNNI with AVX512-VL (Intel since Cascade Lake, AMD
-// Zen 4), using the 256-bit form of either encoding; the f32 GEMM of qmatmul.cpp otherwise.
+// (vpdpwssd: 16 int16 multiply-adds into 8 int32 lanes per instruction). Taken by prefill under
+// MatmulPrecision::bf16 on CPUs with AVX-VNNI (Intel since Alder Lake / Sapphire Rapids, AMD
+// since Zen 5) or AVX512-VNNI with AVX512-VL (Intel since Cascade Lake, AMD Zen 4), in the
+// 256-bit form of either encoding; the f32 GEMM of qmatmul.cpp otherwise. On the Xeon VM
+// vpdpwssd issues at half an FMA's rate (about the same multiply-adds per cycle); the gain
+// (~1.4x the f32 path, docs/perf/cpu_ops.md) is in the panels: int16 codes, half the bytes of
+// dequantized f32 and no per-weight scale/bias FMA.
 //
-//   out[m, n] = sum_g (s[n, g] * step[m, g] * sum_{k in g} q[n, k] * xq[m, k] + b[n, g] * xsum[m,
-//   g])
-//
-// with xq, step and xsum as the GEMV computes them (round_x_int16_rows): each group's integer
-// dot is exact, then scaled once. Blocking as in gemm.cpp: per task a block of N columns; per
-// K chunk of kKc the block's 16-column panels are unpacked to int16 code pairs, panel[p][j] =
+// For group g of row n (scale s, bias b) and row m of x:
+//   out[m, n] += s * step[m, g] * sum_{k in g} q[n, k] * xq[m, k] + b * xsum[m, g]
+// with xq, step and xsum as round_x_int16_rows gives them: each group's integer dot is exact,
+// then scaled once. Blocking as in gemm.cpp: per task a block of N columns; per K chunk of kKc
+// the block's 16-column panels are unpacked to int16 code pairs, panel[p][j] =
 // (q[n0 + j, 2p], q[n0 + j, 2p + 1]) as one 32-bit element, with f32 scales and biases per group;
 // a 4 x 16 micro-kernel broadcasts an x pair per row and runs two vpdpwssd per row per pair,
 // flushing its 8 int32 accumulators into an f32 tile at the end of every group.
@@ -25,8 +27,8 @@
 namespace hearth::ops::cpu {
 namespace {
 
-constexpr int kMr =
-    4;  // x rows per micro-kernel: 8 accumulators + 2 B + 1 A (6 rows spilled, no faster)
+// x rows per micro-kernel: 8 accumulators + 2 B + 1 A (6 rows measured the same, with spills).
+constexpr int kMr = 4;
 constexpr int kNr = 16;          // columns per panel (two ymm of 8 int32 lanes)
 constexpr int64_t kKc = 512;     // K chunk: a panel is kKc / 2 * 64 B = 16 KiB (L1)
 constexpr int64_t kMc = 192;     // x rows per block: 192 * kKc * 2 B = 192 KiB (L2)
