@@ -4,8 +4,17 @@
 # peer on the same folders. Expects the carried folder layout of .cudarun-fast:
 #   bin/{hearth,op_tests,model_tests,cuda_bench} (or bin.tar.xz of them), lib/ (libutf8proc, libfmt), this script,
 #   hf_peer.py, make_random_model_gpu.py; the repo's tools/ and tests/data beside it.
+# Building and packing on the dev VM (sm_90 only: ~7 min on 2 cores; stripped + xz: ~6 MB for
+# hearth, op_tests and model_tests, under the 64 MiB carry limit):
+#   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON \
+#     -DCMAKE_CUDA_ARCHITECTURES=90-real
+#   cmake --build build-cuda -j2 --target hearth op_tests model_tests kv_tests cuda_bench
+#   mkdir -p P/bin && cp build-cuda/bin/{hearth,cuda_bench} build-cuda/tests/{op_tests,model_tests} P/bin
+#   strip P/bin/* && tar -C P -cf - bin | xz -T2 -9 > .cudarun-fast/bin.tar.xz
 # Usage (repo root on the GPU machine): bash .cudarun-fast/device_run.sh STAGES  (default: all)
-#   stages: tests bench models hearth profile peer
+#   stages: tests bench models hearth profile peer precision quant
+#   precision: CUDA GEMM / golden tests at --matmul-precision bf16, 8B prefill at both precisions
+#   quant: 8B converted to 4 and 8 bits by hearth convert; decode at batch 1/4/16/64, prefill 2048
 set -u
 C=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(pwd)
@@ -15,10 +24,10 @@ mkdir -p "$OUT"
 [ -d "$C/bin" ] || tar -xJf "$C/bin.tar.xz" -C "$C"
 CUBLAS_PY=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null || true)
 export LD_LIBRARY_PATH="$C/lib:/usr/local/cuda/lib64:${CUBLAS_PY}:${LD_LIBRARY_PATH:-}"
-STAGES=${1:-"tests bench models hearth profile peer"}
+STAGES=${1:-"tests bench models hearth profile peer precision quant"}
 log() { echo "== $(date +%T) $*"; }
 # Test binaries look for tests/data at the dev VM's absolute path.
-DATA_DIR=${HEARTH_BUILD_TESTS_DATA:-/work/wt/cudafast/tests/data}
+DATA_DIR=${HEARTH_BUILD_TESTS_DATA:-/work/main/tests/data}
 mkdir -p "$(dirname "$DATA_DIR")" && ln -sfn "$ROOT/tests/data" "$DATA_DIR"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
@@ -61,6 +70,27 @@ for s in $STAGES; do
     for m in m1b m8b; do
       log "hf peer $m"
       PYTHONUNBUFFERED=1 timeout 170 python3 "$C/hf_peer.py" /tmp/$m --prompt 2048 --gen 128 --compile 2>&1 | tee "$OUT/peer_$m.log" | grep -E "HF_PEER|Error|error" | head -8
+    done
+    ;;
+  precision)
+    log "precision tests"
+    "$C/bin/op_tests" --gtest_filter='Cuda/MatmulTest.*' 2>&1 | tail -n 3 | tee "$OUT/precision_op.log"
+    "$C/bin/model_tests" --gtest_filter='*Golden*' 2>&1 | tee "$OUT/precision_golden.log" | grep -E "FAILED|PASSED|bf16" | head -20
+    for p in bf16 exact; do
+      log "hearth m8b prefill 2048, --matmul-precision $p"
+      "$C/bin/hearth" benchmark --model /tmp/m8b --device cuda -p 2048 -g 4 -n 2 --matmul-precision $p 2>&1 | tee -a "$OUT/precision_m8b.log" | grep -E "Averages|rror"
+    done
+    ;;
+  quant)
+    for b in 4 8; do
+      log "convert m8b to $b bits"
+      "$C/bin/hearth" convert --hf-path /tmp/m8b --mlx-path /tmp/m8b-q$b -q --q-bits $b > "$OUT/convert_q$b.log" 2>&1 || tail -3 "$OUT/convert_q$b.log"
+      log "hearth m8b-q$b prefill 2048"
+      "$C/bin/hearth" benchmark --model /tmp/m8b-q$b --device cuda -p 2048 -g 4 -n 2 2>&1 | tee -a "$OUT/quant_q$b.log" | grep -E "Averages|rror"
+      for batch in 1 4 16 64; do
+        log "hearth m8b-q$b decode, batch $batch"
+        "$C/bin/hearth" benchmark --model /tmp/m8b-q$b --device cuda -p 128 -g 64 -n 2 -b $batch 2>&1 | tee -a "$OUT/quant_q$b.log" | grep -E "Averages|roofline|rror"
+      done
     done
     ;;
   esac
