@@ -431,21 +431,36 @@ inline void row(const GemvCtx& c, int64_t n, int64_t m0) {
     row_natural<S, kBits, kM>(c, n, m0);
 }
 
-// Weight row n against every x row, kRowsTogether at a time.
+// Weight rows [n0, n1) against every x row, kRowsTogether at a time. With more than
+// kRowsTogether x rows, the weight rows go in tiles of kWeightTile: each group of x rows then
+// serves a tile from L1 instead of one row, so the x rows (16 of K = 8960 are 287 KB in f32,
+// 143 KB in int16) stream from L2 once per tile, not once per weight row.
+constexpr int64_t kWeightTile = 8;
+
 template <typename S, int kBits>
-void row_all_x(const GemvCtx& c, int64_t n) {
+void rows_all_x(const GemvCtx& c, int64_t n0, int64_t n1) {
   const int64_t m = c.a->m;
-  int64_t m0 = 0;
-  for (; m0 + kRowsTogether <= m; m0 += kRowsTogether) row<S, kBits, kRowsTogether>(c, n, m0);
-  switch (m - m0) {
-    case 1:
-      return row<S, kBits, 1>(c, n, m0);
-    case 2:
-      return row<S, kBits, 2>(c, n, m0);
-    case 3:
-      return row<S, kBits, 3>(c, n, m0);
-    default:
-      return;
+  const int64_t tile = m > kRowsTogether ? kWeightTile : 1;
+  for (int64_t t0 = n0; t0 < n1; t0 += tile) {
+    const int64_t t1 = std::min(n1, t0 + tile);
+    int64_t m0 = 0;
+    for (; m0 + kRowsTogether <= m; m0 += kRowsTogether)
+      for (int64_t n = t0; n < t1; ++n) row<S, kBits, kRowsTogether>(c, n, m0);
+    for (int64_t n = t0; n < t1; ++n) {
+      switch (m - m0) {
+        case 1:
+          row<S, kBits, 1>(c, n, m0);
+          break;
+        case 2:
+          row<S, kBits, 2>(c, n, m0);
+          break;
+        case 3:
+          row<S, kBits, 3>(c, n, m0);
+          break;
+        default:
+          break;
+      }
+    }
   }
 }
 
@@ -460,7 +475,7 @@ void gemv_typed(const GemvCtx& c) {
   const int64_t per_task = (w.n + tasks - 1) / tasks;
   ThreadPool::global().run(tasks, [&](int64_t t) {
     const int64_t n0 = t * per_task, n1 = std::min(w.n, n0 + per_task);
-    for (int64_t n = n0; n < n1; ++n) row_all_x<S, kBits>(c, n);
+    rows_all_x<S, kBits>(c, n0, n1);
   });
 }
 
