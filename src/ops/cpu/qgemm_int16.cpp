@@ -1,11 +1,9 @@
 // CPU GEMM with MLX affine-quantized weights and x rounded to int16 per group, on VNNI
-// (vpdpwssd: 16 int16 multiply-adds into 8 int32 lanes per instruction). Taken by prefill under
-// MatmulPrecision::bf16 on CPUs with AVX-VNNI (Intel since Alder Lake / Sapphire Rapids, AMD
-// since Zen 5) or AVX512-VNNI with AVX512-VL (Intel since Cascade Lake, AMD Zen 4), in the
-// 256-bit form of either encoding; the f32 GEMM of qmatmul.cpp otherwise. On the Xeon VM
-// vpdpwssd issues at half an FMA's rate (about the same multiply-adds per cycle); the gain
-// (~1.4x the f32 path, docs/perf/cpu_ops.md) is in the panels: int16 codes, half the bytes of
-// dequantized f32 and no per-weight scale/bias FMA.
+// (vpdpwssd: pairwise int16 multiply-adds into int32 lanes). Taken by prefill under
+// MatmulPrecision::bf16 on CPUs with AVX512-VNNI (Intel since Cascade Lake, AMD Zen 4: a zmm
+// kernel, 12 x 16) or AVX-VNNI (Intel Alder Lake client parts, AMD Zen 5: a ymm kernel, 4 x 16);
+// the f32 GEMM of qmatmul.cpp otherwise. On the Xeon VM a zmm vpdpwssd issues at 6.2 G/s per
+// thread, a ymm one at 3.3 G/s and a ymm FMA at 7.4 G/s (docs/perf/cpu_ops.md).
 //
 // For group g of row n (scale s, bias b) and row m of x:
 //   out[m, n] += s * step[m, g] * sum_{k in g} q[n, k] * xq[m, k] + b * xsum[m, g]
@@ -13,8 +11,8 @@
 // then scaled once. Blocking as in gemm.cpp: per task a block of N columns; per K chunk of kKc
 // the block's 16-column panels are unpacked to int16 code pairs, panel[p][j] =
 // (q[n0 + j, 2p], q[n0 + j, 2p + 1]) as one 32-bit element, with f32 scales and biases per group;
-// a 4 x 16 micro-kernel broadcasts an x pair per row and runs two vpdpwssd per row per pair,
-// flushing its 8 int32 accumulators into an f32 tile at the end of every group.
+// the micro-kernels broadcast an x pair per row and run vpdpwssd per row and pair, flushing their
+// int32 accumulators into an f32 tile at the end of every group.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -102,24 +100,9 @@ struct XRows {
   int64_t k, groups;
 };
 
-// acc += the pairwise int16 products of a and b (vpdpwssd, ymm), in the VEX encoding (AVX-VNNI,
-// the intrinsic) or the EVEX one (AVX512-VNNI + VL, inline assembly, so that no AVX-512 code
-// generation is enabled anywhere: the kernel stays AVX2 apart from this one instruction).
-template <bool kEvex>
-__attribute__((target("avx2,fma,avxvnni"), always_inline)) inline __m256i dpwssd(__m256i acc,
-                                                                                 __m256i a,
-                                                                                 __m256i b) {
-  if constexpr (kEvex) {
-    asm("%{evex%} vpdpwssd %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
-    return acc;
-  } else {
-    return _mm256_dpwssd_avx_epi32(acc, a, b);
-  }
-}
-
 // out rows [row, row + kRows) x columns [col, col + cols) += this K chunk's products. The first
-// chunk (k0 == 0) starts from the bias. Called only where the CPU has the encoding kEvex names.
-template <int kRows, bool kEvex>
+// chunk (k0 == 0) starts from the bias. AVX-VNNI (ymm); called only where the CPU has it.
+template <int kRows>
 __attribute__((target("avx2,fma,avxvnni"))) void micro_kernel(const XRows& x, int64_t row,
                                                               int64_t k0, int64_t kc,
                                                               int group_size, const Panel& panel,
@@ -146,8 +129,8 @@ __attribute__((target("avx2,fma,avxvnni"))) void micro_kernel(const XRows& x, in
         int32_t pair;
         std::memcpy(&pair, xr[i] + kx + 2 * p, 4);
         const __m256i a = _mm256_set1_epi32(pair);
-        acc[i][0] = dpwssd<kEvex>(acc[i][0], a, b0);
-        acc[i][1] = dpwssd<kEvex>(acc[i][1], a, b1);
+        acc[i][0] = _mm256_dpwssd_avx_epi32(acc[i][0], a, b0);
+        acc[i][1] = _mm256_dpwssd_avx_epi32(acc[i][1], a, b1);
       }
     }
     // Spill the accumulators once, so that the flush below cannot keep them in memory inside
@@ -181,13 +164,100 @@ __attribute__((target("avx2,fma,avxvnni"))) void micro_kernel(const XRows& x, in
 
 using KernelFn = void (*)(const XRows&, int64_t, int64_t, int64_t, int, const Panel&, float*,
                           int64_t, int, const float*);
-template <bool kEvex>
-constexpr KernelFn kKernels[kMr + 1] = {nullptr, micro_kernel<1, kEvex>, micro_kernel<2, kEvex>,
-                                        micro_kernel<3, kEvex>, micro_kernel<4, kEvex>};
+constexpr KernelFn kKernels[kMr + 1] = {nullptr, micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
+                                        micro_kernel<4>};
 
-template <typename S, int kBits, bool kEvex>
-void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
-  const GemmTasks plan = plan_gemm_tasks(a.m, a.n, kMr, kNr, kNcMax);
+// The AVX512-VNNI kernel: a zmm holds a whole panel row (16 columns of int32), so one vpdpwssd
+// per x row and pair, 12 rows per call (12 int32 + 12 f32 accumulators in the 32 registers). x
+// comes packed per 12 rows, xpack[pair * 12 + i] (a row stride apart, 12 rows share an L1 set).
+// On the Xeon VM a zmm vpdpwssd issues at 6.2 G/s per thread against 3.3 G/s for the ymm AVX-VNNI
+// form: 3.7x the multiply-adds.
+constexpr int kMrZmm = 12;
+
+// GCC 12's _mm512_cvtepi32_ps starts from _mm512_undefined_ps(), which -Wmaybe-uninitialized
+// reports as uninitialized (a known false positive of its headers).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int kRows>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void micro_kernel_zmm(
+    const XRows& x, const int32_t* xpack, int64_t row, int64_t k0, int64_t kc, int group_size,
+    const Panel& panel, float* out, int64_t os, int cols, const float* bias) {
+  // The f32 tile starts from out (or the bias on the first chunk), columns past cols at 0;
+  // written with vector stores (scalar stores then a zmm load would stall store forwarding).
+  alignas(64) float tile[kRows][kNr];
+  const __mmask16 valid = __mmask16((1u << cols) - 1);
+  for (int i = 0; i < kRows; ++i) {
+    const __m512 init = k0 != 0 ? _mm512_maskz_loadu_ps(valid, out + i * os)
+                        : bias  ? _mm512_maskz_loadu_ps(valid, bias)
+                                : _mm512_setzero_ps();
+    _mm512_store_ps(tile[i], init);
+  }
+  const int64_t groups = kc / group_size, pairs_per_group = group_size / 2;
+  for (int64_t gl = 0; gl < groups; ++gl) {
+    __m512i acc[kRows];
+#pragma GCC unroll 12
+    for (int i = 0; i < kRows; ++i) acc[i] = _mm512_setzero_si512();
+    const int32_t* b = panel.pairs + gl * pairs_per_group * kNr;
+    const int32_t* xp = xpack + gl * pairs_per_group * kMrZmm;
+    for (int64_t p = 0; p < pairs_per_group; ++p) {
+      const __m512i bv = _mm512_load_si512(b + p * kNr);
+#pragma GCC unroll 12
+      for (int i = 0; i < kRows; ++i)  // acc[i] += bv . broadcast(x pair), in place
+        asm("vpdpwssd %[x]%{1to16%}, %[b], %[acc]"
+            : [acc] "+v"(acc[i])
+            : [b] "v"(bv), [x] "m"(xp[p * kMrZmm + i]));
+    }
+    // Spill the accumulators once (as the ymm kernel does): the flush reading them in place kept
+    // GCC copying every accumulator around each vpdpwssd.
+    alignas(64) int32_t sums[kRows][kNr];
+#pragma GCC unroll 12
+    for (int i = 0; i < kRows; ++i) _mm512_store_si512(sums[i], acc[i]);
+    const int64_t g = k0 / group_size + gl;
+    const __m512 sv = _mm512_load_ps(panel.scales + gl * kNr);
+    const __m512 cv = _mm512_load_ps(panel.biases + gl * kNr);
+    for (int i = 0; i < kRows; ++i) {
+      const __m512 step = _mm512_set1_ps(x.step[(row + i) * x.groups + g]);
+      const __m512 xs = _mm512_set1_ps(x.xsum[(row + i) * x.groups + g]);
+      __m512 t = _mm512_load_ps(tile[i]);
+      t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums[i])), _mm512_mul_ps(sv, step),
+                          t);
+      _mm512_store_ps(tile[i], _mm512_fmadd_ps(cv, xs, t));
+    }
+  }
+  for (int i = 0; i < kRows; ++i)
+    _mm512_mask_storeu_ps(out + i * os, valid, _mm512_load_ps(tile[i]));
+}
+
+#pragma GCC diagnostic pop
+
+using KernelZmmFn = void (*)(const XRows&, const int32_t*, int64_t, int64_t, int64_t, int,
+                             const Panel&, float*, int64_t, int, const float*);
+constexpr KernelZmmFn kKernelsZmm[kMrZmm + 1] = {nullptr,
+                                                 micro_kernel_zmm<1>,
+                                                 micro_kernel_zmm<2>,
+                                                 micro_kernel_zmm<3>,
+                                                 micro_kernel_zmm<4>,
+                                                 micro_kernel_zmm<5>,
+                                                 micro_kernel_zmm<6>,
+                                                 micro_kernel_zmm<7>,
+                                                 micro_kernel_zmm<8>,
+                                                 micro_kernel_zmm<9>,
+                                                 micro_kernel_zmm<10>,
+                                                 micro_kernel_zmm<11>,
+                                                 micro_kernel_zmm<12>};
+
+// x rows [row, row + rows) over [k0, k0 + kc) as pairs, xpack[pair * kMrZmm + i].
+void pack_x_pairs(const XRows& x, int64_t row, int rows, int64_t k0, int64_t kc, int32_t* xpack) {
+  for (int i = 0; i < rows; ++i) {
+    const int16_t* xr = x.xq + (row + i) * x.k + k0;
+    for (int64_t p = 0; p < kc / 2; ++p) std::memcpy(xpack + p * kMrZmm + i, xr + 2 * p, 4);
+  }
+}
+
+template <typename S, int kBits>
+void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x, bool zmm) {
+  const int64_t mr = zmm ? kMrZmm : kMr;
+  const GemmTasks plan = plan_gemm_tasks(a.m, a.n, mr, kNr, kNcMax);
   // K chunks hold whole groups (kKc is a multiple of every group size).
   ThreadPool::global().run(plan.count(), [&](int64_t task) {
     const int64_t n0 = (task / plan.m_split) * plan.nc, n1 = std::min(a.n, n0 + plan.nc);
@@ -197,6 +267,7 @@ void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
     Aligned pairs(size_t(panels * kKc / 2 * kNr) * 4);
     Aligned meta(size_t(panels * groups_per_chunk * kNr * 2) * 4);
     Aligned scratch(size_t(kNr * kKc / 2) * 4);
+    Aligned xpack(zmm ? size_t(kMc * kKc / 2) * 4 : 64);  // kMc is a multiple of kMrZmm
     for (int64_t pc = 0; pc < a.k; pc += kKc) {
       const int64_t kc = std::min(kKc, a.k - pc);
       auto panel_at = [&](int64_t p) {
@@ -209,15 +280,24 @@ void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x) {
                              static_cast<int32_t*>(scratch.p), panel_at(p));
       for (int64_t ic = m0; ic < m1; ic += kMc) {
         const int64_t mc = std::min(kMc, m1 - ic);
+        int32_t* xp = static_cast<int32_t*>(xpack.p);
+        if (zmm)
+          for (int64_t ir = 0; ir < mc; ir += mr)
+            pack_x_pairs(x, ic + ir, int(std::min(mr, mc - ir)), pc, kc, xp + ir * kc / 2);
         for (int64_t p = 0; p < panels; ++p) {
           const int64_t col = n0 + p * kNr;
           const int cols = int(std::min<int64_t>(kNr, n1 - col));
-          for (int64_t ir = 0; ir < mc; ir += kMr) {
-            const int rows = int(std::min<int64_t>(kMr, mc - ir));
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int rows = int(std::min(mr, mc - ir));
             const int64_t row = ic + ir;
-            kKernels<kEvex>[rows](x, row, pc, kc, w.group_size, panel_at(p),
-                                  a.out + row * a.out_stride + col, a.out_stride, cols,
-                                  a.bias ? a.bias + col : nullptr);
+            float* out = a.out + row * a.out_stride + col;
+            const float* bias = a.bias ? a.bias + col : nullptr;
+            if (zmm)
+              kKernelsZmm[rows](x, xp + ir * kc / 2, row, pc, kc, w.group_size, panel_at(p), out,
+                                a.out_stride, cols, bias);
+            else
+              kKernels[rows](x, row, pc, kc, w.group_size, panel_at(p), out, a.out_stride, cols,
+                             bias);
           }
         }
       }
@@ -231,14 +311,15 @@ CpuVnni cpu_vnni() {
   static const CpuVnni value = [] {
     __builtin_cpu_init();
     const bool avx = __builtin_cpu_supports("avxvnni") != 0;
-    const bool avx512 =
-        __builtin_cpu_supports("avx512vnni") != 0 && __builtin_cpu_supports("avx512vl") != 0;
+    const bool avx512 = __builtin_cpu_supports("avx512vnni") != 0 &&
+                        __builtin_cpu_supports("avx512bw") != 0 &&
+                        __builtin_cpu_supports("avx512f") != 0;
     const char* env = std::getenv("HEARTH_CPU_VNNI");
     const std::string want = env ? env : "";
     if (want == "none") return CpuVnni::none;
     if (want == "avx512") return avx512 ? CpuVnni::avx512 : CpuVnni::none;
     if (want == "avx") return avx ? CpuVnni::avx : CpuVnni::none;
-    return avx ? CpuVnni::avx : avx512 ? CpuVnni::avx512 : CpuVnni::none;
+    return avx512 ? CpuVnni::avx512 : avx ? CpuVnni::avx : CpuVnni::none;
   }();
   return value;
 }
@@ -251,12 +332,8 @@ bool quantized_gemm_int16(const MatmulArgs& a, const QuantView& w) {
   round_x_int16_rows(a, w, xq.data(), step.data(), xsum.data());
   const XRows x{xq.data(), step.data(), xsum.data(), a.k, w.groups};
   dispatch_scale(w.scale_dtype, [&]<typename S>() {
-    dispatch_bits(w.bits, [&]<int kBits>() {
-      if (vnni == CpuVnni::avx512)
-        gemm_typed<S, kBits, true>(a, w, x);
-      else
-        gemm_typed<S, kBits, false>(a, w, x);
-    });
+    dispatch_bits(w.bits,
+                  [&]<int kBits>() { gemm_typed<S, kBits>(a, w, x, vnni == CpuVnni::avx512); });
   });
   return true;
 }

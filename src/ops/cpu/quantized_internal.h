@@ -125,9 +125,9 @@ void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, fl
                         float* xsum);
 // The GEMM over int16 x on VNNI (qgemm_int16.cpp); false (nothing done) where cpu_vnni() is none.
 bool quantized_gemm_int16(const MatmulArgs& a, const QuantView& w);
-// Which vpdpwssd encoding quantized_gemm_int16 uses here: AVX-VNNI (VEX) when the CPU has it,
-// else AVX512-VNNI + VL (EVEX), else none. HEARTH_CPU_VNNI=none|avx|avx512 picks one (a missing
-// extension gives none), to test each path on one machine.
+// Which vpdpwssd kernel quantized_gemm_int16 uses here: AVX512-VNNI (zmm, 12 x 16) when the CPU
+// has it, else AVX-VNNI (ymm, 4 x 16), else none. HEARTH_CPU_VNNI=none|avx|avx512 picks one (a
+// missing extension gives none), to test each path on one machine.
 enum class CpuVnni { none, avx, avx512 };
 CpuVnni cpu_vnni();
 
