@@ -205,15 +205,6 @@ bool use_avx512() {
 
 // ---- driver -------------------------------------------------------------------------------------
 
-struct AlignedFloats {
-  explicit AlignedFloats(size_t n)
-      : p(static_cast<float*>(aligned_host_alloc(n * sizeof(float)))) {}
-  ~AlignedFloats() { aligned_host_free(p); }
-  AlignedFloats(const AlignedFloats&) = delete;
-  AlignedFloats& operator=(const AlignedFloats&) = delete;
-  float* p;
-};
-
 template <typename W>
 void pack_dense(const void* ctx, int64_t n0, int64_t rows, int64_t k0, int64_t kc, float* panel) {
   const MatmulArgs& a = *static_cast<const MatmulArgs*>(ctx);
@@ -240,12 +231,11 @@ void gemm_packed(const MatmulArgs& a, PackPanelFn pack, const void* ctx) {
   const int mr = avx512 ? kMrAvx512 : kMr;
   const GemmTasks plan = plan_gemm_tasks(a.m, a.n, mr, kNr, kNcMax);
   ThreadPool::global().run(plan.count(), [&](int64_t task) {
-    const int64_t n0 = (task / plan.m_split) * plan.nc, n1 = std::min(a.n, n0 + plan.nc);
-    const int64_t m0 = (task % plan.m_split) * plan.m_per, m1 = std::min(a.m, m0 + plan.m_per);
+    const auto [n0, n1, m0, m1] = plan.range(task, a.m, a.n);
     const int64_t panels = (n1 - n0 + kNr - 1) / kNr;
-    AlignedFloats packed(size_t(panels * kKc * kNr));
+    AlignedArray<float> packed(size_t(panels * kKc * kNr));
     // AVX-512: the M block's x, packed per 12 rows (kMc is a multiple of 12).
-    AlignedFloats xpack(avx512 ? size_t(kMc * kKc) : 1);
+    AlignedArray<float> xpack(avx512 ? size_t(kMc * kKc) : 1);
     for (int64_t pc = 0; pc < a.k; pc += kKc) {
       const int64_t kc = std::min(kKc, a.k - pc);
       for (int64_t p = 0; p < panels; ++p)

@@ -2,8 +2,11 @@
 // heuristic that picks one.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <utility>
 
+#include "core/storage.h"
 #include "core/tensor.h"
 
 namespace hearth::ops::cpu {
@@ -46,8 +49,31 @@ void gemm_packed(const MatmulArgs& args, PackPanelFn pack, const void* ctx);
 struct GemmTasks {
   int64_t nc, n_blocks, m_split, m_per;
   int64_t count() const { return n_blocks * m_split; }
+  // Task t's columns [n0, n1) and rows [m0, m1) of an m x n product.
+  struct Range {
+    int64_t n0, n1, m0, m1;
+  };
+  Range range(int64_t t, int64_t m, int64_t n) const {
+    const int64_t n0 = (t / m_split) * nc, m0 = (t % m_split) * m_per;
+    return {n0, std::min(n, n0 + nc), m0, std::min(m, m0 + m_per)};
+  }
 };
 GemmTasks plan_gemm_tasks(int64_t m, int64_t n, int64_t mr, int64_t nr, int64_t nc_max);
+
+// Scratch memory of n T, 64-byte aligned (aligned_host_alloc), freed with its owner: packed
+// panels and rounded x rows of the kernels. Default-constructed: empty.
+template <typename T>
+struct AlignedArray {
+  AlignedArray() = default;
+  explicit AlignedArray(size_t n) : p(static_cast<T*>(aligned_host_alloc(n * sizeof(T)))) {}
+  ~AlignedArray() { aligned_host_free(p); }
+  AlignedArray(AlignedArray&& o) noexcept : p(std::exchange(o.p, nullptr)) {}
+  AlignedArray& operator=(AlignedArray&& o) noexcept {
+    std::swap(p, o.p);
+    return *this;
+  }
+  T* p = nullptr;
+};
 
 // Rows of x up to which products take the GEMV path: kGemvMaxRows, or less when
 // HEARTH_CPU_GEMV_MAX_ROWS says so (0 sends every product through the GEMM, to bisect).

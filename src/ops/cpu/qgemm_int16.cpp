@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "core/storage.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/quantized_internal.h"
 
@@ -31,14 +30,6 @@ constexpr int kNr = 16;          // columns per panel (two ymm of 8 int32 lanes)
 constexpr int64_t kKc = 512;     // K chunk: a panel is kKc / 2 * 64 B = 16 KiB (L1)
 constexpr int64_t kMc = 192;     // x rows per block: 192 * kKc * 2 B = 192 KiB (L2)
 constexpr int64_t kNcMax = 256;  // columns per task
-
-struct Aligned {
-  explicit Aligned(size_t bytes) : p(aligned_host_alloc(bytes)) {}
-  ~Aligned() { aligned_host_free(p); }
-  Aligned(const Aligned&) = delete;
-  Aligned& operator=(const Aligned&) = delete;
-  void* p;
-};
 
 // One K chunk of a 16-column panel: code pairs [kc / 2][16] (int32 each) and per group of the
 // chunk the scales and biases of the 16 columns (0 past N, so those columns come out 0).
@@ -260,27 +251,25 @@ void gemm_typed(const MatmulArgs& a, const QuantView& w, const XRows& x, bool zm
   const GemmTasks plan = plan_gemm_tasks(a.m, a.n, mr, kNr, kNcMax);
   // K chunks hold whole groups (kKc is a multiple of every group size).
   ThreadPool::global().run(plan.count(), [&](int64_t task) {
-    const int64_t n0 = (task / plan.m_split) * plan.nc, n1 = std::min(a.n, n0 + plan.nc);
-    const int64_t m0 = (task % plan.m_split) * plan.m_per, m1 = std::min(a.m, m0 + plan.m_per);
+    const auto [n0, n1, m0, m1] = plan.range(task, a.m, a.n);
     const int64_t panels = (n1 - n0 + kNr - 1) / kNr;
     const int64_t groups_per_chunk = kKc / w.group_size;
-    Aligned pairs(size_t(panels * kKc / 2 * kNr) * 4);
-    Aligned meta(size_t(panels * groups_per_chunk * kNr * 2) * 4);
-    Aligned scratch(size_t(kNr * kKc / 2) * 4);
-    Aligned xpack(zmm ? size_t(kMc * kKc / 2) * 4 : 64);  // kMc is a multiple of kMrZmm
+    AlignedArray<int32_t> pairs(size_t(panels * kKc / 2 * kNr));
+    AlignedArray<float> meta(size_t(panels * groups_per_chunk * kNr * 2));
+    AlignedArray<int32_t> scratch(size_t(kNr * kKc / 2));
+    AlignedArray<int32_t> xpack(zmm ? size_t(kMc * kKc / 2) : 1);  // kMc: a multiple of kMrZmm
     for (int64_t pc = 0; pc < a.k; pc += kKc) {
       const int64_t kc = std::min(kKc, a.k - pc);
       auto panel_at = [&](int64_t p) {
-        float* m = static_cast<float*>(meta.p) + p * groups_per_chunk * kNr * 2;
-        return Panel{static_cast<int32_t*>(pairs.p) + p * (kKc / 2) * kNr, m,
-                     m + groups_per_chunk * kNr};
+        float* m = meta.p + p * groups_per_chunk * kNr * 2;
+        return Panel{pairs.p + p * (kKc / 2) * kNr, m, m + groups_per_chunk * kNr};
       };
       for (int64_t p = 0; p < panels; ++p)
         pack_panel<S, kBits>(w, n0 + p * kNr, std::min<int64_t>(kNr, n1 - n0 - p * kNr), pc, kc,
-                             static_cast<int32_t*>(scratch.p), panel_at(p));
+                             scratch.p, panel_at(p));
       for (int64_t ic = m0; ic < m1; ic += kMc) {
         const int64_t mc = std::min(kMc, m1 - ic);
-        int32_t* xp = static_cast<int32_t*>(xpack.p);
+        int32_t* xp = xpack.p;
         if (zmm)
           for (int64_t ir = 0; ir < mc; ir += mr)
             pack_x_pairs(x, ic + ir, int(std::min(mr, mc - ir)), pc, kc, xp + ir * kc / 2);

@@ -30,7 +30,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -327,23 +326,6 @@ bool int16_path(const QuantView& w) {
   return false;
 }
 
-// The int16 x rows, 64-byte aligned: its 32-byte loads never straddle a cache line (a split load
-// costs a second L1 access on Intel cores).
-class AlignedInt16 {
- public:
-  void resize(int64_t n) {
-    data_.reset(static_cast<int16_t*>(std::aligned_alloc(64, size_t((n * 2 + 63) / 64 * 64))));
-    HEARTH_CHECK(data_ != nullptr, "out of memory for {} int16 values", n);
-  }
-  int16_t* data() { return data_.get(); }
-
- private:
-  struct Free {
-    void operator()(int16_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<int16_t, Free> data_;
-};
-
 }  // namespace
 
 void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, float* step,
@@ -394,16 +376,17 @@ namespace {
 // order. The group sums are those of the rounded x, so that the product is exactly W times a
 // rounded x (the bias terms' weight, b, is not centred like s * q + b is, so pairing it with the
 // unrounded sum would add an error of its own).
-void round_x_int16(const MatmulArgs& a, const QuantView& w, AlignedInt16& xq,
-                   std::vector<float>& step, std::vector<float>& xsum) {
+// xq has room for m * k values and is 64-byte aligned, so that the kernel's 32-byte loads never
+// straddle a cache line (a split load costs a second L1 access on Intel cores).
+void round_x_int16(const MatmulArgs& a, const QuantView& w, int16_t* xq, std::vector<float>& step,
+                   std::vector<float>& xsum) {
   const int per_lane = 16 / w.bits, block = 16 * per_lane;
-  xq.resize(a.m * w.k);
   step.resize(size_t(a.m * w.groups));
   std::vector<int16_t> natural(size_t(a.m * w.k));
   round_x_int16_rows(a, w, natural.data(), step.data(), xsum.data());
   for (int64_t i = 0; i < a.m; ++i) {
     const int16_t* in = natural.data() + i * w.k;
-    int16_t* out = xq.data() + i * w.k;
+    int16_t* out = xq + i * w.k;
     for (int64_t b = 0; b < w.k; b += block)
       for (int j = 0; j < per_lane; ++j)
         for (int l = 0; l < 16; ++l) out[b + j * 16 + l] = in[b + per_lane * l + j];
@@ -484,9 +467,11 @@ void gemv_typed(const GemvCtx& c) {
 
 void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
   const int64_t k = w.k, gs = w.group_size;
-  // Group sums of x, once per call (f32, like the accumulation).
+  const bool int16 = matmul_precision() == MatmulPrecision::bf16 && int16_path(w);
+  // Group sums of x, once per call (f32, like the accumulation); the int16 path takes those of
+  // the rounded x instead (round_x_int16).
   std::vector<float> xsum(size_t(a.m * w.groups));
-  for (int64_t i = 0; i < a.m; ++i) {
+  for (int64_t i = 0; i < a.m && !int16; ++i) {
     const float* x = a.x + i * a.x_stride;
     for (int64_t g = 0; g < w.groups; ++g) {
       __m256 acc = _mm256_setzero_ps();
@@ -496,12 +481,13 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
     }
   }
   GemvCtx c{&a, &w, a.x, xsum.data()};
-  AlignedInt16 xq;
+  AlignedArray<int16_t> xq;
   std::vector<float> xstep;
   std::vector<float> permuted;
-  if (matmul_precision() == MatmulPrecision::bf16 && int16_path(w)) {
-    round_x_int16(a, w, xq, xstep, xsum);
-    c.xq = xq.data();
+  if (int16) {
+    xq = AlignedArray<int16_t>(size_t(a.m * k));
+    round_x_int16(a, w, xq.p, xstep, xsum);
+    c.xq = xq.p;
     c.xstep = xstep.data();
   } else if (w.bits == 4) {
     // Per 16 codes (8 bytes): low nibbles hold the even elements, high nibbles the odd ones
