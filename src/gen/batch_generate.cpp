@@ -23,6 +23,7 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
   std::vector<LogitsProcessor> processors = make_logits_processors(options.processors, vocab);
   for (const auto& p : options.extra_processors) processors.push_back(p);
   Rng rng = options.seed ? Rng(*options.seed) : Rng::from_entropy();
+  const bool greedy = greedy_on_device(options, processors.size());
 
   // One pool for the batch; every sequence gets generate's cache policies (rings on window
   // layers, --max-kv-size).
@@ -70,7 +71,8 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
       Tensor logits = model.forward(std::span<const model::SequenceInput>(&in, 1));
       done += n;
       if (done == p.size())
-        accept(s, sample_row(s, ops::to_device(logits, Device::cpu()).to_vector<float>()));
+        accept(s, greedy ? argmax_rows(logits)[0]
+                         : sample_row(s, ops::to_device(logits, Device::cpu()).to_vector<float>()));
     }
   }
   result.stats.prompt_time = clock.seconds();
@@ -87,6 +89,12 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     }
     if (batch.empty()) break;
     Tensor logits = model.forward(batch);
+    if (greedy) {
+      const std::vector<int32_t> ids = argmax_rows(logits);
+      for (size_t r = 0; r < which.size(); ++r) accept(which[r], ids[r]);
+      generated += int64_t(which.size());
+      continue;
+    }
     std::vector<float> all = ops::to_device(logits, Device::cpu()).to_vector<float>();
     for (size_t r = 0; r < which.size(); ++r) {
       std::vector<float> row(all.begin() + int64_t(r) * vocab,

@@ -9,6 +9,7 @@
 #include "ops/copy.h"
 #include "ops/quantized_attention.h"
 #include "ops/softmax.h"
+#include "ops/topk.h"
 
 namespace hearth::gen {
 
@@ -117,10 +118,42 @@ void TokenGenerator::forward(std::span<const int32_t> tokens, Tensor* logits) {
       cache_, {options_.kv_bits, options_.kv_group_size, options_.quantized_kv_start});
 }
 
+bool greedy_on_device(const GenerationOptions& options, size_t processors) {
+  return !options.sampler && options.sampling.temp == 0.0f && processors == 0;
+}
+
+std::vector<int32_t> argmax_rows(const Tensor& logits) {
+  Tensor ids = Tensor::empty({logits.dim(0)}, DType::i32, logits.device());
+  ops::argmax(logits, ids);
+  return ops::to_device(ids, Device::cpu()).to_vector<int32_t>();
+}
+
+std::span<const float> TokenStep::logprobs() const {
+  return generator->logprobs();
+}
+
+std::span<const float> TokenGenerator::logprobs() {
+  if (step_logits_.defined()) {
+    Tensor normalized = Tensor::empty(step_logits_.shape(), DType::f32, step_logits_.device());
+    ops::log_softmax(step_logits_, normalized);
+    logprobs_ = ops::to_device(normalized, Device::cpu()).to_vector<float>();
+    step_logits_ = Tensor();
+  }
+  return logprobs_;
+}
+
 void TokenGenerator::run_step(std::span<const int32_t> tokens) {
   Tensor logits;
   forward(tokens, &logits);
   const int64_t vocab = logits.dim(1);
+  step_logits_ = Tensor();
+  if (greedy_on_device(options_, processors_.size())) {
+    // argmax over the logits equals argmax over their log-softmax (up to ties that the rounding
+    // of the normalization can create, where HF's greedy search also takes the logits' argmax).
+    pending_token_ = argmax_rows(logits)[0];
+    step_logits_ = logits;
+    return;
+  }
   if (processors_.empty()) {
     // Normalize where the logits are (on the GPU with CUDA) and move only the result: a
     // vocabulary-sized log-softmax on the host costs as much as a small model's whole step.
@@ -158,7 +191,7 @@ std::optional<TokenStep> TokenGenerator::next() {
   }
   ++produced_;
   history_.push_back(pending_token_);
-  return TokenStep{pending_token_, logprobs_};
+  return TokenStep{pending_token_, this};
 }
 
 std::vector<int32_t> eos_token_ids(const model::Model& model, const text::Tokenizer& tokenizer,
@@ -201,7 +234,7 @@ void stream_generate(model::Model& model, const text::Tokenizer& tokenizer,
     }
     any = true;
     r.token = step->token;
-    r.logprobs = step->logprobs;
+    r.generator = &generator;
     r.generation_tokens = n + 1;
     if (is_eos(step->token)) break;
     detokenizer->add_token(step->token);

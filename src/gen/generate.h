@@ -56,11 +56,21 @@ int64_t cache_blocks_needed(const std::vector<kv::CachePolicy>& policies,
 std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
                                                const GenerationOptions& options, int64_t horizon);
 
-// One generated token. `logprobs` ([vocab]) is valid until the next call.
+class TokenGenerator;
+
+// One generated token. logprobs() ([vocab]) is computed on first use and valid until the next
+// call of the generator's next().
 struct TokenStep {
   int32_t token = 0;
-  std::span<const float> logprobs;
+  TokenGenerator* generator = nullptr;
+  std::span<const float> logprobs() const;
 };
+
+// Whether tokens are picked by argmax over the logits where they are (the GPU moves back only
+// token ids): greedy decoding (temp 0) with mlx-lm's default sampler and no logits processors.
+bool greedy_on_device(const GenerationOptions& options, size_t processors);
+// argmax of each row of logits [R, V] computed on logits' device, as host ids.
+std::vector<int32_t> argmax_rows(const Tensor& logits);
 
 // mlx-lm's generate_step: prefill the prompt (all but its last token in chunks of
 // prefill_step_size), then yield one token per call.
@@ -75,6 +85,9 @@ class TokenGenerator {
   const kv::KvCache& cache() const { return *cache_; }
   std::shared_ptr<kv::KvCache> shared_cache() const { return cache_; }
   int64_t prompt_size() const { return int64_t(prompt_.size()); }
+  // The last step's log-probabilities [vocab] (mlx-lm's logprobs: processors applied, then
+  // log-softmax). A greedy step on the device computes them only here, on first use.
+  std::span<const float> logprobs();
 
  private:
   void run_step(std::span<const int32_t> tokens);
@@ -89,6 +102,7 @@ class TokenGenerator {
   std::shared_ptr<kv::KvCache> cache_;
   std::vector<int32_t> history_;
   std::vector<float> logprobs_, scratch_;
+  Tensor step_logits_;  // the greedy step's logits until logprobs() normalizes them
   int32_t pending_token_ = -1;
   int produced_ = 0;
   bool started_ = false;
@@ -97,7 +111,9 @@ class TokenGenerator {
 struct GenerationResponse {
   std::string text;  // the new piece of text (may be empty)
   int32_t token = 0;
-  std::span<const float> logprobs;  // valid during the callback
+  TokenGenerator* generator = nullptr;
+  // The token's log-probabilities [vocab], computed on first use; valid during the callback.
+  std::span<const float> logprobs() const { return generator->logprobs(); }
   int64_t prompt_tokens = 0;
   double prompt_tps = 0;
   int64_t generation_tokens = 0;

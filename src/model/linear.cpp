@@ -67,10 +67,28 @@ bool fusable(std::span<const Linear* const> layers) {
   return true;
 }
 
+// Whether the layers take the quantized fused ops (ops/quantized.h): all quantized.
+bool quantized_fusable(std::span<const Linear* const> layers) {
+  if (!fusion_enabled() || layers.empty()) return false;
+  for (const Linear* l : layers)
+    if (!l->is_quantized()) return false;
+  return true;
+}
+
 void apply_grouped(std::span<const Linear* const> layers, const Tensor& x,
                    std::span<Tensor* const> outs) {
   HEARTH_CHECK(layers.size() == outs.size() && layers.size() <= size_t(ops::kMaxMatmulGroups),
                "apply_grouped: {} layers, {} outputs", layers.size(), outs.size());
+  if (quantized_fusable(layers)) {
+    ops::QuantizedMatmulGroup groups[ops::kMaxQuantizedMatmulGroups];
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const Linear& l = *layers[i];
+      groups[i] = {&l.quantized, l.bias.defined() ? &l.bias : nullptr, outs[i]};
+    }
+    ops::quantized_matmul_grouped(
+        x, std::span<const ops::QuantizedMatmulGroup>(groups, layers.size()));
+    return;
+  }
   if (!fusable(layers)) {
     for (size_t i = 0; i < layers.size(); ++i) layers[i]->apply(x, *outs[i]);
     return;
@@ -86,6 +104,14 @@ void apply_grouped(std::span<const Linear* const> layers, const Tensor& x,
 void apply_silu_mul(const Linear& gate, const Linear& up, const Tensor& x, Tensor& out,
                     Tensor& up_buffer) {
   const Linear* pair[] = {&gate, &up};
+  // The CPU has no fused quantized kernel: its default sequence would allocate the up buffer this
+  // caller already holds.
+  if (quantized_fusable(pair) && !x.device().is_cpu()) {
+    ops::quantized_matmul_silu_mul(x, gate.quantized, up.quantized, out,
+                                   gate.bias.defined() ? &gate.bias : nullptr,
+                                   up.bias.defined() ? &up.bias : nullptr);
+    return;
+  }
   if (fusable(pair)) {
     ops::matmul_silu_mul(x, gate.weight, up.weight, out, gate.bias.defined() ? &gate.bias : nullptr,
                          up.bias.defined() ? &up.bias : nullptr);

@@ -55,6 +55,12 @@ class Backend {
   virtual void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
                                 Tensor& out);
   virtual void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out);
+  // Fused forms; the defaults are the unfused sequences (quantized.cpp).
+  virtual void quantized_matmul_grouped(const Tensor& x,
+                                        std::span<const QuantizedMatmulGroup> groups);
+  virtual void quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
+                                         const QuantizedWeight& w_up, const Tensor* gate_bias,
+                                         const Tensor* up_bias, Tensor& out);
 
   // Quantized paged KV cache (ops/quantized_attention.h); same default as above.
   virtual void write_kv_quantized(const Tensor& k, const Tensor& v, const Tensor& slots,

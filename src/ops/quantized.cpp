@@ -102,42 +102,82 @@ void affine_dequantize(const QuantizedWeight& w, Tensor& out) {
   backend_for(out.device()).affine_dequantize(w, out);
 }
 
-void quantized_matmul(const Tensor& x, const QuantizedWeight& w, Tensor& out, const Tensor* bias) {
-  const char* op = "quantized_matmul";
+namespace {
+
+// One quantized product's operands: x [M, K] f32, w [N, K] quantized, out [M, N] f32, bias [N].
+void check_quantized_product(const char* op, const Tensor& x, const QuantizedWeight& w,
+                             const Tensor& out, const Tensor* bias, const char* w_name = "w",
+                             const char* out_name = "out", const char* bias_name = "bias") {
   w.validate(op);
   check_defined(op, "x", x);
-  check_defined(op, "out", out);
+  check_defined(op, out_name, out);
   check_ndim(op, "x", x, 2);
-  check_ndim(op, "out", out, 2);
+  check_ndim(op, out_name, out, 2);
   check_dtype(op, "x", x, DType::f32);
-  check_dtype(op, "out", out, DType::f32);
+  check_dtype(op, out_name, out, DType::f32);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.rows();
   if (w.cols() != k)
     fail(ErrorCode::invalid_argument,
-         "quantized_matmul: w holds {} columns ({}-bit packed {}), x {} has {} (K must match)",
+         "{}: {} holds {} columns ({}-bit packed {}), x {} has {} (K must match)", op, w_name,
          w.cols(), w.bits, w.packed.shape().str(), x.shape().str(), k);
   if (out.dim(0) != m || out.dim(1) != n)
     fail(ErrorCode::invalid_argument,
-         "quantized_matmul: out must have shape [{}, {}] (M from x, N from w), got {}", m, n,
-         out.shape().str());
+         "{}: {} must have shape [{}, {}] (M from x, N from {}), got {}", op, out_name, m, n,
+         w_name, out.shape().str());
   check_rows_contiguous(op, "x", x);
-  check_rows_contiguous(op, "out", out);
+  check_rows_contiguous(op, out_name, out);
   const Device device = x.device();
-  check_device(op, "packed", w.packed, device);
-  check_device(op, "out", out, device);
-  check_no_overlap(op, "out", out, "x", x);
-  check_no_overlap(op, "out", out, "packed", w.packed);
+  check_device(op, w_name, w.packed, device);
+  check_device(op, out_name, out, device);
+  check_no_overlap(op, out_name, out, "x", x);
+  check_no_overlap(op, out_name, out, w_name, w.packed);
   if (bias) {
-    check_defined(op, "bias", *bias);
-    check_ndim(op, "bias", *bias, 1);
-    check_dtype_in(op, "bias", *bias, {DType::f32, DType::f16, DType::bf16});
+    check_defined(op, bias_name, *bias);
+    check_ndim(op, bias_name, *bias, 1);
+    check_dtype_in(op, bias_name, *bias, {DType::f32, DType::f16, DType::bf16});
     if (bias->dim(0) != n)
-      fail(ErrorCode::invalid_argument, "quantized_matmul: bias has {} elements, w has {} rows",
-           bias->dim(0), n);
-    check_device(op, "bias", *bias, device);
-    check_no_overlap(op, "out", out, "bias", *bias);
+      fail(ErrorCode::invalid_argument, "{}: {} has {} elements, {} has {} rows", op, bias_name,
+           bias->dim(0), w_name, n);
+    check_device(op, bias_name, *bias, device);
+    check_no_overlap(op, out_name, out, bias_name, *bias);
   }
-  backend_for(device).quantized_matmul(x, w, bias, out);
+}
+
+}  // namespace
+
+void quantized_matmul(const Tensor& x, const QuantizedWeight& w, Tensor& out, const Tensor* bias) {
+  check_quantized_product("quantized_matmul", x, w, out, bias);
+  backend_for(x.device()).quantized_matmul(x, w, bias, out);
+}
+
+void quantized_matmul_grouped(const Tensor& x, std::span<const QuantizedMatmulGroup> groups) {
+  const char* op = "quantized_matmul_grouped";
+  if (groups.empty() || groups.size() > size_t(kMaxQuantizedMatmulGroups))
+    fail(ErrorCode::invalid_argument, "{}: takes 1 to {} products, got {}", op,
+         kMaxQuantizedMatmulGroups, groups.size());
+  // Names without formatting: this runs for every layer of every step.
+  static constexpr const char* kW[] = {"w[0]", "w[1]", "w[2]", "w[3]"};
+  static constexpr const char* kOut[] = {"out[0]", "out[1]", "out[2]", "out[3]"};
+  static constexpr const char* kBias[] = {"bias[0]", "bias[1]", "bias[2]", "bias[3]"};
+  static_assert(std::size(kW) == size_t(kMaxQuantizedMatmulGroups));
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const QuantizedMatmulGroup& p = groups[g];
+    if (!p.w || !p.out)
+      fail(ErrorCode::invalid_argument, "{}: product {} has no weight or no output", op, g);
+    check_quantized_product(op, x, *p.w, *p.out, p.bias, kW[g], kOut[g], kBias[g]);
+    for (size_t h = 0; h < g; ++h)
+      check_no_overlap(op, kOut[g], *p.out, "an earlier output", *groups[h].out);
+  }
+  backend_for(x.device()).quantized_matmul_grouped(x, groups);
+}
+
+void quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
+                               const QuantizedWeight& w_up, Tensor& out, const Tensor* gate_bias,
+                               const Tensor* up_bias) {
+  const char* op = "quantized_matmul_silu_mul";
+  check_quantized_product(op, x, w_gate, out, gate_bias, "w_gate", "out", "gate_bias");
+  check_quantized_product(op, x, w_up, out, up_bias, "w_up", "out", "up_bias");
+  backend_for(x.device()).quantized_matmul_silu_mul(x, w_gate, w_up, gate_bias, up_bias, out);
 }
 
 void quantized_embedding(const QuantizedWeight& table, const Tensor& ids, Tensor& out) {
@@ -171,6 +211,19 @@ void Backend::affine_dequantize(const QuantizedWeight&, Tensor&) {
 }
 void Backend::quantized_matmul(const Tensor&, const QuantizedWeight&, const Tensor*, Tensor&) {
   fail(ErrorCode::unsupported, "quantized_matmul: not implemented on the {} backend", name());
+}
+// The unfused sequences, which the fused kernels must equal bit for bit.
+void Backend::quantized_matmul_grouped(const Tensor& x,
+                                       std::span<const QuantizedMatmulGroup> groups) {
+  for (const QuantizedMatmulGroup& g : groups) quantized_matmul(x, *g.w, g.bias, *g.out);
+}
+void Backend::quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
+                                        const QuantizedWeight& w_up, const Tensor* gate_bias,
+                                        const Tensor* up_bias, Tensor& out) {
+  Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
+  quantized_matmul(x, w_gate, gate_bias, out);
+  quantized_matmul(x, w_up, up_bias, up);
+  silu_mul(out, up, out);
 }
 void Backend::quantized_embedding(const QuantizedWeight&, const Tensor&, Tensor&) {
   fail(ErrorCode::unsupported, "quantized_embedding: not implemented on the {} backend", name());

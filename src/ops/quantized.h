@@ -10,6 +10,8 @@
 // The algorithm, its edge cases and where MLX's own backends disagree: docs/ops.md.
 #pragma once
 
+#include <span>
+
 #include "core/tensor.h"
 
 namespace hearth::ops {
@@ -52,6 +54,26 @@ void affine_dequantize(const QuantizedWeight& w, Tensor& out);
 // (bandwidth-bound decode); more rows: a GEMM path.
 void quantized_matmul(const Tensor& x, const QuantizedWeight& w, Tensor& out,
                       const Tensor* bias = nullptr);
+
+// One product of quantized_matmul_grouped: out = x . w^T (+ bias), as in quantized_matmul.
+struct QuantizedMatmulGroup {
+  const QuantizedWeight* w = nullptr;
+  const Tensor* bias = nullptr;  // optional
+  Tensor* out = nullptr;
+};
+inline constexpr int kMaxQuantizedMatmulGroups = 4;
+
+// Several quantized products of the same x (q, k and v projections), each output as
+// quantized_matmul would write it, bit for bit. On CUDA under MatmulPrecision::bf16 the 4-bit
+// GEMV runs them in one launch (ops/precision.h); elsewhere one after another.
+void quantized_matmul_grouped(const Tensor& x, std::span<const QuantizedMatmulGroup> groups);
+
+// out = silu(x . w_gate^T + gate_bias) * (x . w_up^T + up_bias) with quantized weights, equal bit
+// for bit to quantized_matmul(gate), quantized_matmul(up), silu_mul on the same backend (one
+// launch in the CUDA 4-bit GEMV, as for quantized_matmul_grouped).
+void quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
+                               const QuantizedWeight& w_up, Tensor& out,
+                               const Tensor* gate_bias = nullptr, const Tensor* up_bias = nullptr);
 
 // out[t, :] = dequantized row ids[t] of the table (f32 [T, K], rows contiguous; the values of
 // affine_dequantize into f32); ids outside [0, N) are invalid_argument errors naming the id.

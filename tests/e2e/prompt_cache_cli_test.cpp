@@ -249,11 +249,11 @@ TEST(CachePrompt, ContinuingFromALoadedCacheEqualsNeverSaving) {
   gen::TokenGenerator b(*model, suffix, options, restored);
   for (int i = 0; i < 16; ++i) {
     auto sa = a.next();
-    std::vector<float> la(sa->logprobs.begin(), sa->logprobs.end());
+    std::vector<float> la(sa->logprobs().begin(), sa->logprobs().end());
     auto sb = b.next();
     ASSERT_EQ(sa->token, sb->token) << "step " << i;
-    ASSERT_EQ(la.size(), sb->logprobs.size());
-    EXPECT_EQ(std::memcmp(la.data(), sb->logprobs.data(), la.size() * sizeof(float)), 0)
+    ASSERT_EQ(la.size(), sb->logprobs().size());
+    EXPECT_EQ(std::memcmp(la.data(), sb->logprobs().data(), la.size() * sizeof(float)), 0)
         << "step " << i;
   }
 }

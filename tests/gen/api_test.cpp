@@ -33,7 +33,7 @@ TEST(PublicApi, LoadGenerateAndStream) {
     streamed += r.text;
     ++responses;
     EXPECT_EQ(r.prompt_tokens, 4);
-    EXPECT_EQ(r.logprobs.size(), size_t(model->config().vocab_size));
+    EXPECT_EQ(r.logprobs().size(), size_t(model->config().vocab_size));
     finish = r.finish_reason;
     return true;
   });

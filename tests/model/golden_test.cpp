@@ -3,6 +3,7 @@
 // machine (transformers 5.17, float32 on its CPU, from the same bf16 weights hearth loads).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -123,6 +124,36 @@ TEST_P(Golden, GreedyContinuationMatchesTransformers) {
   std::vector<int32_t> got;
   while (auto step = generator.next()) got.push_back(step->token);
   EXPECT_EQ(got, expected) << "smallest top-2 margin in the fixture: " << g["min_margin"];
+}
+
+// Greedy decoding picks argmax over the logits on the model's device and computes the
+// log-probabilities only when asked (gen::greedy_on_device); a logits processor (here one that
+// changes nothing) sends every step through the host sampler instead. Both give the same tokens
+// and, when asked, log-probabilities that agree to f32 rounding.
+TEST_P(Golden, GreedyOnDeviceMatchesTheHostSampler) {
+  nlohmann::json g = golden();
+  auto model = model::load_model(dir(), load_options(device(), ops::MatmulPrecision::exact));
+  std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+  gen::GenerationOptions device_greedy;
+  device_greedy.max_tokens = 12;
+  gen::GenerationOptions host = device_greedy;
+  host.extra_processors.push_back([](std::span<const int32_t>, std::span<float>) {});
+  ASSERT_TRUE(gen::greedy_on_device(device_greedy, 0));
+  gen::TokenGenerator a(*model, prompt, device_greedy), b(*model, prompt, host);
+  for (int step = 0; step < 12; ++step) {
+    auto sa = a.next();
+    auto sb = b.next();
+    ASSERT_TRUE(sa && sb);
+    EXPECT_EQ(sa->token, sb->token) << "step " << step;
+    if (step % 4 != 0) continue;  // log-probabilities on some steps only: they are optional
+    std::span<const float> la = sa->logprobs(), lb = sb->logprobs();
+    ASSERT_EQ(la.size(), lb.size());
+    float worst = 0.0f;
+    for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, std::abs(la[i] - lb[i]));
+    EXPECT_LT(worst, 1e-4f) << "step " << step;
+    EXPECT_EQ(sa->token, int32_t(std::max_element(la.begin(), la.end()) - la.begin()));
+  }
+  EXPECT_FALSE(a.next());
 }
 
 std::vector<GoldenCase> golden_cases() {

@@ -209,15 +209,15 @@ TEST(QuantizedKvModel, GenerationSwitchesAtQuantizedKvStart) {
     auto d = dense.next();
     ASSERT_TRUE(q && d);
     EXPECT_EQ(q->token, token) << "step " << step;
-    EXPECT_TRUE(std::equal(logits.begin(), logits.end(), q->logprobs.begin())) << "step " << step;
+    EXPECT_TRUE(std::equal(logits.begin(), logits.end(), q->logprobs().begin())) << "step " << step;
     const int64_t offset = quantized.cache().size();
     EXPECT_EQ(offset, 10 + step);
     EXPECT_EQ(quantized.cache().pool().layout().quantized(), offset >= start) << "step " << step;
     if (!was_quantized) {
-      EXPECT_TRUE(std::equal(d->logprobs.begin(), d->logprobs.end(), q->logprobs.begin()))
+      EXPECT_TRUE(std::equal(d->logprobs().begin(), d->logprobs().end(), q->logprobs().begin()))
           << "a step over the dense cache must equal the dense run, step " << step;
     } else {
-      diverged |= !std::equal(d->logprobs.begin(), d->logprobs.end(), q->logprobs.begin());
+      diverged |= !std::equal(d->logprobs().begin(), d->logprobs().end(), q->logprobs().begin());
     }
     ASSERT_EQ(int64_t(logits.size()), vocab);
     next = {token};

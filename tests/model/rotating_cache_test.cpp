@@ -91,7 +91,8 @@ TEST_P(RotatingModel, LargeRingEqualsTheStandardCache) {
     options.prefill_step_size = 4;
     gen::TokenGenerator generator(*model, prompt, options);
     std::vector<float> all;
-    while (auto s = generator.next()) all.insert(all.end(), s->logprobs.begin(), s->logprobs.end());
+    while (auto s = generator.next())
+      all.insert(all.end(), s->logprobs().begin(), s->logprobs().end());
     EXPECT_EQ(generator.cache().policy(0).rotating(), max_kv > 0);
     return all;
   };

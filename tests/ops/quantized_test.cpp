@@ -11,6 +11,7 @@
 #include "op_test_util.h"
 #include "ops/cpu/matmul_internal.h"
 #include "ops/cpu/quantized_internal.h"
+#include "ops/elementwise.h"
 #include "ops/precision.h"
 #include "ops/quantized.h"
 #include "ops/reference/reference.h"
@@ -237,19 +238,46 @@ Tensor round_x_per_group_int16(const Tensor& x, int gs) {
   return r;
 }
 
+// x rounded to bf16 (nearest even) by the host conversion, back in f32.
+Tensor round_x_bf16(const Tensor& x) {
+  Tensor b = Tensor::empty(x.shape(), DType::bf16), r = Tensor::empty(x.shape(), DType::f32);
+  reference::copy(x, b);
+  reference::copy(b, r);
+  return r;
+}
+
+// What MatmulPrecision::bf16 computes on CUDA for a quantized product of m rows: the 4-bit GEMV
+// (m <= 32, K a multiple of 128) rounds x to bf16 and keeps the codes exact; other GEMVs
+// (m <= 8) are exact; a GEMM multiplies x rounded to bf16 by the weights dequantized into bf16
+// (MLX's dequantize). Returns the reference for out, or an undefined tensor when exact.
+Tensor cuda_bf16_reference(const Tensor& x, const QuantizedWeight& w, const Tensor& bias) {
+  const int64_t m = x.dim(0), n = w.rows(), k = w.cols();
+  Tensor ref = Tensor::empty({m, n}, DType::f32);
+  if (m <= 32 && w.bits == 4 && k % 128 == 0) {
+    reference::quantized_matmul(round_x_bf16(x), w, ref, &bias);
+    return ref;
+  }
+  if (m <= 8) return Tensor();
+  Tensor wd = Tensor::empty({n, k}, DType::bf16);
+  reference::affine_dequantize(w, wd);
+  reference::matmul(round_x_bf16(x), wd, ref, &bias);
+  return ref;
+}
+
 // MatmulPrecision::bf16: the CPU's 4/8-bit GEMV rounds x to int16 per group (K a multiple of its
 // 64 / 32-code block), and so does the GEMM (every width) on CPUs with VNNI; both equal the
 // reference on that rounded x, and their error against the exact product stays far below a
-// bf16 rounding of x (~2e-3). Other widths, other K, the GEMM without VNNI and every CUDA
-// product stay exact. Groups of zeros and a large-magnitude row included; GEMM shapes with
-// remainders of the 6-row micro-kernel and 16-column panels, and K across its 512-wide chunks.
-TEST_P(QuantizedTest, Bf16PrecisionRoundsInputToInt16PerGroup) {
+// bf16 rounding of x (~2e-3). Other widths, other K and the GEMM without VNNI stay exact. CUDA
+// rounds x to bf16 (cuda_bf16_reference). Groups of zeros and a large-magnitude row included;
+// GEMM shapes with remainders of the 6-row micro-kernel and 16-column panels, and K across its
+// 512-wide chunks.
+TEST_P(QuantizedTest, Bf16PrecisionRoundsInput) {
   Rng rng(71);
   MatmulPrecisionScope scope(MatmulPrecision::bf16);
   const bool cpu = device().is_cpu();
   for (int bits : {4, 8, 3})
     for (int gs : kQuantGroupSizes)
-      for (int64_t m : {1, 2, 3, 4, 5, 20, 37}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 8, 20, 37}) {
         // m = 3: K = 224 at 4 bits and group 32 is not a whole number of 64-code blocks.
         int64_t k =
             m == 3 ? (bits == 4 && gs == 32 ? 224 : 3 * std::max(gs, 64)) : 128 * (1 + m % 3);
@@ -263,24 +291,80 @@ TEST_P(QuantizedTest, Bf16PrecisionRoundsInputToInt16PerGroup) {
           for (int64_t j = 0; j < k; ++j) x.data<float>()[k + j] *= 3e4f;  // large magnitudes
         Tensor bias = random_float({n}, DType::f32, rng);
         Tensor exact = Tensor::empty({m, n}, DType::f32);
-        Tensor rounded = Tensor::empty({m, n}, DType::f32);
         reference::quantized_matmul(x, w, exact, &bias);
-        reference::quantized_matmul(round_x_per_group_int16(x, gs), w, rounded, &bias);
         Tensor out = Tensor::empty({m, n}, DType::f32);
         Tensor dout = to_dev(out), dbias = to_dev(bias);
         quantized_matmul(to_dev(x), to_dev_weight(w), dout, &dbias);
         fetch(dout, out);
-        // The GEMV takes up to cpu::gemv_max_rows() rows (16; 0 under HEARTH_CPU_GEMV_MAX_ROWS=0).
-        const bool gemv = m <= cpu::gemv_max_rows();
-        const int64_t block = bits == 4 ? 64 : 32;
-        const bool rounds =
-            cpu && (gemv ? bits != 3 && k % block == 0 : cpu::cpu_vnni() != cpu::CpuVnni::none);
-        expect_close(out, rounds ? rounded : exact, kMatmulTolerance);
-        if (rounds) {
-          EXPECT_LT(normalized_error(out, exact), 1e-4);
+        Tensor rounded;
+        double bound = 1e-4;  // int16 rounding on the CPU
+        if (cpu) {
+          // The GEMV takes up to cpu::gemv_max_rows() rows (16; 0 under
+          // HEARTH_CPU_GEMV_MAX_ROWS=0).
+          const bool gemv = m <= cpu::gemv_max_rows();
+          const int64_t block = bits == 4 ? 64 : 32;
+          if (gemv ? bits != 3 && k % block == 0 : cpu::cpu_vnni() != cpu::CpuVnni::none) {
+            rounded = Tensor::empty({m, n}, DType::f32);
+            reference::quantized_matmul(round_x_per_group_int16(x, gs), w, rounded, &bias);
+          }
+        } else {
+          rounded = cuda_bf16_reference(x, w, bias);
+          bound = 1e-2;  // x (and a GEMM's weights) rounded to bf16: 2^-9 relative each
+        }
+        expect_close(out, rounded.defined() ? rounded : exact, kMatmulTolerance);
+        if (rounded.defined()) {
+          EXPECT_LT(normalized_error(out, exact), bound);
           EXPECT_GT(normalized_error(out, exact), 1e-7);  // the rounded path did run
         }
       }
+}
+
+// The grouped and SwiGLU-fused quantized products equal the single products and silu_mul bit for
+// bit, at both precisions (on CUDA the bf16 4-bit GEMV runs them in one launch, tiles of 16 rows
+// or 8 gate + 8 up rows): every width, N not a multiple of the tiles, a bias on some products,
+// K that takes the tensor-core GEMV (a multiple of 128) and K that does not, GEMV and GEMM rows.
+TEST_P(QuantizedTest, GroupedAndSiluMulEqualSingleProducts) {
+  Rng rng(73);
+  for (MatmulPrecision precision : {MatmulPrecision::exact, MatmulPrecision::bf16}) {
+    MatmulPrecisionScope scope(precision);
+    for (int bits : {4, 8, 3})
+      for (int64_t m : {1, 3, 8, 12})
+        for (int64_t k : {384, 96}) {
+          const int gs = k == 96 ? 32 : 64;
+          SCOPED_TRACE(fmt::format("precision={} bits={} m={} k={}",
+                                   matmul_precision_name(precision), bits, m, k));
+          const int64_t ns[3] = {40, 24, 9};
+          QuantizedWeight w[3];
+          std::vector<QuantizedWeight> dw;
+          for (int i = 0; i < 3; ++i) {
+            w[i] = random_weight(ns[i], k, bits, gs, DType::bf16, rng);
+            dw.push_back(to_dev_weight(w[i]));
+          }
+          Tensor x = to_dev(random_float({m, k}, DType::f32, rng));
+          Tensor bias = to_dev(random_float({ns[1]}, DType::f32, rng));
+          Tensor single[3], grouped[3];
+          std::vector<QuantizedMatmulGroup> groups;
+          for (int i = 0; i < 3; ++i) {
+            single[i] = to_dev(Tensor::empty({m, ns[i]}, DType::f32));
+            grouped[i] = to_dev(Tensor::empty({m, ns[i]}, DType::f32));
+            quantized_matmul(x, dw[size_t(i)], single[i], i == 1 ? &bias : nullptr);
+            groups.push_back({&dw[size_t(i)], i == 1 ? &bias : nullptr, &grouped[i]});
+          }
+          quantized_matmul_grouped(x, groups);
+          for (int i = 0; i < 3; ++i) expect_close(to_host(grouped[i]), to_host(single[i]), 0.0);
+          // SwiGLU: gate = product 0 with a bias, up = a second weight of its shape.
+          QuantizedWeight up = to_dev_weight(random_weight(ns[0], k, bits, gs, DType::bf16, rng));
+          Tensor gate_bias = to_dev(random_float({ns[0]}, DType::f32, rng));
+          Tensor g = to_dev(Tensor::empty({m, ns[0]}, DType::f32));
+          Tensor u = to_dev(Tensor::empty({m, ns[0]}, DType::f32));
+          Tensor fused = to_dev(Tensor::empty({m, ns[0]}, DType::f32));
+          quantized_matmul(x, dw[0], g, &gate_bias);
+          quantized_matmul(x, up, u);
+          silu_mul(g, u, g);
+          quantized_matmul_silu_mul(x, dw[0], up, fused, &gate_bias, nullptr);
+          expect_close(to_host(fused), to_host(g), 0.0);
+        }
+  }
 }
 
 TEST_P(QuantizedTest, Embedding) {

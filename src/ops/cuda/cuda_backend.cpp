@@ -447,6 +447,47 @@ QuantMatrix quant_matrix(const QuantizedWeight& w) {
   return q;
 }
 
+QuantGemvOut quant_gemv_out(const QuantizedWeight& w, const Tensor* bias, Tensor* out) {
+  QuantGemvOut o;
+  o.w = quant_matrix(w);
+  o.bias = bias ? bias->raw_data() : nullptr;
+  o.bias_elem = bias ? elem_of(bias->dtype()) : Elem::f32;
+  o.out = out ? out->data<float>() : nullptr;
+  o.out_stride = out ? out->stride(0) : 0;
+  return o;
+}
+
+// Rows of x up to which the tensor-core 4-bit GEMV is used, kQuantGemvMaxRows at a time: each
+// chunk reads the weights once more, which up to 4 chunks still beats dequantizing them into
+// bf16 panels for a GEMM (a write and a read of 4x the 4-bit bytes).
+constexpr int64_t kQuantGemvBf16MaxRows = 4 * kQuantGemvMaxRows;
+
+// Runs the products on the tensor-core 4-bit GEMV of MatmulPrecision::bf16 (quantized_mma.cu)
+// when the precision, the widths and the shapes allow it; false leaves them to the caller.
+bool try_quantized_gemv_bf16(const Tensor& x, QuantGemvGroups groups, bool silu_mul) {
+  const int64_t m = x.dim(0), k = x.dim(1);
+  if (matmul_precision() != MatmulPrecision::bf16 || m > kQuantGemvBf16MaxRows) return false;
+  for (int i = 0; i < groups.count; ++i) {
+    const QuantMatrix& w = groups.g[i].w;
+    if (!quantized_gemv_bf16_fits(w, 1) || w.scale_elem != groups.g[0].w.scale_elem) return false;
+    if (silu_mul && (w.n != groups.g[0].w.n || w.group_size != groups.g[0].w.group_size))
+      return false;
+  }
+  const int64_t rows = std::min<int64_t>(m, kQuantGemvMaxRows);
+  Tensor scratch =
+      Tensor::empty({quantized_gemv_bf16_scratch_bytes(int(rows), k)}, DType::u8, x.device());
+  for (int64_t i0 = 0; i0 < m; i0 += kQuantGemvMaxRows) {
+    const int chunk = int(std::min<int64_t>(kQuantGemvMaxRows, m - i0));
+    QuantGemvGroups part = groups;
+    for (int i = 0; i < part.count; ++i)
+      if (part.g[i].out) part.g[i].out += i0 * part.g[i].out_stride;
+    check(launch_quantized_gemv_bf16(x.data<float>() + i0 * x.stride(0), x.stride(0), chunk, k,
+                                     part, silu_mul, scratch.raw_data(), stream()),
+          "quantized_matmul (bf16 GEMV)");
+  }
+  return true;
+}
+
 QuantizedKvArgs quantized_kv_args(const QuantizedKvPlanes& c) {
   QuantizedKvArgs a;
   a.k_packed = static_cast<uint32_t*>(c.k_packed.raw_data());
@@ -781,9 +822,46 @@ class CudaBackend final : public Backend {
     OpProfileScope scope(
         x.dim(0) > kQuantGemvMaxRows ? "quantized_matmul (gemm)" : "quantized_matmul (gemv)",
         stream());
+    quantized_matmul_unprofiled(x, w, bias, out);
+  }
+
+  void quantized_matmul_grouped(const Tensor& x,
+                                std::span<const QuantizedMatmulGroup> groups) override {
+    OpProfileScope scope(x.dim(0) > kQuantGemvMaxRows ? "quantized_matmul_grouped (gemm)"
+                                                      : "quantized_matmul_grouped (gemv)",
+                         stream());
+    QuantGemvGroups gg;
+    for (const QuantizedMatmulGroup& g : groups)
+      gg.g[gg.count++] = quant_gemv_out(*g.w, g.bias, g.out);
+    if (try_quantized_gemv_bf16(x, gg, false)) return;
+    for (const QuantizedMatmulGroup& g : groups)
+      quantized_matmul_unprofiled(x, *g.w, g.bias, *g.out);
+  }
+
+  void quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
+                                 const QuantizedWeight& w_up, const Tensor* gate_bias,
+                                 const Tensor* up_bias, Tensor& out) override {
+    OpProfileScope scope(x.dim(0) > kQuantGemvMaxRows ? "quantized_matmul_silu_mul (gemm)"
+                                                      : "quantized_matmul_silu_mul (gemv)",
+                         stream());
+    QuantGemvGroups gg;
+    gg.g[gg.count++] = quant_gemv_out(w_gate, gate_bias, &out);
+    gg.g[gg.count++] = quant_gemv_out(w_up, up_bias, nullptr);
+    if (try_quantized_gemv_bf16(x, gg, true)) return;
+    Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
+    quantized_matmul_unprofiled(x, w_gate, gate_bias, out);
+    quantized_matmul_unprofiled(x, w_up, up_bias, up);
+    silu_mul_unprofiled(out, up, out);
+  }
+
+  void quantized_matmul_unprofiled(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
+                                   Tensor& out) {
     const int64_t m = x.dim(0), n = w.rows(), k = w.cols();
     if (m == 0 || n == 0) return;
     const QuantMatrix qm = quant_matrix(w);
+    QuantGemvGroups one;
+    one.g[one.count++] = quant_gemv_out(w, bias, &out);
+    if (try_quantized_gemv_bf16(x, one, false)) return;
     if (m <= kQuantGemvMaxRows) {
       Tensor scratch = Tensor::empty({quantized_gemv_scratch_floats(m, k)}, DType::f32, x.device());
       check(launch_quantized_gemv(x.data<float>(), x.stride(0), int(m), qm,
@@ -793,11 +871,16 @@ class CudaBackend final : public Backend {
             "quantized_matmul (GEMV)");
       return;
     }
-    // More rows: dequantize row panels of w to f32 and run f32 cuBLAS on each (a baseline; the
-    // tensor-core quantized GEMM of issue 5 replaces it). Panels of at most 64 MiB.
-    const int64_t panel_rows =
-        std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(64) << 20) / (4 * k)));
-    Tensor panel = Tensor::empty({panel_rows, k}, DType::f32, x.device());
+    // More rows: dequantize row panels of w and run cuBLAS on each (a baseline; the tensor-core
+    // quantized GEMM of issue 5 replaces it). Under MatmulPrecision::bf16 the panels are bf16
+    // (MLX's dequantize into bf16: product, then sum, each rounded) and x is rounded once for a
+    // single bf16 GEMM per panel; exact: f32 panels and f32 cuBLAS. Panels of at most 64 MiB.
+    const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
+    const DType panel_dtype = bf16 ? DType::bf16 : DType::f32;
+    const int64_t panel_rows = std::max<int64_t>(
+        1, std::min<int64_t>(n, (int64_t(64) << 20) / (int64_t(dtype_size(panel_dtype)) * k)));
+    Tensor panel = Tensor::empty({panel_rows, k}, panel_dtype, x.device());
+    const BlasX bx = blas_prepare(x, panel_dtype);
     for (int64_t n0 = 0; n0 < n; n0 += panel_rows) {
       const int64_t rows = std::min(panel_rows, n - n0);
       QuantMatrix part = qm;
@@ -807,12 +890,12 @@ class CudaBackend final : public Backend {
                     n0 * (k / w.group_size) * dtype_size(w.scales.dtype());
       part.biases = static_cast<const char*>(qm.biases) +
                     n0 * (k / w.group_size) * dtype_size(w.biases.dtype());
-      check(launch_affine_dequantize(part, nullptr, 0, rows, panel.raw_data(), Elem::f32, k,
-                                     nullptr, stream()),
+      check(launch_affine_dequantize(part, nullptr, 0, rows, panel.raw_data(), elem_of(panel_dtype),
+                                     k, nullptr, stream()),
             "quantized_matmul (dequantize panel)");
       Tensor part_out = out.slice(1, n0, n0 + rows);
       Tensor part_bias = bias ? bias->slice(0, n0, n0 + rows) : Tensor();
-      blas_matmul(x, panel.slice(0, 0, rows), bias ? &part_bias : nullptr, part_out);
+      blas_gemm(x, bx, panel.slice(0, 0, rows), bias ? &part_bias : nullptr, part_out);
     }
   }
 

@@ -50,4 +50,31 @@ cudaError_t launch_quantized_gemv(const float* x, int64_t x_stride, int m, const
                                   const void* bias, Elem bias_elem, float* scratch, float* out,
                                   int64_t out_stride, cudaStream_t stream);
 
+// One product of a grouped quantized GEMV: out[i, n] = sum_p x[i, p] * w[n, p] (+ bias[n]).
+struct QuantGemvOut {
+  QuantMatrix w;
+  const void* bias = nullptr;
+  Elem bias_elem = Elem::f32;
+  float* out = nullptr;
+  int64_t out_stride = 0;
+};
+inline constexpr int kMaxQuantGemvGroups = 4;
+struct QuantGemvGroups {
+  QuantGemvOut g[kMaxQuantGemvGroups];
+  int count = 0;
+  int64_t tiles_end[kMaxQuantGemvGroups] = {};  // filled by the launcher
+};
+
+// The MatmulPrecision::bf16 GEMV (quantized_mma.cu): 4-bit weights, K a multiple of 128, up to
+// kQuantGemvMaxRows rows of x rounded to bf16; code * x products exact, f32 sums.
+bool quantized_gemv_bf16_fits(const QuantMatrix& w, int m);
+// Bytes of device scratch it needs for m rows of x and k columns (16-byte aligned).
+int64_t quantized_gemv_bf16_scratch_bytes(int m, int64_t k);
+// The products of `groups` (same x, same K, same scale type) in one launch after one preparation
+// of x; with silu_mul, groups are {gate, up} of one shape and group size, and gate's out receives
+// silu(gate product) * (up product). Each output equals the single product's bit for bit.
+cudaError_t launch_quantized_gemv_bf16(const float* x, int64_t x_stride, int m, int64_t k,
+                                       QuantGemvGroups groups, bool silu_mul, void* scratch,
+                                       cudaStream_t stream);
+
 }  // namespace hearth::ops::cuda
