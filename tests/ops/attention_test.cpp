@@ -13,6 +13,7 @@
 #include "attention_test_util.h"
 #include "op_test_util.h"
 #include "ops/attention.h"
+#include "ops/precision.h"
 #include "ops/reference/reference.h"
 
 namespace hearth::ops::testing {
@@ -181,6 +182,64 @@ TEST_P(AttentionTest, TiledPrefillGqaGroups) {
   for (auto [h, kv, d] :
        {std::tuple<int64_t, int64_t, int64_t>{4, 4, 128}, {8, 2, 64}, {8, 1, 128}})
     run_case(*this, {{{100, 50}, {33, 33}}, h, kv, d, 16, 0, DType::f32}, rng);
+}
+
+// q, k and v rounded to bf16 (nearest even), back in their dtypes.
+Built rounded_to_bf16(const Built& b) {
+  auto round = [](const Tensor& t) {
+    Tensor r16 = Tensor::empty(t.shape(), DType::bf16), r = Tensor::empty(t.shape(), t.dtype());
+    reference::copy(t, r16);
+    reference::copy(r16, r);
+    return r;
+  };
+  Built r = b;
+  r.q = round(b.q);
+  r.k_cache = round(b.k_cache);
+  r.v_cache = round(b.v_cache);
+  return r;
+}
+
+// MatmulPrecision::bf16: on CUDA the tiled prefill runs on bf16 tensor cores (flash_prefill.cu)
+// where head_dim is a multiple of 16: it equals the reference on q, k, v rounded to bf16 up to the
+// rounding of the softmax weights to bf16 (relative 2^-9 each: ~1e-3 of the output scale here),
+// and differs from the exact reference by more than f32 rounding (the path did run). Other
+// calls, and the CPU, stay exact. Windows, ragged chunks, GQA, positions, every cache dtype.
+TEST_P(AttentionTest, TiledPrefillOnBf16TensorCores) {
+  Rng rng(95);
+  MatmulPrecisionScope scope(MatmulPrecision::bf16);
+  const Case cases[] = {
+      {{{100, 100}}, 2, 2, 64, 16, 0, DType::f32},
+      {{{120, 50}, {40, 40}, {300, 20}, {30, 1}, {31, 31}}, 4, 1, 64, 16, 0, DType::bf16},
+      {{{90, 90}}, 8, 1, 128, 16, 0, DType::f16},
+      {{{129, 100}, {40, 17}}, 4, 2, 80, 32, 0, DType::f32},
+      {{{90, 90}, {45, 19}}, 6, 1, 96, 16, 0, DType::bf16},
+      {{{200, 60}, {50, 50}}, 4, 1, 128, 32, 33, DType::bf16},
+      {{{760, 700}}, 1, 1, 64, 16, 7, DType::f32},
+  };
+  for (const Case& c : cases)
+    for (bool by_positions : {false, true}) {
+      SCOPED_TRACE(describe(c) + (by_positions ? " by position" : ""));
+      Built b = build(c, rng);
+      AttentionMeta meta = b.meta;
+      if (by_positions) set_shuffled_positions(c, meta, rng);
+      const float scale = 1.0f / std::sqrt(float(b.q.dim(2)));
+      Tensor exact = Tensor::empty(b.q.shape(), DType::f32);
+      reference::paged_attention(b.q, b.k_cache, b.v_cache, meta, scale, exact);
+      const Built r = rounded_to_bf16(b);
+      Tensor ref = Tensor::empty(b.q.shape(), DType::f32);
+      reference::paged_attention(r.q, r.k_cache, r.v_cache, meta, scale, ref);
+      Tensor out = Tensor::empty(b.q.shape(), DType::f32);
+      Tensor dout = to_dev(out);
+      paged_attention(to_dev(b.q), to_dev(b.k_cache), to_dev(b.v_cache), meta_to_dev(*this, meta),
+                      scale, dout);
+      fetch(dout, out);
+      if (device().is_cpu()) {
+        expect_close(out, exact, kTolerance);
+        continue;
+      }
+      expect_close(out, ref, 8e-3);
+      EXPECT_GT(normalized_error(out, exact), 1e-5);
+    }
 }
 
 // AttentionMeta positions (a wrapped rotating cache): the mask follows the positions.

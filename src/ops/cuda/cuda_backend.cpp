@@ -742,6 +742,7 @@ class CudaBackend final : public Backend {
     a.max_slots = meta.block_tables.dim(1) * int64_t(k_cache.dim(2));
     if (meta.key_positions.defined())
       a.max_slots = std::min(a.max_slots, meta.key_positions.dim(1));
+    a.bf16_products = matmul_precision() == MatmulPrecision::bf16;
     const AttentionPlan plan = plan_paged_attention(a, sm_count());
     Tensor scratch;
     if (plan.scratch_floats > 0)

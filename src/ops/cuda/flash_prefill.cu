@@ -74,27 +74,22 @@ __device__ __forceinline__ void store_chunk(const uint4& raw, float* dst) {
   }
 }
 
-// Block b: kv head b % kv_heads, query tile b / kv_heads counted over the sequences in order
+// The (sequence, query tile) of block blockIdx.x / kv_heads, counted over the sequences in order
 // (sequence s has ceil(q_len / tile_tokens) tiles; the grid's bound on the total leaves a few
-// blocks with nothing to do). Within a sequence the last tiles (the most keys) come first.
-template <typename C, int kD>
-__global__ void __launch_bounds__(kThreads, 2)
-    flash_prefill_kernel(AttentionArgs a, int group, int tile_tokens) {
-  using L = Layout<kD>;
-  extern __shared__ float4 smem4[];
-  float* smem = reinterpret_cast<float*>(smem4);
-  float* qs = smem;
-  float* ks = smem + L::k_off;
-  float* vs = smem + L::v_off;
-  float* ps = smem + L::p_off;
-  __shared__ int key_pos_s[kBc];      // the key's position, -1: masked for every row
-  __shared__ int64_t key_off_s[kBc];  // its row in the cache, -1: not loaded (zeros)
+// blocks with nothing to do: false). Within a sequence the last tiles (the most keys) come first.
+struct PrefillTile {
+  int seq;
+  int tok0, tok_end;       // the tile's query tokens
+  int pos0;                // slot-order position of token tok0
+  int kv_lo, kv_hi;        // the slots to visit
+  const int32_t* key_pos;  // the sequence's key positions (null: slot order)
+};
 
-  const int tid = threadIdx.x, lane = tid % 32;
-  const int kvh = int(blockIdx.x % unsigned(a.kv_heads));
+__device__ __forceinline__ bool find_prefill_tile(const AttentionArgs& a, int tile_tokens,
+                                                  PrefillTile& pt) {
+  const int lane = threadIdx.x % 32;
   int remaining = int(blockIdx.x / unsigned(a.kv_heads));
-
-  // Find this block's (sequence, tile): every warp scans the sequences 32 at a time.
+  // Every warp scans the sequences 32 at a time.
   int seq = -1, local = 0, n_tiles = 0;
   for (int base = 0; base < a.num_seqs; base += 32) {
     const int s = base + lane;
@@ -117,25 +112,64 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     remaining -= total;
   }
-  if (seq < 0) return;  // the same answer in every warp: the whole block leaves
-
+  if (seq < 0) return false;
   const int q_start = a.query_start[seq];
   const int q_len = a.query_start[seq + 1] - q_start;
   const int ctx = a.context_lens[seq];
   const int tile = n_tiles - 1 - local;
-  const int tok0 = q_start + tile * tile_tokens;
-  const int tok_end = min(q_start + q_len, tok0 + tile_tokens);
-  const int pos0 = ctx - q_len + (tok0 - q_start);  // slot-order position of token tok0
-  const int32_t* key_pos =
-      a.key_positions ? a.key_positions + int64_t(seq) * a.key_positions_stride : nullptr;
-  const int32_t* table = a.block_tables + int64_t(seq) * a.table_stride;
+  pt.seq = seq;
+  pt.tok0 = q_start + tile * tile_tokens;
+  pt.tok_end = min(q_start + q_len, pt.tok0 + tile_tokens);
+  pt.pos0 = ctx - q_len + (pt.tok0 - q_start);
+  pt.key_pos = a.key_positions ? a.key_positions + int64_t(seq) * a.key_positions_stride : nullptr;
   // Slots to visit: by slot order, up to the last query and from the first query's window; with
   // positions (a rotating cache, slots in any order), all of the context, masked per key.
-  int kv_lo = 0, kv_hi = ctx;
-  if (!key_pos) {
-    kv_hi = pos0 + (tok_end - tok0);
-    if (a.window > 0) kv_lo = max(0, pos0 - a.window + 1);
+  pt.kv_lo = 0;
+  pt.kv_hi = ctx;
+  if (!pt.key_pos) {
+    pt.kv_hi = pt.pos0 + (pt.tok_end - pt.tok0);
+    if (a.window > 0) pt.kv_lo = max(0, pt.pos0 - a.window + 1);
   }
+  return true;
+}
+
+// Key slot j of a tile: its position (-1: masked for every row, also past kv_hi and for empty
+// ring slots, which are never read) and its row offset in the cache (-1: not loaded, zeros).
+__device__ __forceinline__ void tile_key(const AttentionArgs& a, const int32_t* key_pos,
+                                         const int32_t* table, int kvh, int j, int kv_hi, int& pos,
+                                         int64_t& off) {
+  pos = -1;
+  off = -1;
+  if (j >= kv_hi) return;
+  pos = key_pos ? key_pos[j] : j;
+  if (pos >= 0)
+    off =
+        ((int64_t(table[j / a.block_size]) * a.kv_heads + kvh) * a.block_size + j % a.block_size) *
+        a.head_dim;
+}
+
+// Block b: kv head b % kv_heads, query tile find_prefill_tile.
+template <typename C, int kD>
+__global__ void __launch_bounds__(kThreads, 2)
+    flash_prefill_kernel(AttentionArgs a, int group, int tile_tokens) {
+  using L = Layout<kD>;
+  extern __shared__ float4 smem4[];
+  float* smem = reinterpret_cast<float*>(smem4);
+  float* qs = smem;
+  float* ks = smem + L::k_off;
+  float* vs = smem + L::v_off;
+  float* ps = smem + L::p_off;
+  __shared__ int key_pos_s[kBc];      // the key's position, -1: masked for every row
+  __shared__ int64_t key_off_s[kBc];  // its row in the cache, -1: not loaded (zeros)
+
+  const int tid = threadIdx.x;
+  const int kvh = int(blockIdx.x % unsigned(a.kv_heads));
+  PrefillTile pt;
+  if (!find_prefill_tile(a, tile_tokens, pt)) return;  // the same answer in every warp
+  const int seq = pt.seq, tok0 = pt.tok0, tok_end = pt.tok_end, pos0 = pt.pos0;
+  const int kv_lo = pt.kv_lo, kv_hi = pt.kv_hi;
+  const int32_t* key_pos = pt.key_pos;
+  const int32_t* table = a.block_tables + int64_t(seq) * a.table_stride;
   const int rows = tile_tokens * group;  // valid query vectors of a full tile (<= kBr)
   const int h0 = kvh * group;
   const int hd = int(a.head_dim);
@@ -189,20 +223,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   static_assert(kBc * kKeyChunks % kThreads == 0, "whole loads per thread");
 
   for (int start = kv_lo; start < kv_hi; start += kBc) {
-    if (tid < kBc) {
-      const int j = start + tid;
-      int pos = -1;
-      int64_t off = -1;
-      if (j < kv_hi) {
-        pos = key_pos ? key_pos[j] : j;
-        if (pos >= 0)  // empty ring slots are never read
-          off = ((int64_t(table[j / a.block_size]) * a.kv_heads + kvh) * a.block_size +
-                 j % a.block_size) *
-                a.head_dim;
-      }
-      key_pos_s[tid] = pos;
-      key_off_s[tid] = off;
-    }
+    if (tid < kBc)
+      tile_key(a, key_pos, table, kvh, start + tid, kv_hi, key_pos_s[tid], key_off_s[tid]);
     __syncthreads();  // the tile's keys are known; the last tile's P.V is done
 
     // K and V tile: all loads first (16 in flight per thread for f32 at kD 128), then the stores.
@@ -331,6 +353,253 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+// ---- bf16 tensor cores (MatmulPrecision::bf16) --------------------------------------------------
+//
+// The same tiles on mma.sync m16n8k16 (bf16 in, f32 accumulation), as FlashAttention-2 runs on
+// Ampere and Hopper: Q, K and V rounded to bf16, S = Q K^T and the running O in f32, P rounded to
+// bf16 for P V, softmax statistics in f32. 4 warps own 16 query vectors each (64 a block, the
+// f32 kernel's tile), keys in tiles of 64. Per lane (lane = 4 g + t), with the PTX fragment
+// layouts: Q stays in registers as A fragments (rows g, g + 8 of the warp's 16); S and O are C
+// fragments (rows g, g + 8; columns 2t, 2t + 1 of each 8-wide tile); the S fragment of 16 keys is
+// exactly the A fragment of P for P V, so P never leaves registers. K is staged [key][d] (B of
+// Q K^T reads a key's d pairs), V transposed [d][key] (B of P V reads a d's key pairs); rows
+// padded by 8 bf16, so the 8 rows a fragment load touches start 4 banks apart.
+constexpr int kMmaWarps = 4;
+constexpr int kMmaThreads = kMmaWarps * 32;
+constexpr int kMmaRows = 16 * kMmaWarps;  // query vectors per block (== kBr)
+constexpr int kMmaKeys = 64;              // keys per tile
+static_assert(kMmaRows == kBr, "the tiles of both kernels are planned alike");
+
+template <int kD>
+struct MmaLayout {
+  static constexpr int k_stride = kD + 8;            // K (and Q, before the loop) [64][kD + 8]
+  static constexpr int v_stride = kMmaKeys + 8;      // V^T [kD][64 + 8]
+  static constexpr int v_off = kMmaKeys * k_stride;  // in bf16 elements
+  static constexpr size_t bytes = size_t(v_off + kD * v_stride) * sizeof(uint16_t);
+};
+
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                               uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  return uint32_t(__bfloat16_as_ushort(from_f32<__nv_bfloat16>(lo))) |
+         uint32_t(__bfloat16_as_ushort(from_f32<__nv_bfloat16>(hi))) << 16;
+}
+
+__device__ __forceinline__ uint4 pack8(const uint16_t (&v)[8]) {
+  return make_uint4(uint32_t(v[0]) | uint32_t(v[1]) << 16, uint32_t(v[2]) | uint32_t(v[3]) << 16,
+                    uint32_t(v[4]) | uint32_t(v[5]) << 16, uint32_t(v[6]) | uint32_t(v[7]) << 16);
+}
+
+__device__ __forceinline__ uint32_t lds32(const uint16_t* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
+
+// 8 consecutive cache values (16 or 32 bytes) rounded to bf16.
+template <typename C>
+__device__ __forceinline__ void load8_bf16(const C* p, uint16_t (&out)[8]) {
+  if constexpr (std::is_same_v<C, float>) {
+    const float4 lo = *reinterpret_cast<const float4*>(p);
+    const float4 hi = *reinterpret_cast<const float4*>(p + 4);
+    const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+    for (int e = 0; e < 8; ++e) out[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(v[e]));
+  } else {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const uint32_t bits = (w[e / 2] >> (16 * (e % 2))) & 0xffffu;
+      out[e] = std::is_same_v<C, __nv_bfloat16>
+                   ? uint16_t(bits)
+                   : __bfloat16_as_ushort(from_f32<__nv_bfloat16>(half_bits_to_f32<C>(bits)));
+    }
+  }
+}
+
+template <typename C, int kD>
+__global__ void __launch_bounds__(kMmaThreads)
+    flash_prefill_mma_kernel(AttentionArgs a, int group, int tile_tokens) {
+  using L = MmaLayout<kD>;
+  constexpr int kChunks = kD / 8;  // 8-value chunks of a key row
+  extern __shared__ uint4 smem_mma[];
+  uint16_t* ks = reinterpret_cast<uint16_t*>(smem_mma);
+  uint16_t* vt = ks + L::v_off;
+  __shared__ int key_pos_s[kMmaKeys];
+  __shared__ int64_t key_off_s[kMmaKeys];
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int kvh = int(blockIdx.x % unsigned(a.kv_heads));
+  PrefillTile pt;
+  if (!find_prefill_tile(a, tile_tokens, pt)) return;
+  const int32_t* table = a.block_tables + int64_t(pt.seq) * a.table_stride;
+  const int rows = tile_tokens * group;
+  const int h0 = kvh * group;
+  const int hd = int(a.head_dim);
+
+  // Q (unscaled) as bf16 in the K area, zeros past head_dim and past the tile.
+  for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
+    const int row = c / kChunks, d = (c % kChunks) * 8;
+    const int tok = pt.tok0 + row / group;
+    uint16_t v[8] = {};
+    if (row < rows && tok < pt.tok_end && d < hd) {
+      const float* qp = a.q + a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(qp[e]));
+    }
+    *reinterpret_cast<uint4*>(ks + row * L::k_stride + d) = pack8(v);
+  }
+  __syncthreads();
+  uint32_t qf[kD / 16][4];
+  const int r0 = warp * 16 + g;  // the lane's rows r0 and r0 + 8 of the block
+#pragma unroll
+  for (int kc = 0; kc < kD / 16; ++kc) {
+    const uint16_t* q0 = ks + r0 * L::k_stride + kc * 16 + 2 * t;
+    const uint16_t* q1 = q0 + 8 * L::k_stride;
+    qf[kc][0] = lds32(q0);
+    qf[kc][1] = lds32(q1);
+    qf[kc][2] = lds32(q0 + 8);
+    qf[kc][3] = lds32(q1 + 8);
+  }
+  int qpos[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + 8 * h;
+    const int tok = pt.tok0 + row / group;
+    const bool valid = row < rows && tok < pt.tok_end;
+    qpos[h] = !valid ? -1 : pt.key_pos ? a.query_positions[tok] : pt.pos0 + (tok - pt.tok0);
+  }
+
+  float o[kD / 8][4] = {};
+  float m[2] = {-FLT_MAX, -FLT_MAX}, l[2] = {0.0f, 0.0f};
+  const C* k_cache = static_cast<const C*>(a.k_cache);
+  const C* v_cache = static_cast<const C*>(a.v_cache);
+
+  for (int start = pt.kv_lo; start < pt.kv_hi; start += kMmaKeys) {
+    if (tid < kMmaKeys)
+      tile_key(a, pt.key_pos, table, kvh, start + tid, pt.kv_hi, key_pos_s[tid], key_off_s[tid]);
+    __syncthreads();  // keys known; every warp is past its reads of the last tile (and of Q)
+    // Consecutive lanes take consecutive keys: the transposed V stores of a warp are then 32
+    // consecutive bf16 of one row of V^T (no bank conflicts).
+    for (int c = tid; c < kMmaKeys * kChunks; c += kMmaThreads) {
+      const int key = c % kMmaKeys, d = (c / kMmaKeys) * 8;
+      const int64_t off = key_off_s[key];
+      uint16_t kv[8] = {}, vv[8] = {};
+      if (off >= 0 && d < hd) {
+        load8_bf16<C>(k_cache + off + d, kv);
+        load8_bf16<C>(v_cache + off + d, vv);
+      }
+      *reinterpret_cast<uint4*>(ks + key * L::k_stride + d) = pack8(kv);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) vt[(d + e) * L::v_stride + key] = vv[e];
+    }
+    __syncthreads();
+
+    // S = Q K^T over the tile's 8 key groups of 8.
+    float s[kMmaKeys / 8][4] = {};
+#pragma unroll
+    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+      for (int kc = 0; kc < kD / 16; ++kc) {
+        const uint16_t* kp = ks + (nt * 8 + g) * L::k_stride + kc * 16 + 2 * t;
+        mma_bf16_16816(s[nt], qf[kc][0], qf[kc][1], qf[kc][2], qf[kc][3], lds32(kp), lds32(kp + 8));
+      }
+    // Scale, mask and the online softmax; a row's keys are spread over the quad's 4 lanes.
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e / 2, kpos = key_pos_s[nt * 8 + 2 * t + e % 2];
+        const bool visible =
+            kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
+        s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
+        mx[h] = fmaxf(mx[h], s[nt][e]);
+      }
+    float correction[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+      // m starts at -FLT_MAX, so a row with nothing visible yet keeps p = 0 and no NaN.
+      const float m_new = fmaxf(m[h], mx[h]);
+      correction[h] = expf(m[h] - m_new);
+      m[h] = m_new;
+    }
+    float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = expf(s[nt][e] - m[e / 2]);
+        sum[e / 2] += s[nt][e];
+      }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) l[h] = l[h] * correction[h] + sum[h];  // the lane's keys only
+#pragma unroll
+    for (int dt = 0; dt < kD / 8; ++dt) {
+      o[dt][0] *= correction[0];
+      o[dt][1] *= correction[0];
+      o[dt][2] *= correction[1];
+      o[dt][3] *= correction[1];
+    }
+    // O += P V, 16 keys at a time.
+#pragma unroll
+    for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
+      const uint32_t p0 = pack_bf16x2(s[2 * kc][0], s[2 * kc][1]);
+      const uint32_t p1 = pack_bf16x2(s[2 * kc][2], s[2 * kc][3]);
+      const uint32_t p2 = pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+      const uint32_t p3 = pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+      for (int dt = 0; dt < kD / 8; ++dt) {
+        const uint16_t* vp = vt + (dt * 8 + g) * L::v_stride + kc * 16 + 2 * t;
+        mma_bf16_16816(o[dt], p0, p1, p2, p3, lds32(vp), lds32(vp + 8));
+      }
+    }
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + 8 * h;
+    const int tok = pt.tok0 + row / group;
+    if (row >= rows || tok >= pt.tok_end) continue;
+    float* op = a.out + a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
+#pragma unroll
+    for (int dt = 0; dt < kD / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = dt * 8 + 2 * t + e;
+        if (d < hd) op[d] = l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f;
+      }
+  }
+}
+
+// Asks once per kernel and device for the dynamic shared memory above 48 KB a kernel needs.
+cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<uint64_t>& asked) {
+  if (bytes <= (48 << 10)) return cudaSuccess;
+  int device = 0;
+  if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
+  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
+  if (asked.load(std::memory_order_relaxed) & bit) return cudaSuccess;
+  if (cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+      e != cudaSuccess)
+    return e;
+  asked.fetch_or(bit, std::memory_order_relaxed);
+  return cudaSuccess;
+}
+
 bool flash_prefill_disabled() {
   static const bool off = [] {
     const char* v = std::getenv("HEARTH_CUDA_NO_FLASH_PREFILL");
@@ -364,22 +633,27 @@ cudaError_t launch_flash_prefill(const AttentionArgs& a, cudaStream_t stream) {
   // sum over sequences of ceil(q_len / tile_tokens) <= floor(tokens / tile_tokens) + num_seqs.
   const int64_t blocks = (a.tokens / tile_tokens + a.num_seqs) * a.kv_heads;
   if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+  const bool tensor_cores = a.bf16_products && a.head_dim % 16 == 0;
   return dispatch_float(a.cache_elem, [&](auto tag) {
     using C = decltype(tag);
     auto go = [&]<int kD>() {
-      auto kernel = flash_prefill_kernel<C, kD>;
-      // Above 48 KB of dynamic shared memory must be asked for, once per kernel and device.
-      static std::atomic<uint64_t> asked{0};
-      int device = 0;
-      if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
-      const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
-      if (!(asked.load(std::memory_order_relaxed) & bit)) {
-        if (cudaError_t e = cudaFuncSetAttribute(
-                kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Layout<kD>::bytes));
+      if (tensor_cores) {
+        auto kernel = flash_prefill_mma_kernel<C, kD>;
+        static std::atomic<uint64_t> asked{0};
+        if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kernel),
+                                                MmaLayout<kD>::bytes, asked);
             e != cudaSuccess)
           return e;
-        asked.fetch_or(bit, std::memory_order_relaxed);
+        kernel<<<unsigned(blocks), kMmaThreads, MmaLayout<kD>::bytes, stream>>>(a, group,
+                                                                                tile_tokens);
+        return cudaGetLastError();
       }
+      auto kernel = flash_prefill_kernel<C, kD>;
+      static std::atomic<uint64_t> asked{0};
+      if (cudaError_t e =
+              allow_shared_memory(reinterpret_cast<const void*>(kernel), Layout<kD>::bytes, asked);
+          e != cudaSuccess)
+        return e;
       kernel<<<unsigned(blocks), kThreads, Layout<kD>::bytes, stream>>>(a, group, tile_tokens);
       return cudaGetLastError();
     };

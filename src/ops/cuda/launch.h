@@ -156,6 +156,9 @@ struct AttentionArgs {
   Rows outr;
   // Slots a block table (or key_positions row) can address: the bound the key splits divide.
   int64_t max_slots = 0;
+  // MatmulPrecision::bf16: the tiled prefill kernel runs on bf16 tensor cores (q, k, v and the
+  // softmax weights rounded to bf16, f32 accumulation) where head_dim is a multiple of 16.
+  bool bf16_products = false;
 };
 inline constexpr int kMaxAttentionHeadDim = 256;
 // How launch_paged_attention divides the work: query heads per block (a tile of one kv head's
