@@ -431,7 +431,9 @@ __global__ void __launch_bounds__(kMmaThreads)
   extern __shared__ uint4 smem_mma[];
   uint16_t* ks = reinterpret_cast<uint16_t*>(smem_mma);
   uint16_t* vt = ks + L::v_off;
-  __shared__ int key_pos_s[kMmaKeys];
+  // Key positions are read after the tile's last barrier, so they alternate between two buffers:
+  // the next tile's are written while a slower warp may still mask with these.
+  __shared__ int key_pos_s[2][kMmaKeys];
   __shared__ int64_t key_off_s[kMmaKeys];
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
@@ -481,9 +483,10 @@ __global__ void __launch_bounds__(kMmaThreads)
   const C* k_cache = static_cast<const C*>(a.k_cache);
   const C* v_cache = static_cast<const C*>(a.v_cache);
 
-  for (int start = pt.kv_lo; start < pt.kv_hi; start += kMmaKeys) {
+  for (int start = pt.kv_lo, parity = 0; start < pt.kv_hi; start += kMmaKeys, parity ^= 1) {
+    int* tile_pos = key_pos_s[parity];
     if (tid < kMmaKeys)
-      tile_key(a, pt.key_pos, table, kvh, start + tid, pt.kv_hi, key_pos_s[tid], key_off_s[tid]);
+      tile_key(a, pt.key_pos, table, kvh, start + tid, pt.kv_hi, tile_pos[tid], key_off_s[tid]);
     __syncthreads();  // keys known; every warp is past its reads of the last tile (and of Q)
     // Consecutive lanes take consecutive keys: the transposed V stores of a warp are then 32
     // consecutive bf16 of one row of V^T (no bank conflicts).
@@ -516,7 +519,7 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int nt = 0; nt < kMmaKeys / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int h = e / 2, kpos = key_pos_s[nt * 8 + 2 * t + e % 2];
+        const int h = e / 2, kpos = tile_pos[nt * 8 + 2 * t + e % 2];
         const bool visible =
             kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
         s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
