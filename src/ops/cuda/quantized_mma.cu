@@ -24,7 +24,7 @@
 //  - x is prepared once per launch (prepare_kernel): rounded to bf16 and stored per (row, unit,
 //    mma) as the 4 values of the B fragment, with the f32 sum of the rounded values per unit.
 //
-// Blocks of 8 warps own one tile (16 rows, or 8 gate + 8 up rows for the fused SwiGLU); the warps
+// Blocks of 4 warps own one tile (16 rows, or 8 gate + 8 up rows for the fused SwiGLU); the warps
 // split K by steps and add their partial sums in shared memory in a fixed order, so a row's sum
 // depends only on K: grouped and fused launches give each output the bits of a single product.
 #include <cuda_bf16.h>
@@ -36,7 +36,8 @@
 namespace hearth::ops::cuda {
 namespace {
 
-constexpr int kWarps = 8;
+// 4 warps: blocks are small enough that the q/k/v launch of an 8B model (384 tiles) is one wave.
+constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kUnitCodes = 32;   // codes per 16-byte unit
 constexpr int kStepCodes = 128;  // codes per row per warp step (4 lanes x one unit)
@@ -123,7 +124,7 @@ __device__ __forceinline__ void load_step(const Rows2<S>& rows, int64_t u, int u
 // (acc[p] = {row g x row 2p, row g x row 2p + 1, row g + 8 x row 2p, row g + 8 x row 2p + 1}).
 template <typename S, int kPairs>
 __device__ __forceinline__ void compute_step(const StepLoad<S>& l, const uint4* __restrict__ xb,
-                                             const float2* __restrict__ xsum, int64_t units,
+                                             const float2* __restrict__ xsum, int m, int64_t units,
                                              int64_t u, int lane, float (&acc)[kPairs][4]) {
   const int g = lane >> 2, t = lane & 3;
   // The lane's B fragments are non-zero only for its own unit's column (t == g / 2).
@@ -140,7 +141,7 @@ __device__ __forceinline__ void compute_step(const StepLoad<S>& l, const uint4* 
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
       const int64_t i = 2 * p + (g & 1);
-      b[p] = holder ? __ldg(xb + (i * units + u_b) * 4 + w) : make_uint4(0, 0, 0, 0);
+      b[p] = holder && i < m ? __ldg(xb + (i * units + u_b) * 4 + w) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -209,7 +210,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int a = 0; a < kAhead; ++a) {
       const int64_t c = c0 + a * kWarps;
-      if (c < steps) compute_step<S, kPairs>(l[a], xb, xsum, units, c * 4 + t, lane, acc);
+      if (c < steps) compute_step<S, kPairs>(l[a], xb, xsum, m, units, c * 4 + t, lane, acc);
     }
   }
   // Sum over the quad's four units, then over the warps in order.
