@@ -1,5 +1,8 @@
 #include "ops/precision.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace hearth::ops {
 namespace {
 
@@ -10,6 +13,14 @@ thread_local MatmulPrecision current = MatmulPrecision::exact;
 
 const char* matmul_precision_name(MatmulPrecision p) {
   return p == MatmulPrecision::bf16 ? "bf16" : "exact";
+}
+
+bool cuda_bf16_kernels_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HEARTH_CUDA_BF16_KERNELS");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
 }
 
 MatmulPrecision matmul_precision() {

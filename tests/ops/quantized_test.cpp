@@ -247,13 +247,14 @@ Tensor round_x_bf16(const Tensor& x) {
 }
 
 // What MatmulPrecision::bf16 computes on CUDA for a quantized product of m rows: the 4-bit GEMV
-// (m <= 32, K a multiple of 128) rounds x to bf16 and keeps the codes exact; other GEMVs
+// (m <= 32, K a multiple of 128; ops::cuda_bf16_kernels_enabled()) rounds x to bf16 and keeps
+// the codes exact; other GEMVs
 // (m <= 8) are exact; a GEMM multiplies x rounded to bf16 by the weights dequantized into bf16
 // (MLX's dequantize). Returns the reference for out, or an undefined tensor when exact.
 Tensor cuda_bf16_reference(const Tensor& x, const QuantizedWeight& w, const Tensor& bias) {
   const int64_t m = x.dim(0), n = w.rows(), k = w.cols();
   Tensor ref = Tensor::empty({m, n}, DType::f32);
-  if (m <= 32 && w.bits == 4 && k % 128 == 0) {
+  if (cuda_bf16_kernels_enabled() && m <= 32 && w.bits == 4 && k % 128 == 0) {
     reference::quantized_matmul(round_x_bf16(x), w, ref, &bias);
     return ref;
   }

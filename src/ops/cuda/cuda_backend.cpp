@@ -466,7 +466,9 @@ constexpr int64_t kQuantGemvBf16MaxRows = 4 * kQuantGemvMaxRows;
 // when the precision, the widths and the shapes allow it; false leaves them to the caller.
 bool try_quantized_gemv_bf16(const Tensor& x, QuantGemvGroups groups, bool silu_mul) {
   const int64_t m = x.dim(0), k = x.dim(1);
-  if (matmul_precision() != MatmulPrecision::bf16 || m > kQuantGemvBf16MaxRows) return false;
+  if (matmul_precision() != MatmulPrecision::bf16 || !cuda_bf16_kernels_enabled() ||
+      m > kQuantGemvBf16MaxRows)
+    return false;
   for (int i = 0; i < groups.count; ++i) {
     const QuantMatrix& w = groups.g[i].w;
     if (!quantized_gemv_bf16_fits(w, 1) || w.scale_elem != groups.g[0].w.scale_elem) return false;
@@ -742,7 +744,7 @@ class CudaBackend final : public Backend {
     a.max_slots = meta.block_tables.dim(1) * int64_t(k_cache.dim(2));
     if (meta.key_positions.defined())
       a.max_slots = std::min(a.max_slots, meta.key_positions.dim(1));
-    a.bf16_products = matmul_precision() == MatmulPrecision::bf16;
+    a.bf16_products = matmul_precision() == MatmulPrecision::bf16 && cuda_bf16_kernels_enabled();
     const AttentionPlan plan = plan_paged_attention(a, sm_count());
     Tensor scratch;
     if (plan.scratch_floats > 0)
