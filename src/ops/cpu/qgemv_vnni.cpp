@@ -1,7 +1,8 @@
-// The int16 quantized GEMV of MatmulPrecision::bf16 (qgemv.cpp) for several rows of x on
-// AVX512-VNNI: batched decode, where the ymm kernel is bound by instructions rather than memory
-// (16 rows of x took ~10x the time of one on the Xeon VM: per 64 codes and x row it spends 4
-// vpmaddwd, 4 adds and the loads of x, on two ports).
+// The int16 quantized GEMV of MatmulPrecision::bf16 (qgemv.cpp) on AVX512-VNNI CPUs, for any
+// number of x rows. Written for batched decode, where the ymm kernel is bound by instructions
+// rather than memory (16 rows of x took ~10x the time of one on the Xeon VM: per 64 codes and x
+// row it spends 4 vpmaddwd, 4 adds and the loads of x, on two ports); at one row it streams the
+// codes 2-5 % faster too.
 //
 // Here a 64-byte load holds 32 16-bit lanes of 4 (4 bits) or 2 (8 bits) codes; each code plane
 // is isolated once per weight row with a shift and a mask and serves up to 8 rows of x through

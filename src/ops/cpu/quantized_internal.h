@@ -123,8 +123,8 @@ void quantized_gemm(const MatmulArgs& a, const QuantView& w);
 // Every group size is a multiple of 16.
 void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, float* step,
                         float* xsum);
-// The int16 GEMV for several rows of x on AVX512-VNNI (qgemv_vnni.cpp): 4 or 8 bits, K a whole
-// number of 64-byte code blocks; false (nothing done) otherwise or where cpu_vnni() is not avx512.
+// The int16 GEMV on AVX512-VNNI (qgemv_vnni.cpp): 4 or 8 bits, K a whole number of 64-byte code
+// blocks; false (nothing done) otherwise or where cpu_vnni() is not avx512.
 bool quantized_gemv_vnni(const MatmulArgs& a, const QuantView& w);
 // The GEMM over int16 x on VNNI (qgemm_int16.cpp); false (nothing done) where cpu_vnni() is none.
 bool quantized_gemm_int16(const MatmulArgs& a, const QuantView& w);
