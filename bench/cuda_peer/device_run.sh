@@ -13,9 +13,9 @@
 #   strip P/bin/* && tar -C P -cf - bin | xz -T2 -9 > .cudarun-fast/bin.tar.xz
 # Usage (repo root on the GPU machine): bash .cudarun-fast/device_run.sh STAGES  (default: all)
 #   stages: tests bench models hearth profile peer precision quant tc
-#   tc: the bf16 tensor-core kernels of 2026-12-07 (4-bit GEMV, prefill attention), off by default
-#       until verified: their op/model tests with HEARTH_CUDA_BF16_KERNELS=1, then 8B prefill and
-#       8B 4-bit decode with them on and off (needs the models stage and m8b-q4 from quant)
+#   tc: the bf16 tensor-core kernels (4-bit GEMV, prefill attention): their op/model tests, then 8B
+#       prefill and 8B 4-bit decode with them on and off (HEARTH_CUDA_BF16_KERNELS=1/0; needs the
+#       models stage and m8b-q4 from quant)
 #   precision: CUDA GEMM / golden tests at --matmul-precision bf16, 8B prefill at both precisions
 #   quant: 8B converted to 4 and 8 bits by hearth convert; decode at batch 1/4/16/64, prefill 2048
 set -u
@@ -98,8 +98,8 @@ for s in $STAGES; do
     ;;
   tc)
     log "tensor-core kernel tests"
-    HEARTH_CUDA_BF16_KERNELS=1 "$C/bin/op_tests" --gtest_filter='Cuda/Quantized*:Cuda/Attention*' 2>&1 | tail -n 3 | tee "$OUT/tc_op.log"
-    HEARTH_CUDA_BF16_KERNELS=1 "$C/bin/model_tests" --gtest_filter='*DecodeGraph*:*Golden*cuda*' 2>&1 | tee "$OUT/tc_model.log" | grep -E "FAILED|PASSED" | head -20
+    "$C/bin/op_tests" --gtest_filter='Cuda/Quantized*:Cuda/Attention*' 2>&1 | tail -n 3 | tee "$OUT/tc_op.log"
+    "$C/bin/model_tests" --gtest_filter='*DecodeGraph*:*Golden*cuda*' 2>&1 | tee "$OUT/tc_model.log" | grep -E "FAILED|PASSED" | head -20
     for on in 1 0; do
       log "HEARTH_CUDA_BF16_KERNELS=$on: m8b prefill 2048, m8b-q4 decode"
       HEARTH_CUDA_BF16_KERNELS=$on "$C/bin/hearth" benchmark --model /tmp/m8b --device cuda -p 2048 -g 4 -n 2 2>&1 | tee -a "$OUT/tc_$on.log" | grep -E "Averages|rror"

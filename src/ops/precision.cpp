@@ -18,7 +18,7 @@ const char* matmul_precision_name(MatmulPrecision p) {
 bool cuda_bf16_kernels_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("HEARTH_CUDA_BF16_KERNELS");
-    return v && std::strcmp(v, "1") == 0;
+    return !(v && std::strcmp(v, "0") == 0);
   }();
   return on;
 }

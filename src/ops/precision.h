@@ -21,9 +21,8 @@ enum class MatmulPrecision {
 const char* matmul_precision_name(MatmulPrecision p);
 
 // Whether the CUDA backend's bf16 tensor-core kernels serve MatmulPrecision::bf16: the 4-bit GEMV
-// (cuda/quantized_mma.cu) and the prefill attention (cuda/flash_prefill.cu). Written without a
-// GPU and not yet run on one, they stay off unless HEARTH_CUDA_BF16_KERNELS=1 (the products then
-// keep the f32-exact kernels); the switch goes once the GPU tests have passed.
+// (cuda/quantized_mma.cu) and the prefill attention (cuda/flash_prefill.cu). On unless
+// HEARTH_CUDA_BF16_KERNELS=0, which keeps the f32-exact kernels (to bisect, and for A/B figures).
 bool cuda_bf16_kernels_enabled();
 
 // The precision of this thread's matmuls: exact unless a MatmulPrecisionScope says otherwise.

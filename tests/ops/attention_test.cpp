@@ -203,7 +203,7 @@ Built rounded_to_bf16(const Built& b) {
 // where head_dim is a multiple of 16: it equals the reference on q, k, v rounded to bf16 up to the
 // rounding of the softmax weights to bf16 (relative 2^-9 each: ~1e-3 of the output scale here),
 // and differs from the exact reference by more than f32 rounding (the path did run). Other
-// calls, the CPU, and CUDA without HEARTH_CUDA_BF16_KERNELS=1 (ops/precision.h) stay exact.
+// calls, the CPU, and CUDA under HEARTH_CUDA_BF16_KERNELS=0 (ops/precision.h) stay exact.
 // Windows, ragged chunks, GQA, positions, every cache dtype.
 TEST_P(AttentionTest, TiledPrefillOnBf16TensorCores) {
   Rng rng(95);
