@@ -44,16 +44,7 @@ void check_product(const char* op, const Tensor& x, const Tensor& w, const Tenso
   check_device(op, out_name, out, device);
   check_no_overlap(op, out_name, out, "x", x);
   check_no_overlap(op, out_name, out, w_name, w);
-  if (bias) {
-    check_defined(op, bias_name, *bias);
-    check_ndim(op, bias_name, *bias, 1);
-    check_dtype_in(op, bias_name, *bias, {DType::f32, DType::f16, DType::bf16});
-    if (bias->dim(0) != n)
-      fail(ErrorCode::invalid_argument, "{}: {} has {} elements, {} has {} rows", op, bias_name,
-           bias->dim(0), w_name, n);
-    check_device(op, bias_name, *bias, device);
-    check_no_overlap(op, out_name, out, bias_name, *bias);
-  }
+  if (bias) check_bias(op, bias_name, *bias, n, w_name, device, out_name, out);
 }
 
 }  // namespace

@@ -111,4 +111,16 @@ void check_no_overlap(const char* op, const char* dst_name, const Tensor& dst, c
     fail(ErrorCode::invalid_argument, "{}: {} overlaps {} in memory", op, dst_name, src_name);
 }
 
+void check_bias(const char* op, const char* bias_name, const Tensor& bias, int64_t n,
+                const char* w_name, Device device, const char* out_name, const Tensor& out) {
+  check_defined(op, bias_name, bias);
+  check_ndim(op, bias_name, bias, 1);
+  check_dtype_in(op, bias_name, bias, {DType::f32, DType::f16, DType::bf16});
+  if (bias.dim(0) != n)
+    fail(ErrorCode::invalid_argument, "{}: {} has {} elements, {} has {} rows", op, bias_name,
+         bias.dim(0), w_name, n);
+  check_device(op, bias_name, bias, device);
+  check_no_overlap(op, out_name, out, bias_name, bias);
+}
+
 }  // namespace hearth::ops::detail

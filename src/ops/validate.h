@@ -28,5 +28,8 @@ void check_alias_ok(const char* op, const char* dst_name, const Tensor& dst, con
 // dst must not share any memory with src.
 void check_no_overlap(const char* op, const char* dst_name, const Tensor& dst, const char* src_name,
                       const Tensor& src);
+// A product's optional bias: a float vector of the weight's n rows on `device`, apart from out.
+void check_bias(const char* op, const char* bias_name, const Tensor& bias, int64_t n,
+                const char* w_name, Device device, const char* out_name, const Tensor& out);
 
 }  // namespace hearth::ops::detail

@@ -1,10 +1,15 @@
-// What cuda_backend.cpp shares with the graph capture in cuda_graph.cpp: the stream, error checks,
-// the allocator's capture arenas and the deferred embedding-id check.
+// What cuda_backend.cpp shares with the graph capture in cuda_graph.cpp and with
+// quantized_gemv.cpp: the stream, error checks, the allocator's capture arenas, the deferred
+// embedding-id check, and the quantized GEMV's kernel choice.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+
+#include "core/tensor.h"
+#include "ops/cuda/quantized_launch.h"
+#include "ops/quantized.h"
 
 namespace hearth::ops::cuda {
 
@@ -31,12 +36,25 @@ bool capturing();
 struct EmbeddingCheck {
   bool pending = false;
   int64_t vocab = 0;
-  const char* op = "embedding";  // the gather whose ids are checked (embedding / quantized_embedding)
+  const char* op =
+      "embedding";  // the gather whose ids are checked (embedding / quantized_embedding)
 };
 EmbeddingCheck embedding_check();
 void set_embedding_check(const EmbeddingCheck& check);
 
 // Gives an existing cuBLAS handle a fixed workspace, so that a captured GEMM does not allocate.
 void prepare_blas_for_capture();
+
+// The launchers' element type of a tensor dtype.
+Elem elem_of(DType dtype);
+
+// Quantized weights and products as the launchers of quantized_launch.h take them
+// (quantized_gemv.cpp).
+QuantMatrix quant_matrix(const QuantizedWeight& w);
+QuantGemvOut quant_gemv_out(const QuantizedWeight& w, const Tensor* bias, Tensor* out);
+// Runs the products on the tensor-core 4-bit GEMV of MatmulPrecision::bf16 (quantized_mma.cu, up
+// to 32 rows of x, 8 per launch) when the precision, the widths and the shapes allow it; false
+// leaves them to the caller.
+bool try_quantized_gemv_bf16(const Tensor& x, QuantGemvGroups groups, bool silu_mul);
 
 }  // namespace hearth::ops::cuda

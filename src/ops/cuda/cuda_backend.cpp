@@ -160,6 +160,8 @@ class CachingAllocator {
   std::thread::id capture_thread_;
 };
 
+}  // namespace
+
 Elem elem_of(DType dtype) {
   switch (dtype) {
     case DType::f32:
@@ -178,6 +180,8 @@ Elem elem_of(DType dtype) {
   }
   return Elem::f32;
 }
+
+namespace {
 
 Rows rows_of(const Tensor& t) {
   Rows r;
@@ -432,62 +436,6 @@ void copy(const Tensor& src, Tensor& dst) {
   Tensor host = Tensor::empty(src.shape(), dst.dtype());
   transfer(host.raw_data(), dev.raw_data(), dev.nbytes(), cudaMemcpyDeviceToHost);
   cpu::copy(host, dst);
-}
-
-QuantMatrix quant_matrix(const QuantizedWeight& w) {
-  QuantMatrix q;
-  q.packed = w.packed.data<uint32_t>();
-  q.scales = w.scales.raw_data();
-  q.biases = w.biases.raw_data();
-  q.scale_elem = elem_of(w.scales.dtype());
-  q.bits = w.bits;
-  q.group_size = w.group_size;
-  q.n = w.rows();
-  q.k = w.cols();
-  return q;
-}
-
-QuantGemvOut quant_gemv_out(const QuantizedWeight& w, const Tensor* bias, Tensor* out) {
-  QuantGemvOut o;
-  o.w = quant_matrix(w);
-  o.bias = bias ? bias->raw_data() : nullptr;
-  o.bias_elem = bias ? elem_of(bias->dtype()) : Elem::f32;
-  o.out = out ? out->data<float>() : nullptr;
-  o.out_stride = out ? out->stride(0) : 0;
-  return o;
-}
-
-// Rows of x up to which the tensor-core 4-bit GEMV is used, kQuantGemvMaxRows at a time: each
-// chunk reads the weights once more, which up to 4 chunks still beats dequantizing them into
-// bf16 panels for a GEMM (a write and a read of 4x the 4-bit bytes).
-constexpr int64_t kQuantGemvBf16MaxRows = 4 * kQuantGemvMaxRows;
-
-// Runs the products on the tensor-core 4-bit GEMV of MatmulPrecision::bf16 (quantized_mma.cu)
-// when the precision, the widths and the shapes allow it; false leaves them to the caller.
-bool try_quantized_gemv_bf16(const Tensor& x, QuantGemvGroups groups, bool silu_mul) {
-  const int64_t m = x.dim(0), k = x.dim(1);
-  if (matmul_precision() != MatmulPrecision::bf16 || !cuda_bf16_kernels_enabled() ||
-      m > kQuantGemvBf16MaxRows)
-    return false;
-  for (int i = 0; i < groups.count; ++i) {
-    const QuantMatrix& w = groups.g[i].w;
-    if (!quantized_gemv_bf16_fits(w, 1) || w.scale_elem != groups.g[0].w.scale_elem) return false;
-    if (silu_mul && (w.n != groups.g[0].w.n || w.group_size != groups.g[0].w.group_size))
-      return false;
-  }
-  const int64_t rows = std::min<int64_t>(m, kQuantGemvMaxRows);
-  Tensor scratch =
-      Tensor::empty({quantized_gemv_bf16_scratch_bytes(int(rows), k)}, DType::u8, x.device());
-  for (int64_t i0 = 0; i0 < m; i0 += kQuantGemvMaxRows) {
-    const int chunk = int(std::min<int64_t>(kQuantGemvMaxRows, m - i0));
-    QuantGemvGroups part = groups;
-    for (int i = 0; i < part.count; ++i)
-      if (part.g[i].out) part.g[i].out += i0 * part.g[i].out_stride;
-    check(launch_quantized_gemv_bf16(x.data<float>() + i0 * x.stride(0), x.stride(0), chunk, k,
-                                     part, silu_mul, scratch.raw_data(), stream()),
-          "quantized_matmul (bf16 GEMV)");
-  }
-  return true;
 }
 
 QuantizedKvArgs quantized_kv_args(const QuantizedKvPlanes& c) {
