@@ -104,9 +104,7 @@ void apply_grouped(std::span<const Linear* const> layers, const Tensor& x,
 void apply_silu_mul(const Linear& gate, const Linear& up, const Tensor& x, Tensor& out,
                     Tensor& up_buffer) {
   const Linear* pair[] = {&gate, &up};
-  // The CPU has no fused quantized kernel: its default sequence would allocate the up buffer this
-  // caller already holds.
-  if (quantized_fusable(pair) && !x.device().is_cpu()) {
+  if (quantized_fusable(pair)) {
     ops::quantized_matmul_silu_mul(x, gate.quantized, up.quantized, out,
                                    gate.bias.defined() ? &gate.bias : nullptr,
                                    up.bias.defined() ? &up.bias : nullptr);

@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -40,7 +41,7 @@ namespace hearth::ops::cpu {
 namespace {
 
 // Packed bytes per task below which a product is not split further (a pool wake-up costs about as
-// much as streaming 64 KiB on the 2-core Zen dev VM; as in gemv.cpp).
+// much as streaming 64 KiB on the 2-core Zen dev VM; as in gemv.cpp; for_row_ranges).
 constexpr int64_t kQGemvMinBytesPerTask = 64 * 1024;
 // Tasks per thread, claimed dynamically: a thread that loses its core for a while on the shared
 // machine does not hold the others up.
@@ -60,15 +61,6 @@ const bool kByteTrick = [] {
   const char* env = std::getenv("HEARTH_CPU_Q4_EXACT");
   return !(env && env[0] == '1');
 }();
-
-// How far ahead of its reads the GEMV prefetches the codes (rows are contiguous, so past a row's
-// end this is the next row's start). Without it the 2-vCPU Intel Xeon CI-class VM streamed 4-bit
-// codes at 45 % of its read bandwidth in the int16 path and 18 % in the f32 one (the kernels'
-// compute and the DRAM latency did not overlap: 27 G codes/s per thread from L2, 12 from DRAM);
-// int16 path, 512 bytes ahead: 45-56 %, 1 KiB 58-62 %, 2 KiB 70-71 %, 4-8 KiB 67-68 % (op_bench
-// --only qgemv, two threads, 8960 x 1536 and 1536 x 8960); the f32 paths at 2 KiB: 4-bit 46 %,
-// 8-bit 68 % of a decode step (op_bench --only qmodel; 18 % and 33 % without).
-constexpr int64_t kPrefetchAhead = 2048;
 
 struct GemvCtx {
   const MatmulArgs* a;
@@ -127,8 +119,8 @@ inline void row_q4(const GemvCtx& c, int64_t n, int64_t m0) {
     for (int u = 0; u < kU; ++u)
       for (int i = 0; i < kM; ++i) acc_lo[u][i] = acc_hi[u][i] = _mm256_setzero_ps();
     const uint8_t* p = row + g * (w.group_size / 2);
-    // The group's codes kPrefetchAhead bytes on (16-64 bytes a group: one line).
-    _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0);
+    // The group's codes kQGemvPrefetchAhead bytes on (16-64 bytes a group: one line).
+    _mm_prefetch(reinterpret_cast<const char*>(p) + kQGemvPrefetchAhead, _MM_HINT_T0);
     const int64_t x0 = g * w.group_size;
     for (int64_t ch = 0; ch < chunks; ch += kU) {
       for (int u = 0; u < kU; ++u) {
@@ -171,8 +163,8 @@ inline void row_natural(const GemvCtx& c, int64_t n, int64_t m0) {
     for (int u = 0; u < kU; ++u)
       for (int i = 0; i < kM; ++i) acc[u][i] = _mm256_setzero_ps();
     const int64_t c0 = g * chunks;
-    // The group's codes kPrefetchAhead bytes on (16-128 bytes a group: one or two lines).
-    const char* ahead = reinterpret_cast<const char*>(row + c0 * kBits) + kPrefetchAhead;
+    // The group's codes kQGemvPrefetchAhead bytes on (16-128 bytes a group: one or two lines).
+    const char* ahead = reinterpret_cast<const char*>(row + c0 * kBits) + kQGemvPrefetchAhead;
     _mm_prefetch(ahead, _MM_HINT_T0);
     if (w.group_size * kBits > 512) _mm_prefetch(ahead + 64, _MM_HINT_T0);
     for (int64_t ch = 0; ch < chunks; ch += kU) {
@@ -288,13 +280,13 @@ inline void row_int16(const GemvCtx& c, int64_t n, int64_t m0) {
   int64_t g0 = 0;
   const int64_t chunk_bytes = kLanes * w.group_size * kBits / 8;
   for (; g0 + kLanes <= w.groups; g0 += kLanes) {
-    // The codes kPrefetchAhead bytes on (rows are contiguous, so past a row's end this is the
-    // next row's start): see kPrefetchAhead.
+    // The codes kQGemvPrefetchAhead bytes on (rows are contiguous, so past a row's end this is the
+    // next row's start): see kQGemvPrefetchAhead.
     const char* ahead =
-        reinterpret_cast<const char*>(row + g0 * chunk_bytes / kLanes) + kPrefetchAhead;
+        reinterpret_cast<const char*>(row + g0 * chunk_bytes / kLanes) + kQGemvPrefetchAhead;
     for (int64_t l = 0; l < chunk_bytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
     // The scales and biases as far ahead (rows of both are contiguous too).
-    const int64_t groups_ahead = kPrefetchAhead * kLanes / chunk_bytes;
+    const int64_t groups_ahead = kQGemvPrefetchAhead * kLanes / chunk_bytes;
     _mm_prefetch(reinterpret_cast<const char*>(scales + g0 + groups_ahead), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(biases + g0 + groups_ahead), _MM_HINT_T0);
     const __m256 sv = load8(scales + g0), bv = load8(biases + g0);
@@ -370,18 +362,11 @@ void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, fl
   }
 }
 
-namespace {
-
-// x rows rounded to int16 per group (round_x_int16_rows), permuted into the int16 GEMV's lane
-// order. The group sums are those of the rounded x, so that the product is exactly W times a
-// rounded x (the bias terms' weight, b, is not centred like s * q + b is, so pairing it with the
-// unrounded sum would add an error of its own).
-// xq has room for m * k values and is 64-byte aligned, so that the kernel's 32-byte loads never
-// straddle a cache line (a split load costs a second L1 access on Intel cores).
-void round_x_int16(const MatmulArgs& a, const QuantView& w, int16_t* xq, std::vector<float>& step,
-                   std::vector<float>& xsum) {
-  const int per_lane = 16 / w.bits, block = 16 * per_lane;
+void round_x_int16_lanes(const MatmulArgs& a, const QuantView& w, int lanes, int16_t* xq,
+                         std::vector<float>& step, std::vector<float>& xsum) {
+  const int per_lane = 16 / w.bits, block = lanes * per_lane;
   step.resize(size_t(a.m * w.groups));
+  xsum.resize(size_t(a.m * w.groups));
   std::vector<int16_t> natural(size_t(a.m * w.k));
   round_x_int16_rows(a, w, natural.data(), step.data(), xsum.data());
   for (int64_t i = 0; i < a.m; ++i) {
@@ -389,9 +374,24 @@ void round_x_int16(const MatmulArgs& a, const QuantView& w, int16_t* xq, std::ve
     int16_t* out = xq + i * w.k;
     for (int64_t b = 0; b < w.k; b += block)
       for (int j = 0; j < per_lane; ++j)
-        for (int l = 0; l < 16; ++l) out[b + j * 16 + l] = in[b + per_lane * l + j];
+        for (int l = 0; l < lanes; ++l) out[b + j * lanes + l] = in[b + per_lane * l + j];
   }
 }
+
+void for_row_ranges(const QuantView& w, const std::function<void(int64_t, int64_t)>& rows) {
+  const int64_t row_bytes = w.row_bytes + 2 * w.groups * int64_t(dtype_size(w.scale_dtype));
+  const int64_t grain =
+      std::max<int64_t>(1, kQGemvMinBytesPerTask / std::max<int64_t>(1, row_bytes));
+  const int threads = ThreadPool::global().num_threads();
+  const int64_t tasks = std::min<int64_t>((w.n + grain - 1) / grain, kTasksPerThread * threads);
+  const int64_t per_task = (w.n + tasks - 1) / tasks;
+  ThreadPool::global().run(tasks, [&](int64_t t) {
+    const int64_t n0 = t * per_task, n1 = std::min(w.n, n0 + per_task);
+    rows(n0, n1);
+  });
+}
+
+namespace {
 
 template <typename S, int kBits, int kM>
 inline void row(const GemvCtx& c, int64_t n, int64_t m0) {
@@ -415,16 +415,13 @@ inline void row(const GemvCtx& c, int64_t n, int64_t m0) {
     row_natural<S, kBits, kM>(c, n, m0);
 }
 
-// Weight rows [n0, n1) against every x row, kRowsTogether at a time. With more than
-// kRowsTogether x rows, the weight rows go in tiles of kWeightTile: each group of x rows then
-// serves a tile from L1 instead of one row, so the x rows (16 of K = 8960 are 287 KB in f32,
-// 143 KB in int16) stream from L2 once per tile, not once per weight row.
-constexpr int64_t kWeightTile = 8;
+// Weight rows [n0, n1) against every x row, kRowsTogether at a time; with more than
+// kRowsTogether x rows, in tiles of kQGemvWeightTile weight rows.
 
 template <typename S, int kBits>
 void rows_all_x(const GemvCtx& c, int64_t n0, int64_t n1) {
   const int64_t m = c.a->m;
-  const int64_t tile = m > kRowsTogether ? kWeightTile : 1;
+  const int64_t tile = m > kRowsTogether ? kQGemvWeightTile : 1;
   for (int64_t t0 = n0; t0 < n1; t0 += tile) {
     const int64_t t1 = std::min(n1, t0 + tile);
     int64_t m0 = 0;
@@ -450,17 +447,7 @@ void rows_all_x(const GemvCtx& c, int64_t n0, int64_t n1) {
 
 template <typename S, int kBits>
 void gemv_typed(const GemvCtx& c) {
-  const QuantView& w = *c.w;
-  const int64_t row_bytes = w.row_bytes + 2 * w.groups * int64_t(dtype_size(w.scale_dtype));
-  const int64_t grain =
-      std::max<int64_t>(1, kQGemvMinBytesPerTask / std::max<int64_t>(1, row_bytes));
-  const int threads = ThreadPool::global().num_threads();
-  const int64_t tasks = std::min<int64_t>((w.n + grain - 1) / grain, kTasksPerThread * threads);
-  const int64_t per_task = (w.n + tasks - 1) / tasks;
-  ThreadPool::global().run(tasks, [&](int64_t t) {
-    const int64_t n0 = t * per_task, n1 = std::min(w.n, n0 + per_task);
-    rows_all_x<S, kBits>(c, n0, n1);
-  });
+  for_row_ranges(*c.w, [&](int64_t n0, int64_t n1) { rows_all_x<S, kBits>(c, n0, n1); });
 }
 
 }  // namespace
@@ -472,7 +459,7 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
   // 8 x rows through vpdpwssd): 1.4-1.7x this file's ymm kernel at 4-16 rows, 2-5 % at one.
   if (int16 && quantized_gemv_vnni(a, w)) return;
   // Group sums of x, once per call (f32, like the accumulation); the int16 path takes those of
-  // the rounded x instead (round_x_int16).
+  // the rounded x instead (round_x_int16_lanes).
   std::vector<float> xsum(size_t(a.m * w.groups));
   for (int64_t i = 0; i < a.m && !int16; ++i) {
     const float* x = a.x + i * a.x_stride;
@@ -489,7 +476,7 @@ void quantized_gemv(const MatmulArgs& a, const QuantView& w) {
   std::vector<float> permuted;
   if (int16) {
     xq = AlignedArray<int16_t>(size_t(a.m * k));
-    round_x_int16(a, w, xq.p, xstep, xsum);
+    round_x_int16_lanes(a, w, 16, xq.p, xstep, xsum);  // 16 int16 lanes per ymm
     c.xq = xq.p;
     c.xstep = xstep.data();
   } else if (w.bits == 4) {

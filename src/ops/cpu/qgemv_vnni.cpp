@@ -24,13 +24,9 @@
 namespace hearth::ops::cpu {
 namespace {
 
-constexpr int kMaxRows = 8;               // x rows per pass over a weight row
-constexpr int kBlockBytes = 64;           // one zmm of codes
-constexpr int kChunkGroups = 16;          // groups whose factors are computed together
-constexpr int64_t kWeightTile = 8;        // weight rows that share one stream of x from L2
-constexpr int64_t kPrefetchAhead = 2048;  // as the ymm kernel (qgemv.cpp)
-constexpr int64_t kMinBytesPerTask = 64 * 1024;
-constexpr int64_t kTasksPerThread = 8;
+constexpr int kMaxRows = 8;       // x rows per pass over a weight row
+constexpr int kBlockBytes = 64;   // one zmm of codes
+constexpr int kChunkGroups = 16;  // groups whose factors are computed together
 
 #define HEARTH_ZMM_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -103,8 +99,9 @@ HEARTH_ZMM_TARGET void row_zmm(const Ctx& c, int64_t n, int64_t m0) {
     }
     const int64_t b_first = kG == 0 ? g0 * 2 : g0 / kG;
     const int64_t b_end = kG == 0 ? (g0 + gn) * 2 : (g0 + gn) / kG;
-    // Codes and scales of this weight row, kPrefetchAhead bytes on (rows are contiguous).
-    const char* ahead = reinterpret_cast<const char*>(row + b_first * kBlockBytes) + kPrefetchAhead;
+    // Codes and scales of this weight row, kQGemvPrefetchAhead bytes on (rows are contiguous).
+    const char* ahead =
+        reinterpret_cast<const char*>(row + b_first * kBlockBytes) + kQGemvPrefetchAhead;
     for (int64_t l = 0; l < (b_end - b_first) * kBlockBytes; l += 64)
       _mm_prefetch(ahead + l, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(scales + g0 + kChunkGroups * 4), _MM_HINT_T0);
@@ -147,8 +144,8 @@ HEARTH_ZMM_TARGET void row_zmm(const Ctx& c, int64_t n, int64_t m0) {
 template <typename S, int kBits, int kG>
 HEARTH_ZMM_TARGET void rows_zmm(const Ctx& c, int64_t n0, int64_t n1) {
   const int64_t m = c.a->m;
-  for (int64_t t0 = n0; t0 < n1; t0 += kWeightTile) {
-    const int64_t t1 = std::min(n1, t0 + kWeightTile);
+  for (int64_t t0 = n0; t0 < n1; t0 += kQGemvWeightTile) {
+    const int64_t t1 = std::min(n1, t0 + kQGemvWeightTile);
     int64_t m0 = 0;
     for (; m0 + kMaxRows <= m; m0 += kMaxRows)
       for (int64_t n = t0; n < t1; ++n) row_zmm<S, kBits, kMaxRows, kG>(c, n, m0);
@@ -170,15 +167,7 @@ template <typename S, int kBits>
 void gemv_zmm(const Ctx& c) {
   const QuantView& w = *c.w;
   auto run = [&]<int kG>() {
-    const int64_t row_bytes = w.row_bytes + 2 * w.groups * int64_t(dtype_size(w.scale_dtype));
-    const int64_t grain = std::max<int64_t>(1, kMinBytesPerTask / std::max<int64_t>(1, row_bytes));
-    const int threads = ThreadPool::global().num_threads();
-    const int64_t tasks = std::min<int64_t>((w.n + grain - 1) / grain, kTasksPerThread * threads);
-    const int64_t per_task = (w.n + tasks - 1) / tasks;
-    ThreadPool::global().run(tasks, [&](int64_t t) {
-      const int64_t n0 = t * per_task, n1 = std::min(w.n, n0 + per_task);
-      rows_zmm<S, kBits, kG>(c, n0, n1);
-    });
+    for_row_ranges(w, [&](int64_t n0, int64_t n1) { rows_zmm<S, kBits, kG>(c, n0, n1); });
   };
   switch (kBlockCodes<kBits> / w.group_size) {
     case 0:  // 8 bits, group size 128 (a 4-bit block is 128 codes: never less than a group)
@@ -200,19 +189,9 @@ bool quantized_gemv_vnni(const MatmulArgs& a, const QuantView& w) {
   if (cpu_vnni() != CpuVnni::avx512 || !vl || (w.bits != 4 && w.bits != 8)) return false;
   const int64_t block = w.bits == 4 ? kBlockCodes<4> : kBlockCodes<8>;
   if (w.k % block != 0 || w.k % w.group_size != 0) return false;
-  // x rounded in qgemv.cpp's natural order, then permuted into the lane order of 64-byte blocks.
-  std::vector<float> step(size_t(a.m * w.groups)), xsum(size_t(a.m * w.groups));
-  std::vector<int16_t> natural(size_t(a.m * w.k));
-  round_x_int16_rows(a, w, natural.data(), step.data(), xsum.data());
+  std::vector<float> step, xsum;
   AlignedArray<int16_t> xq(size_t(a.m * w.k));
-  const int planes = 16 / w.bits;
-  for (int64_t i = 0; i < a.m; ++i) {
-    const int16_t* in = natural.data() + i * w.k;
-    int16_t* out = xq.p + i * w.k;
-    for (int64_t b = 0; b < w.k; b += block)
-      for (int j = 0; j < planes; ++j)
-        for (int l = 0; l < 32; ++l) out[b + j * 32 + l] = in[b + planes * l + j];
-  }
+  round_x_int16_lanes(a, w, 32, xq.p, step, xsum);  // 32 int16 lanes per zmm
   const Ctx c{&a, &w, xq.p, step.data(), xsum.data()};
   dispatch_scale(w.scale_dtype, [&]<typename S>() {
     if (w.bits == 4)

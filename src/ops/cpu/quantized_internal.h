@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <type_traits>
+#include <vector>
 
 #include "ops/cpu/matmul_internal.h"
 #include "ops/cpu/simd.h"
@@ -123,6 +125,32 @@ void quantized_gemm(const MatmulArgs& a, const QuantView& w);
 // Every group size is a multiple of 16.
 void round_x_int16_rows(const MatmulArgs& a, const QuantView& w, int16_t* xq, float* step,
                         float* xsum);
+// How far ahead of its reads the GEMV prefetches the codes (rows are contiguous, so past a row's
+// end this is the next row's start). Without it the 2-vCPU Intel Xeon CI-class VM streamed 4-bit
+// codes at 45 % of its read bandwidth in the int16 path and 18 % in the f32 one (the kernels'
+// compute and the DRAM latency did not overlap: 27 G codes/s per thread from L2, 12 from DRAM);
+// int16 path, 512 bytes ahead: 45-56 %, 1 KiB 58-62 %, 2 KiB 70-71 %, 4-8 KiB 67-68 % (op_bench
+// --only qgemv, two threads, 8960 x 1536 and 1536 x 8960); the f32 paths at 2 KiB: 4-bit 46 %,
+// 8-bit 68 % of a decode step (op_bench --only qmodel; 18 % and 33 % without).
+inline constexpr int64_t kQGemvPrefetchAhead = 2048;
+// Weight rows that share one stream of several x rows from L2 in the GEMVs: each group of x rows
+// serves a tile from L1 instead of one row, so the x rows (16 of K = 8960 are 287 KB in f32,
+// 143 KB in int16) stream from L2 once per tile, not once per weight row.
+inline constexpr int64_t kQGemvWeightTile = 8;
+
+// The int16 GEMVs' x (qgemv.cpp): rows rounded per group as round_x_int16_rows does (step and
+// xsum resized to [m, groups]), permuted into a kernel's lane order: per block of `lanes` 16-bit
+// lanes of codes (16 / bits codes each), plane j holds the x of code j of every lane. The group
+// sums are those of the rounded x, so that the product is exactly W times a rounded x (the bias
+// terms' weight, b, is not centred like s * q + b is, so pairing it with the unrounded sum would
+// add an error of its own). xq has room for m * k values, 64-byte aligned so that the kernels'
+// loads never straddle a cache line (a split load costs a second L1 access on Intel cores).
+void round_x_int16_lanes(const MatmulArgs& a, const QuantView& w, int lanes, int16_t* xq,
+                         std::vector<float>& step, std::vector<float>& xsum);
+// Runs rows(n0, n1) over the weight rows on the thread pool in contiguous ranges (one sequential
+// stream of codes per task), as the quantized GEMVs split their work.
+void for_row_ranges(const QuantView& w, const std::function<void(int64_t, int64_t)>& rows);
+
 // The int16 GEMV on AVX512-VNNI (qgemv_vnni.cpp): 4 or 8 bits, K a whole number of 64-byte code
 // blocks; false (nothing done) otherwise or where cpu_vnni() is not avx512.
 bool quantized_gemv_vnni(const MatmulArgs& a, const QuantView& w);

@@ -64,6 +64,19 @@ cudaError_t dispatch_float(Elem e, Fn&& fn) {
   }
 }
 
+// One warp-wide mma.sync m16n8k16 with bf16 inputs and f32 accumulation, d += a * b, in the PTX
+// fragment layouts (lane = 4 g + t): a[0] = A rows g, k 2t..2t+1; a[1] = rows g + 8; a[2], a[3]
+// the same rows at k + 8; b0 = B k 2t..2t+1, column g; b1 at k + 8; d = C rows g (d[0], d[1]) and
+// g + 8 (d[2], d[3]), columns 2t, 2t + 1. Each 32-bit register holds two bf16, the lower k first.
+__device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4],
+                                                  uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 inline unsigned blocks_for(int64_t n, int per_block) {
   return unsigned((n + per_block - 1) / per_block);
 }

@@ -378,15 +378,6 @@ struct MmaLayout {
   static constexpr size_t bytes = size_t(v_off + kD * v_stride) * sizeof(uint16_t);
 };
 
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                               uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   return uint32_t(__bfloat16_as_ushort(from_f32<__nv_bfloat16>(lo))) |
          uint32_t(__bfloat16_as_ushort(from_f32<__nv_bfloat16>(hi))) << 16;
@@ -511,7 +502,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
       for (int kc = 0; kc < kD / 16; ++kc) {
         const uint16_t* kp = ks + (nt * 8 + g) * L::k_stride + kc * 16 + 2 * t;
-        mma_bf16_16816(s[nt], qf[kc][0], qf[kc][1], qf[kc][2], qf[kc][3], lds32(kp), lds32(kp + 8));
+        mma_bf16_m16n8k16(s[nt], qf[kc], lds32(kp), lds32(kp + 8));
       }
     // Scale, mask and the online softmax; a row's keys are spread over the quad's 4 lanes.
     float mx[2] = {-INFINITY, -INFINITY};
@@ -555,14 +546,14 @@ __global__ void __launch_bounds__(kMmaThreads)
     // O += P V, 16 keys at a time.
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
-      const uint32_t p0 = pack_bf16x2(s[2 * kc][0], s[2 * kc][1]);
-      const uint32_t p1 = pack_bf16x2(s[2 * kc][2], s[2 * kc][3]);
-      const uint32_t p2 = pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-      const uint32_t p3 = pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+      const uint32_t p[4] = {pack_bf16x2(s[2 * kc][0], s[2 * kc][1]),
+                             pack_bf16x2(s[2 * kc][2], s[2 * kc][3]),
+                             pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                             pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
 #pragma unroll
       for (int dt = 0; dt < kD / 8; ++dt) {
         const uint16_t* vp = vt + (dt * 8 + g) * L::v_stride + kc * 16 + 2 * t;
-        mma_bf16_16816(o[dt], p0, p1, p2, p3, lds32(vp), lds32(vp + 8));
+        mma_bf16_m16n8k16(o[dt], p, lds32(vp), lds32(vp + 8));
       }
     }
   }

@@ -43,16 +43,6 @@ constexpr int kUnitCodes = 32;   // codes per 16-byte unit
 constexpr int kStepCodes = 128;  // codes per row per warp step (4 lanes x one unit)
 constexpr int kAhead = 4;        // steps whose weights a warp loads before converting any
 
-// One m16n8k16 bf16 mma: d += a * b.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // The codes at bits 0-3 and 16-19 of v as a bf16x2 of exact integers: each half ORed into the
 // bf16 128.0 (exponent 7, so the low 7 mantissa bits count units) is 128 + code; minus 128.
 __device__ __forceinline__ uint32_t codes_to_bf16x2(uint32_t v) {
@@ -154,7 +144,7 @@ __device__ __forceinline__ void compute_step(const StepLoad<S>& l, const uint4* 
       }
 #pragma unroll
       for (int p = 0; p < kPairs; ++p)
-        mma_bf16(d[p], a, h == 0 ? b[p].x : b[p].z, h == 0 ? b[p].y : b[p].w);
+        mma_bf16_m16n8k16(d[p], a, h == 0 ? b[p].x : b[p].z, h == 0 ? b[p].y : b[p].w);
     }
   }
 #pragma unroll
