@@ -1,6 +1,7 @@
 #include "gen/batch_generate.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/memory_stats.h"
 #include "core/timer.h"
@@ -24,6 +25,9 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
   for (const auto& p : options.extra_processors) processors.push_back(p);
   Rng rng = options.seed ? Rng(*options.seed) : Rng::from_entropy();
   const bool greedy = greedy_on_device(options, processors.size());
+  std::optional<DeviceSampler> device_sampler;
+  if (!greedy && sample_on_device(options, model.device()))
+    device_sampler.emplace(options.sampling, options.processors, model.device());
 
   // One pool for the batch; every sequence gets generate's cache policies (rings on window
   // layers, --max-kv-size).
@@ -46,6 +50,12 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     for (const auto& p : processors) p(history[s], row);
     log_softmax_inplace(row);
     return sampler(row, rng);
+  };
+  // Rows of logits [R, V] for the sequences `which`, on the device (same Rng order as sample_row).
+  auto sample_on_device_rows = [&](Tensor& logits, const std::vector<size_t>& which) {
+    std::vector<std::span<const int32_t>> histories;
+    for (size_t s : which) histories.emplace_back(history[s]);
+    return device_sampler->sample(logits, histories, rng);
   };
   auto accept = [&](size_t s, int32_t token) {
     if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
@@ -70,9 +80,13 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
       model::SequenceInput in{std::span<const int32_t>(p).subspan(done, n), caches[s].get(), false};
       Tensor logits = model.forward(std::span<const model::SequenceInput>(&in, 1));
       done += n;
-      if (done == p.size())
-        accept(s, greedy ? argmax_rows(logits)[0]
-                         : sample_row(s, ops::to_device(logits, Device::cpu()).to_vector<float>()));
+      if (done < p.size()) continue;
+      if (greedy)
+        accept(s, argmax_rows(logits)[0]);
+      else if (device_sampler && !logits.device().is_cpu())
+        accept(s, sample_on_device_rows(logits, {s})[0]);
+      else
+        accept(s, sample_row(s, ops::to_device(logits, Device::cpu()).to_vector<float>()));
     }
   }
   result.stats.prompt_time = clock.seconds();
@@ -91,6 +105,12 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     Tensor logits = model.forward(batch);
     if (greedy) {
       const std::vector<int32_t> ids = argmax_rows(logits);
+      for (size_t r = 0; r < which.size(); ++r) accept(which[r], ids[r]);
+      generated += int64_t(which.size());
+      continue;
+    }
+    if (device_sampler && !logits.device().is_cpu()) {
+      const std::vector<int32_t> ids = sample_on_device_rows(logits, which);
       for (size_t r = 0; r < which.size(); ++r) accept(which[r], ids[r]);
       generated += int64_t(which.size());
       continue;

@@ -1,6 +1,7 @@
 #include "gen/generate.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/memory_stats.h"
@@ -54,6 +55,8 @@ TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
     cache_ = make_prompt_cache(model_, options_, horizon);
   }
   history_ = prompt_;
+  if (sample_on_device(options_, model_.device()))
+    device_sampler_.emplace(options_.sampling, options_.processors, model_.device());
 }
 
 std::vector<kv::CachePolicy> cache_policies(const model::Model& model,
@@ -122,6 +125,14 @@ bool greedy_on_device(const GenerationOptions& options, size_t processors) {
   return !options.sampler && options.sampling.temp == 0.0f && processors == 0;
 }
 
+bool sample_on_device(const GenerationOptions& options, Device device) {
+  if (device.is_cpu() || options.sampler || options.sampling.xtc_probability > 0 ||
+      !options.extra_processors.empty())
+    return false;
+  const char* env = std::getenv("HEARTH_DEVICE_SAMPLING");
+  return !(env && std::string(env) == "0");
+}
+
 std::vector<int32_t> argmax_rows(const Tensor& logits) {
   Tensor ids = Tensor::empty({logits.dim(0)}, DType::i32, logits.device());
   ops::argmax(logits, ids);
@@ -134,8 +145,11 @@ std::span<const float> TokenStep::logprobs() const {
 
 std::span<const float> TokenGenerator::logprobs() {
   if (step_logits_.defined()) {
-    Tensor normalized = Tensor::empty(step_logits_.shape(), DType::f32, step_logits_.device());
-    ops::log_softmax(step_logits_, normalized);
+    Tensor normalized = step_logits_;
+    if (!step_normalized_) {
+      normalized = Tensor::empty(step_logits_.shape(), DType::f32, step_logits_.device());
+      ops::log_softmax(step_logits_, normalized);
+    }
     logprobs_ = ops::to_device(normalized, Device::cpu()).to_vector<float>();
     step_logits_ = Tensor();
   }
@@ -152,6 +166,13 @@ void TokenGenerator::run_step(std::span<const int32_t> tokens) {
     // of the normalization can create, where HF's greedy search also takes the logits' argmax).
     pending_token_ = argmax_rows(logits)[0];
     step_logits_ = logits;
+    step_normalized_ = false;
+    return;
+  }
+  if (device_sampler_ && !logits.device().is_cpu()) {
+    const std::span<const int32_t> history(history_);
+    pending_token_ = device_sampler_->sample(logits, {&history, 1}, rng_, &step_logits_)[0];
+    step_normalized_ = true;
     return;
   }
   if (processors_.empty()) {

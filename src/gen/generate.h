@@ -69,6 +69,10 @@ struct TokenStep {
 // Whether tokens are picked by argmax over the logits where they are (the GPU moves back only
 // token ids): greedy decoding (temp 0) with mlx-lm's default sampler and no logits processors.
 bool greedy_on_device(const GenerationOptions& options, size_t processors);
+// Whether the sampler and processors run where the logits are (DeviceSampler) on `device`: a GPU,
+// the sampler of `options.sampling` without XTC, no custom sampler or extra processors.
+// HEARTH_DEVICE_SAMPLING=0 keeps them on the host.
+bool sample_on_device(const GenerationOptions& options, Device device);
 // argmax of each row of logits [R, V] computed on logits' device, as host ids.
 std::vector<int32_t> argmax_rows(const Tensor& logits);
 
@@ -102,7 +106,11 @@ class TokenGenerator {
   std::shared_ptr<kv::KvCache> cache_;
   std::vector<int32_t> history_;
   std::vector<float> logprobs_, scratch_;
-  Tensor step_logits_;  // the greedy step's logits until logprobs() normalizes them
+  std::optional<DeviceSampler> device_sampler_;
+  // The step's logits (greedy on the device) or log-probabilities (DeviceSampler) on the device,
+  // until logprobs() brings them to the host.
+  Tensor step_logits_;
+  bool step_normalized_ = false;
   int32_t pending_token_ = -1;
   int produced_ = 0;
   bool started_ = false;

@@ -9,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "ops/copy.h"
+#include "ops/sampling.h"
 #include "ops/softmax.h"
 
 namespace hearth::gen {
@@ -24,19 +26,7 @@ Rng Rng::from_entropy() {
 }
 
 int32_t argmax(std::span<const float> values) {
-  // First maximum, as mx.argmax / numpy / torch do. NaN never wins.
-  int32_t best = 0;
-  float best_value = kNegInf;
-  bool found = false;
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!found || values[i] > best_value) {
-      if (std::isnan(values[i])) continue;
-      best = int32_t(i);
-      best_value = values[i];
-      found = true;
-    }
-  }
-  return best;
+  return ops::sampling_rows::argmax(values);
 }
 
 void log_softmax_inplace(std::span<float> logits) {
@@ -52,45 +42,15 @@ void log_softmax_inplace(std::span<float> logits) {
 }
 
 void apply_top_p(std::span<float> logprobs, float top_p) {
-  // Sort ascending, keep the tokens whose ascending cumulative probability exceeds 1 - top_p
-  // (HF's TopPLogitsWarper; ties keep their index order as a stable argsort does).
-  std::vector<int32_t> order(logprobs.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int32_t a, int32_t b) { return logprobs[a] < logprobs[b]; });
-  double cumulative = 0.0;
-  std::vector<float> out(logprobs.begin(), logprobs.end());
-  for (int32_t i : order) {
-    cumulative += std::exp(double(logprobs[i]));
-    if (!(cumulative > 1.0 - double(top_p))) out[i] = kNegInf;
-  }
-  std::copy(out.begin(), out.end(), logprobs.begin());
+  ops::sampling_rows::top_p(logprobs, top_p);
 }
 
 void apply_min_p(std::span<float> logprobs, float min_p, int min_tokens_to_keep) {
-  float top = kNegInf;
-  for (float v : logprobs) top = std::max(top, v);
-  const float threshold = top + std::log(min_p);
-  std::vector<bool> keep(logprobs.size());
-  for (size_t i = 0; i < logprobs.size(); ++i) keep[i] = !(logprobs[i] < threshold);
-  if (min_tokens_to_keep > 1) {
-    std::vector<int32_t> order(logprobs.size());
-    std::iota(order.begin(), order.end(), 0);
-    size_t k = std::min(order.size(), size_t(min_tokens_to_keep));
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int32_t a, int32_t b) { return logprobs[a] > logprobs[b]; });
-    for (size_t j = 0; j < k; ++j) keep[order[j]] = true;
-  }
-  for (size_t i = 0; i < logprobs.size(); ++i)
-    if (!keep[i]) logprobs[i] = kNegInf;
+  ops::sampling_rows::min_p(logprobs, min_p, min_tokens_to_keep);
 }
 
 void apply_top_k(std::span<float> logprobs, int top_k) {
-  std::vector<int32_t> order(logprobs.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::nth_element(order.begin(), order.begin() + top_k, order.end(),
-                   [&](int32_t a, int32_t b) { return logprobs[a] > logprobs[b]; });
-  for (size_t j = size_t(top_k); j < order.size(); ++j) logprobs[order[j]] = kNegInf;
+  ops::sampling_rows::top_k(logprobs, top_k);
 }
 
 void apply_xtc(std::span<float> logprobs, float probability, float threshold,
@@ -114,25 +74,9 @@ void apply_xtc(std::span<float> logprobs, float probability, float threshold,
 }
 
 int32_t categorical_sample(std::span<const float> logprobs, float temp, Rng& rng) {
-  const double inv_temp = 1.0 / double(temp);
-  double max = -std::numeric_limits<double>::infinity();
-  for (float v : logprobs) max = std::max(max, double(v) * inv_temp);
-  if (!std::isfinite(max)) return argmax(logprobs);
-  std::vector<double> weights(logprobs.size());
-  double total = 0.0;
-  for (size_t i = 0; i < logprobs.size(); ++i) {
-    weights[i] = std::exp(double(logprobs[i]) * inv_temp - max);
-    total += weights[i];
-  }
-  double u = rng.uniform() * total;
-  int32_t last_positive = 0;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    if (weights[i] <= 0.0) continue;
-    last_positive = int32_t(i);
-    if (u < weights[i]) return int32_t(i);
-    u -= weights[i];
-  }
-  return last_positive;  // rounding left u a hair above the total
+  // One draw per call, also for a row without a finite weight (as mx.random.categorical consumes
+  // a key): the device sampler takes one uniform per row, so both use the generator alike.
+  return ops::sampling_rows::categorical(logprobs, temp, rng.uniform());
 }
 
 Sampler make_sampler(const SamplerParams& p, int64_t vocab_size) {
@@ -178,42 +122,92 @@ std::vector<LogitsProcessor> make_logits_processors(const LogitsProcessorParams&
       for (const auto& [id, value] : bias) logits[size_t(id)] += value;
     });
   }
-  auto last = [](std::span<const int32_t> history, int context) {
-    size_t n = std::min(history.size(), size_t(std::max(context, 0)));
-    return history.subspan(history.size() - n);
-  };
+  using ops::sampling_rows::last;
   if (p.repetition_penalty && *p.repetition_penalty != 0) {
     float penalty = *p.repetition_penalty;
     if (penalty < 0)
       fail(ErrorCode::invalid_argument, "repetition_penalty must be non-negative, got {}", penalty);
     int context = p.repetition_context_size;
     out.push_back([=](std::span<const int32_t> history, std::span<float> logits) {
-      // Each distinct recent token once: sign-aware scaling (CTRL, arXiv:1909.05858).
-      std::unordered_set<int32_t> seen;
-      for (int32_t t : last(history, context)) {
-        if (!seen.insert(t).second) continue;
-        float& l = logits[size_t(t)];
-        l = l < 0 ? l * penalty : l / penalty;
-      }
+      ops::sampling_rows::repetition_penalty(last(history, context), logits, penalty);
     });
   }
   if (p.presence_penalty && *p.presence_penalty != 0) {
     float penalty = *p.presence_penalty;
     int context = p.presence_context_size;
     out.push_back([=](std::span<const int32_t> history, std::span<float> logits) {
-      std::unordered_set<int32_t> seen;
-      for (int32_t t : last(history, context))
-        if (seen.insert(t).second) logits[size_t(t)] -= penalty;
+      ops::sampling_rows::presence_penalty(last(history, context), logits, penalty);
     });
   }
   if (p.frequency_penalty && *p.frequency_penalty != 0) {
     float penalty = *p.frequency_penalty;
     int context = p.frequency_context_size;
     out.push_back([=](std::span<const int32_t> history, std::span<float> logits) {
-      for (int32_t t : last(history, context)) logits[size_t(t)] -= penalty;
+      ops::sampling_rows::frequency_penalty(last(history, context), logits, penalty);
     });
   }
   return out;
+}
+
+DeviceSampler::DeviceSampler(const SamplerParams& sampling, const LogitsProcessorParams& processors,
+                             Device device) {
+  params_ = {sampling.temp, sampling.top_p, sampling.min_p, sampling.min_tokens_to_keep,
+             sampling.top_k};
+  // make_logits_processors' rules: an unset or zero penalty is off.
+  penalties_.repetition = processors.repetition_penalty.value_or(0.0f);
+  penalties_.repetition_context = std::max(processors.repetition_context_size, 0);
+  penalties_.presence = processors.presence_penalty.value_or(0.0f);
+  penalties_.presence_context = std::max(processors.presence_context_size, 0);
+  penalties_.frequency = processors.frequency_penalty.value_or(0.0f);
+  penalties_.frequency_context = std::max(processors.frequency_context_size, 0);
+  const struct {
+    float penalty;
+    int context;
+  } terms[] = {{penalties_.repetition, penalties_.repetition_context},
+               {penalties_.presence, penalties_.presence_context},
+               {penalties_.frequency, penalties_.frequency_context}};
+  for (const auto& t : terms) {
+    if (t.penalty == 0) continue;
+    process_ = true;
+    width_ = std::max<int64_t>(width_, t.context);
+  }
+  process_ |= !processors.logit_bias.empty();
+  std::vector<int32_t> ids;
+  std::vector<float> values;
+  for (const auto& [id, value] : processors.logit_bias) {
+    ids.push_back(id);
+    values.push_back(value);
+  }
+  const int64_t n = int64_t(ids.size());
+  bias_ids_ = ops::to_device(Tensor::from_vector(ids, {n}), device);
+  bias_values_ = ops::to_device(Tensor::from_vector(values, {n}), device);
+}
+
+std::vector<int32_t> DeviceSampler::sample(Tensor& logits,
+                                           std::span<const std::span<const int32_t>> histories,
+                                           Rng& rng, Tensor* logprobs) {
+  const int64_t rows = logits.dim(0);
+  HEARTH_CHECK(int64_t(histories.size()) == rows, "{} histories for {} rows of logits",
+               histories.size(), rows);
+  if (process_) {
+    // Each row's last width_ ids, right-aligned after -1 padding: a few hundred bytes a step.
+    std::vector<int32_t> recent(size_t(rows * width_), -1);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::span<const int32_t> h = ops::sampling_rows::last(histories[size_t(r)], int(width_));
+      std::copy(h.begin(), h.end(), recent.begin() + (r + 1) * width_ - int64_t(h.size()));
+    }
+    Tensor history = ops::to_device(Tensor::from_vector(recent, {rows, width_}), logits.device());
+    ops::apply_logit_penalties(logits, history, bias_ids_, bias_values_, penalties_);
+  }
+  Tensor normalized = Tensor::empty(logits.shape(), DType::f32, logits.device());
+  ops::log_softmax(logits, normalized);
+  std::vector<double> uniforms;
+  if (params_.temp > 0)
+    for (int64_t r = 0; r < rows; ++r) uniforms.push_back(rng.uniform());
+  Tensor ids = Tensor::empty({rows}, DType::i32, logits.device());
+  ops::sample(normalized, params_, uniforms, ids);
+  if (logprobs) *logprobs = normalized;
+  return ops::to_device(ids, Device::cpu()).to_vector<int32_t>();
 }
 
 }  // namespace hearth::gen

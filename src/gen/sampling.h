@@ -10,6 +10,9 @@
 #include <span>
 #include <vector>
 
+#include "core/tensor.h"
+#include "ops/sampling.h"
+
 namespace hearth::gen {
 
 class Rng {
@@ -56,6 +59,29 @@ struct LogitsProcessorParams {
 
 std::vector<LogitsProcessor> make_logits_processors(const LogitsProcessorParams& params,
                                                     int64_t vocab_size);
+
+// Sampling where the logits are (ops::sample, ops::apply_logit_penalties): a GPU step sends back
+// token ids only. It covers the parameter-described sampler without XTC and the processors of
+// LogitsProcessorParams, with the host's results for the same Rng draws (one uniform per row when
+// temp > 0, as categorical_sample draws).
+class DeviceSampler {
+ public:
+  // `sampling` and `processors` were validated by make_sampler / make_logits_processors.
+  DeviceSampler(const SamplerParams& sampling, const LogitsProcessorParams& processors,
+                Device device);
+  // logits: f32 [R, V] on the device, processed in place; histories[r]: row r's prompt and
+  // generated ids. Returns the ids; `logprobs`, when given, receives the processed and
+  // normalized rows [R, V] (on the device).
+  std::vector<int32_t> sample(Tensor& logits, std::span<const std::span<const int32_t>> histories,
+                              Rng& rng, Tensor* logprobs = nullptr);
+
+ private:
+  ops::SamplingParams params_;
+  ops::LogitPenalties penalties_;
+  bool process_ = false;
+  int64_t width_ = 1;  // history ids uploaded per row: the widest active context
+  Tensor bias_ids_, bias_values_;
+};
 
 // The pieces, exposed for tests. Each masks removed entries with -inf.
 void apply_top_p(std::span<float> logprobs, float top_p);

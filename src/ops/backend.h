@@ -10,6 +10,7 @@
 #include "ops/matmul.h"
 #include "ops/quantized.h"
 #include "ops/quantized_attention.h"
+#include "ops/sampling.h"
 
 namespace hearth::ops {
 
@@ -45,6 +46,13 @@ class Backend {
   virtual void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
                        float attention_scaling);
   virtual void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) = 0;
+
+  // Sampling on the logits' device (ops/sampling.h).
+  virtual void sample(const Tensor& logprobs, const SamplingParams& params,
+                      std::span<const double> uniforms, Tensor& out) = 0;
+  virtual void apply_logit_penalties(Tensor& logits, const Tensor& history, const Tensor& bias_ids,
+                                     const Tensor& bias_values,
+                                     const LogitPenalties& penalties) = 0;
 
   // MLX affine quantization (ops/quantized.h). `out`'s packed/scales/biases are allocated by the
   // front-end on w's device. Unlike the ops above these are not pure: a backend that has no

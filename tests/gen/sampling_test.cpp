@@ -7,8 +7,11 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <random>
 
 #include "core/error.h"
+#include "ops/sampling.h"
+#include "ops/softmax.h"
 
 namespace hearth::gen {
 namespace {
@@ -148,6 +151,74 @@ TEST(LogitsProcessors, BiasOutsideVocabularyIsAnError) {
   LogitsProcessorParams p;
   p.logit_bias = {{9, 1.0f}};
   EXPECT_THROW(make_logits_processors(p, 4), Error);
+}
+
+// The device op (here its CPU backend) and make_sampler are one implementation: for the same seed
+// they pick the same tokens, also when the op samples several rows at once.
+TEST(DeviceSampling, OpEqualsMakeSampler) {
+  const int64_t vocab = 3000, rows = 3;
+  std::mt19937_64 gen(5);
+  std::uniform_real_distribution<float> logit(-6.0f, 6.0f);
+  for (SamplerParams p :
+       {SamplerParams{0.0f}, SamplerParams{0.8f}, SamplerParams{1.0f, 0.9f},
+        SamplerParams{1.2f, 0.0f, 0.1f, 4}, SamplerParams{0.7f, 0.0f, 0.0f, 1, 30},
+        SamplerParams{1.0f, 0.8f, 0.05f, 2, 50}}) {
+    Sampler sampler = make_sampler(p, vocab);
+    Rng a(11), b(11);
+    for (int step = 0; step < 20; ++step) {
+      std::vector<float> logits(size_t(rows * vocab));
+      for (float& v : logits) v = logit(gen);
+      Tensor lp = Tensor::empty({rows, vocab}, DType::f32);
+      ops::log_softmax(Tensor::from_vector(logits, {rows, vocab}), lp);
+      std::vector<int32_t> expected;
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> row(lp.data<float>() + r * vocab, lp.data<float>() + (r + 1) * vocab);
+        expected.push_back(sampler(row, a));
+      }
+      std::vector<double> u;
+      if (p.temp > 0)
+        for (int64_t r = 0; r < rows; ++r) u.push_back(b.uniform());
+      Tensor ids = Tensor::empty({rows}, DType::i32);
+      ops::sample(lp, {p.temp, p.top_p, p.min_p, p.min_tokens_to_keep, p.top_k}, u, ids);
+      ASSERT_EQ(ids.to_vector<int32_t>(), expected) << "temp " << p.temp << " step " << step;
+    }
+  }
+}
+
+// DeviceSampler on the CPU device runs the same ops: its tokens and logprobs are the host path's
+// (processors, log_softmax_inplace, the sampler).
+TEST(DeviceSampling, DeviceSamplerEqualsTheHostPath) {
+  const int64_t vocab = 500;
+  SamplerParams sp{0.9f, 0.95f, 0.02f, 3, 40};
+  LogitsProcessorParams pp;
+  pp.logit_bias = {{4, 2.0f}, {7, -1.0f}};
+  pp.repetition_penalty = 1.3f;
+  pp.repetition_context_size = 8;
+  pp.presence_penalty = 0.4f;
+  pp.frequency_penalty = 0.2f;
+  pp.frequency_context_size = 12;
+  Sampler sampler = make_sampler(sp, vocab);
+  auto processors = make_logits_processors(pp, vocab);
+  DeviceSampler device(sp, pp, Device::cpu());
+  std::mt19937_64 gen(9);
+  std::uniform_real_distribution<float> logit(-5.0f, 5.0f);
+  std::vector<int32_t> history = {1, 4, 4, 9, 7, 4};
+  Rng a(3), b(3);
+  for (int step = 0; step < 30; ++step) {
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    for (float& v : logits) v = logit(gen);
+    std::vector<float> host = logits;
+    for (auto& f : processors) f(history, host);
+    log_softmax_inplace(host);
+    std::vector<float> scratch = host;
+    const int32_t expected = sampler(scratch, a);
+    Tensor t = Tensor::from_vector(logits, {1, vocab}), logprobs;
+    const std::span<const int32_t> h(history);
+    const int32_t token = device.sample(t, {&h, 1}, b, &logprobs)[0];
+    ASSERT_EQ(token, expected) << "step " << step;
+    ASSERT_EQ(logprobs.to_vector<float>(), host) << "step " << step;
+    history.push_back(token);
+  }
 }
 
 }  // namespace

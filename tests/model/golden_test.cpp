@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "gen/generate.h"
@@ -154,6 +155,56 @@ TEST_P(Golden, GreedyOnDeviceMatchesTheHostSampler) {
     EXPECT_EQ(sa->token, int32_t(std::max_element(la.begin(), la.end()) - la.begin()));
   }
   EXPECT_FALSE(a.next());
+}
+
+// Sampling with temperature, filters and penalties runs on the model's device (gen::DeviceSampler:
+// only token ids come back); with the same seed it picks the tokens of the host sampler (forced
+// here by a logits processor that changes nothing) and of the same model on the CPU. Their logits
+// differ by f32 rounding only, which moves a token only when a draw lands within that rounding of
+// a boundary.
+TEST_P(Golden, SamplingOnDeviceMatchesTheHostSampler) {
+  nlohmann::json g = golden();
+  auto model = model::load_model(dir(), load_options(device(), ops::MatmulPrecision::exact));
+  std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+  gen::GenerationOptions sampled;
+  sampled.max_tokens = 16;
+  sampled.seed = 1234;
+  sampled.sampling.temp = 0.9f;
+  sampled.sampling.top_p = 0.95f;
+  sampled.sampling.min_p = 0.02f;
+  sampled.sampling.min_tokens_to_keep = 2;
+  sampled.sampling.top_k = 20;
+  sampled.processors.repetition_penalty = 1.3f;
+  sampled.processors.repetition_context_size = 8;
+  sampled.processors.logit_bias = {{int32_t(prompt.back()), 0.5f}};
+  gen::GenerationOptions host = sampled;
+  host.extra_processors.push_back([](std::span<const int32_t>, std::span<float>) {});
+  EXPECT_EQ(gen::sample_on_device(sampled, device()), !device().is_cpu());
+  ASSERT_FALSE(gen::sample_on_device(host, device()));
+  std::unique_ptr<model::Model> cpu_model;
+  if (!device().is_cpu())
+    cpu_model = model::load_model(dir(), load_options(Device::cpu(), ops::MatmulPrecision::exact));
+  gen::TokenGenerator a(*model, prompt, sampled), b(*model, prompt, host);
+  std::optional<gen::TokenGenerator> c;
+  if (cpu_model) c.emplace(*cpu_model, prompt, sampled);
+  for (int step = 0; step < 16; ++step) {
+    auto sa = a.next();
+    auto sb = b.next();
+    ASSERT_TRUE(sa && sb);
+    ASSERT_EQ(sa->token, sb->token) << "step " << step;
+    if (c) {
+      auto sc = c->next();
+      ASSERT_TRUE(sc);
+      ASSERT_EQ(sa->token, sc->token) << "step " << step << " (the model on the CPU)";
+    }
+    if (step % 5 != 0) continue;  // log-probabilities (processed logits) on some steps only
+    std::span<const float> la = sa->logprobs(), lb = sb->logprobs();
+    ASSERT_EQ(la.size(), lb.size());
+    float worst = 0.0f;
+    for (size_t i = 0; i < la.size(); ++i)
+      if (std::isfinite(lb[i])) worst = std::max(worst, std::abs(la[i] - lb[i]));
+    EXPECT_LT(worst, 1e-4f) << "step " << step;
+  }
 }
 
 std::vector<GoldenCase> golden_cases() {

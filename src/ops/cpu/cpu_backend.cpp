@@ -43,6 +43,14 @@ class CpuBackend final : public Backend {
   void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) override {
     cpu::top_k(x, k, values, indices);
   }
+  void sample(const Tensor& logprobs, const SamplingParams& params,
+              std::span<const double> uniforms, Tensor& out) override {
+    cpu::sample(logprobs, params, uniforms, out);
+  }
+  void apply_logit_penalties(Tensor& logits, const Tensor& history, const Tensor& bias_ids,
+                             const Tensor& bias_values, const LogitPenalties& penalties) override {
+    cpu::apply_logit_penalties(logits, history, bias_ids, bias_values, penalties);
+  }
   void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out) override {
     cpu::affine_quantize(w, variant, out);
   }

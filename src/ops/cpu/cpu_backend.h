@@ -30,6 +30,10 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      const AttentionMeta& meta, float scale, Tensor& out);
 void argmax(const Tensor& x, Tensor& out);
 void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices);
+void sample(const Tensor& logprobs, const SamplingParams& params, std::span<const double> uniforms,
+            Tensor& out);
+void apply_logit_penalties(Tensor& logits, const Tensor& history, const Tensor& bias_ids,
+                           const Tensor& bias_values, const LogitPenalties& penalties);
 void affine_quantize(const Tensor& w, MlxQuantizer variant, QuantizedWeight& out);
 void affine_dequantize(const QuantizedWeight& w, Tensor& out);
 void quantized_matmul(const Tensor& x, const QuantizedWeight& w, const Tensor* bias, Tensor& out);

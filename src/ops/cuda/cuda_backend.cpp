@@ -22,6 +22,7 @@
 #include "ops/cuda/op_profile.h"
 #include "ops/cuda/quantized_kv_launch.h"
 #include "ops/cuda/quantized_launch.h"
+#include "ops/cuda/sampling_backend.h"
 #include "ops/precision.h"
 
 namespace hearth::ops::cuda {
@@ -876,6 +877,15 @@ class CudaBackend final : public Backend {
     check(launch_top_k(x.data<float>(), rows_of(x), k, values.data<float>(), rows_of(values),
                        indices.data<int32_t>(), rows_of(indices), stream()),
           "top_k");
+  }
+
+  void sample(const Tensor& logprobs, const SamplingParams& params,
+              std::span<const double> uniforms, Tensor& out) override {
+    cuda::sample(logprobs, params, uniforms, out);
+  }
+  void apply_logit_penalties(Tensor& logits, const Tensor& history, const Tensor& bias_ids,
+                             const Tensor& bias_values, const LogitPenalties& penalties) override {
+    cuda::apply_logit_penalties(logits, history, bias_ids, bias_values, penalties);
   }
 
  private:
