@@ -7,9 +7,12 @@
 //    4 rows of x: bytes of packed codes + scales + biases read per second and the fraction of the
 //    copy bandwidth (issue 5's gate: >= 65 % at 4 bits);
 //  - prefill GEMM (2048 rows) at the same shapes: TFLOP/s of the cuBLAS path (ops::matmul) and of
-//    the tiled correct-first kernel it replaced (launch_matmul above the GEMV limit).
+//    the tiled correct-first kernel it replaced (launch_matmul above the GEMV limit);
+//  - decode chains (--chains runs only these): the products of Llama-3.1-8B decoder layers as a
+//    decode step issues them, over 8 layers with their own weights (L2 cold), captured as one
+//    CUDA graph and replayed (decode_chains.h).
 //
-//   build/bin/cuda_bench [--reps N]
+//   build/bin/cuda_bench [--reps N] [--chains] [--chain-bits 0|4|8]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -19,6 +22,7 @@
 #include <functional>
 #include <string>
 
+#include "decode_chains.h"
 #include "ops/copy.h"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/launch.h"
@@ -68,8 +72,14 @@ Tensor random_device(const Dims& shape, DType dtype) {
 
 int main(int argc, char** argv) {
   int reps = 5;
-  for (int i = 1; i < argc; ++i)
+  bool chains_only = false;
+  int chain_bits = -1;  // -1: bf16, 4-bit and 8-bit
+  for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--chains") == 0) chains_only = true;
+    if (std::strcmp(argv[i], "--chain-bits") == 0 && i + 1 < argc)
+      chain_bits = std::atoi(argv[++i]);
+  }
   std::string why;
   if (!ops::cuda::cuda_backend_if_available(&why)) {
     std::printf("cuda_bench: no CUDA backend (%s)\n", why.c_str());
@@ -83,6 +93,10 @@ int main(int argc, char** argv) {
   const double copy_s = best_seconds(reps, 10, [&] { ops::copy(a, b); });
   const double bandwidth = 2.0 * double(copy_bytes) / copy_s;
   std::printf("device-to-device copy: %.0f GB/s (read + written)\n\n", bandwidth / 1e9);
+  if (chains_only) {
+    bench::run_decode_chains(reps, bandwidth, chain_bits);
+    return 0;
+  }
 
   // Cost of one small decode-sized op, launched back to back (host work + launch + kernel): a
   // decode step of an L-layer model issues ~17 L of these besides its GEMVs.
@@ -162,5 +176,7 @@ int main(int argc, char** argv) {
     std::printf("%-26s %6s %12.1f %12.1f %7.1fx\n", s.name, "bf16", flops / t_blas / 1e12,
                 flops / t_tiled / 1e12, t_tiled / t_blas);
   }
+  std::printf("\n");
+  bench::run_decode_chains(reps, bandwidth, chain_bits);
   return 0;
 }

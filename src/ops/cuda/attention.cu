@@ -10,6 +10,7 @@
 #include "ops/cuda/attention_split.cuh"
 #include "ops/cuda/device_types.cuh"
 #include "ops/cuda/flash_prefill.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -23,6 +24,8 @@ template <typename S, typename C>
 __global__ void write_kv_kernel(const S* k, const S* v, Rows kr, Rows vr, const int32_t* slots,
                                 C* k_cache, C* v_cache, int block_size, int64_t kv_heads,
                                 int64_t head_dim, int64_t tokens) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;  // (t, h)
   const int64_t t = row / kv_heads, h = row % kv_heads;
   const int32_t slot = slots[t];
@@ -78,6 +81,8 @@ template <typename C, int kTile, int kPerLane>
 __global__ void __launch_bounds__(kWarps * 32)
     split_attention_kernel(AttentionArgs a, int tiles, int64_t split_len, int splits,
                            float* part_ml, float* part_acc) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float sm_m[kWarps][kTile], sm_l[kWarps][kTile];
   __shared__ float sm_acc[kWarps][kTile][kMaxHeadDim];
   const int64_t t = blockIdx.x;
@@ -192,6 +197,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 // launch_split_combine's kernel: one block per (query row, head).
 __global__ void combine_kernel(AttentionArgs a, int splits, const float* part_ml,
                                const float* part_acc) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;  // t * heads + h
   const float* ml = part_ml + row * splits * 2;
   float gm = -FLT_MAX, gl = 0.0f;
@@ -220,10 +227,10 @@ cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem
     using S = decltype(src_tag);
     return dispatch_float(cache_elem, [&](auto tag) {
       using C = decltype(tag);
-      write_kv_kernel<S, C><<<unsigned(tokens * kv_heads), 128, 0, stream>>>(
-          static_cast<const S*>(k), static_cast<const S*>(v), kr, vr, slots,
-          static_cast<C*>(k_cache), static_cast<C*>(v_cache), block_size, kv_heads, head_dim,
-          tokens);
+      launch_kernel(write_kv_kernel<S, C>, dim3(unsigned(tokens * kv_heads)), dim3(128), 0, stream,
+                    static_cast<const S*>(k), static_cast<const S*>(v), kr, vr, slots,
+                    static_cast<C*>(k_cache), static_cast<C*>(v_cache), block_size, kv_heads,
+                    head_dim, tokens);
       return cudaGetLastError();
     });
   });
@@ -242,7 +249,8 @@ void plan_key_splits(AttentionPlan& p, int64_t blocks, int64_t max_slots, int64_
 cudaError_t launch_split_combine(const AttentionArgs& a, int splits, const float* scratch,
                                  cudaStream_t stream) {
   const float* part_acc = scratch + a.tokens * a.heads * splits * 2;
-  combine_kernel<<<unsigned(a.tokens * a.heads), 128, 0, stream>>>(a, splits, scratch, part_acc);
+  launch_kernel(combine_kernel, dim3(unsigned(a.tokens * a.heads)), dim3(128), 0, stream, a, splits,
+                scratch, part_acc);
   return cudaGetLastError();
 }
 
@@ -271,8 +279,8 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
   cudaError_t e = dispatch_float(a.cache_elem, [&](auto tag) {
     using C = decltype(tag);
     auto go = [&]<int kTile, int kPerLane>() {
-      split_attention_kernel<C, kTile, kPerLane>
-          <<<grid, 32 * kWarps, 0, stream>>>(a, p.tiles, p.split_len, p.splits, part_ml, part_acc);
+      launch_kernel(split_attention_kernel<C, kTile, kPerLane>, grid, dim3(32 * kWarps), 0, stream,
+                    a, p.tiles, p.split_len, p.splits, part_ml, part_acc);
     };
     // Head dims up to 64, 128 or 256: 2, 4 or 8 values per lane.
     auto by_dim = [&]<int kTile>() {

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "ops/cuda/device_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -20,6 +21,8 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 }
 
 __global__ void add_kernel(const float* a, const float* b, float* out, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = a[i] + b[i];
@@ -27,6 +30,8 @@ __global__ void add_kernel(const float* a, const float* b, float* out, int64_t n
 
 // 16-byte loads and stores (n4 = n / 4 groups; the launcher checks alignment).
 __global__ void add4_kernel(const float4* a, const float4* b, float4* out, int64_t n4) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n4;
        i += int64_t(gridDim.x) * blockDim.x) {
     const float4 x = a[i], y = b[i];
@@ -44,6 +49,8 @@ bool rows_vec4(const float* p, const Rows& r) {
 
 __global__ void silu_mul4_kernel(const float* gate, Rows gr, const float* up, Rows ur, float* out,
                                  Rows outr) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;
   const float4* g = reinterpret_cast<const float4*>(gate + gr.offset(row));
   const float4* u = reinterpret_cast<const float4*>(up + ur.offset(row));
@@ -57,6 +64,8 @@ __global__ void silu_mul4_kernel(const float* gate, Rows gr, const float* up, Ro
 
 __global__ void silu_mul_kernel(const float* gate, Rows gr, const float* up, Rows ur, float* out,
                                 Rows outr) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;
   const float* g = gate + gr.offset(row);
   const float* u = up + ur.offset(row);
@@ -72,6 +81,8 @@ __global__ void silu_mul_kernel(const float* gate, Rows gr, const float* up, Row
 template <typename W, bool kAdd>
 __global__ void rms_norm_kernel(float* x, Rows xr, const float* delta, Rows dr, const W* weight,
                                 float eps, float* out, Rows outr) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float* xp = x + xr.offset(row);
@@ -101,6 +112,8 @@ __device__ __forceinline__ float sum_squares(float4 v) {
 template <typename W, bool kAdd, bool kDeltaVec>
 __global__ void rms_norm4_kernel(float* x, Rows xr, const float* delta, Rows dr, const W* weight,
                                  float eps, float* out, Rows outr) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float4* xp = reinterpret_cast<float4*>(x + xr.offset(row));
@@ -149,6 +162,8 @@ constexpr int kRopeThreads = 256;
 
 template <int kV>
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs a) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float table[];  // cos [half], then sin [half]
   const int64_t t = blockIdx.x;
   const int half = a.half;
@@ -198,6 +213,8 @@ template <typename T>
 __global__ void embedding_kernel(const T* table, int64_t vocab, int64_t hidden, const int32_t* ids,
                                  int64_t id_stride, float* out, Rows outr,
                                  unsigned long long* bad) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   const int32_t id = ids[t * id_stride];
   if (id < 0 || id >= vocab) {
@@ -218,12 +235,12 @@ cudaError_t launch_add(const float* a, const float* b, float* out, int64_t n, cu
                                           16 ==
                                       0;
   if (vec4) {
-    add4_kernel<<<std::min<unsigned>(blocks_for(n / 4, kThreads), 65535u), kThreads, 0, stream>>>(
-        reinterpret_cast<const float4*>(a), reinterpret_cast<const float4*>(b),
-        reinterpret_cast<float4*>(out), n / 4);
+    launch_kernel(add4_kernel, dim3(std::min<unsigned>(blocks_for(n / 4, kThreads), 65535u)),
+                  dim3(kThreads), 0, stream, reinterpret_cast<const float4*>(a),
+                  reinterpret_cast<const float4*>(b), reinterpret_cast<float4*>(out), n / 4);
   } else {
-    add_kernel<<<std::min<unsigned>(blocks_for(n, kThreads), 65535u), kThreads, 0, stream>>>(
-        a, b, out, n);
+    launch_kernel(add_kernel, dim3(std::min<unsigned>(blocks_for(n, kThreads), 65535u)),
+                  dim3(kThreads), 0, stream, a, b, out, n);
   }
   return cudaGetLastError();
 }
@@ -232,9 +249,11 @@ cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur
                             Rows outr, cudaStream_t stream) {
   if (gr.count == 0 || gr.cols == 0) return cudaSuccess;
   if (rows_vec4(gate, gr) && rows_vec4(up, ur) && rows_vec4(out, outr))
-    silu_mul4_kernel<<<unsigned(gr.count), kThreads, 0, stream>>>(gate, gr, up, ur, out, outr);
+    launch_kernel(silu_mul4_kernel, dim3(unsigned(gr.count)), dim3(kThreads), 0, stream, gate, gr,
+                  up, ur, out, outr);
   else
-    silu_mul_kernel<<<unsigned(gr.count), kThreads, 0, stream>>>(gate, gr, up, ur, out, outr);
+    launch_kernel(silu_mul_kernel, dim3(unsigned(gr.count)), dim3(kThreads), 0, stream, gate, gr,
+                  up, ur, out, outr);
   return cudaGetLastError();
 }
 
@@ -258,20 +277,20 @@ cudaError_t launch_add_rms_norm(float* x, Rows xr, const float* delta, Rows dr, 
     const unsigned blocks = unsigned(xr.count);
     if (!delta) {
       if (vec)
-        rms_norm4_kernel<W, false, false>
-            <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+        launch_kernel(rms_norm4_kernel<W, false, false>, dim3(blocks), dim3(kThreads), 0, stream, x,
+                      xr, delta, dr, wp, eps, out, outr);
       else
-        rms_norm_kernel<W, false>
-            <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+        launch_kernel(rms_norm_kernel<W, false>, dim3(blocks), dim3(kThreads), 0, stream, x, xr,
+                      delta, dr, wp, eps, out, outr);
     } else if (vec && delta_vec) {
-      rms_norm4_kernel<W, true, true>
-          <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+      launch_kernel(rms_norm4_kernel<W, true, true>, dim3(blocks), dim3(kThreads), 0, stream, x, xr,
+                    delta, dr, wp, eps, out, outr);
     } else if (vec) {
-      rms_norm4_kernel<W, true, false>
-          <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+      launch_kernel(rms_norm4_kernel<W, true, false>, dim3(blocks), dim3(kThreads), 0, stream, x,
+                    xr, delta, dr, wp, eps, out, outr);
     } else {
-      rms_norm_kernel<W, true>
-          <<<blocks, kThreads, 0, stream>>>(x, xr, delta, dr, wp, eps, out, outr);
+      launch_kernel(rms_norm_kernel<W, true>, dim3(blocks), dim3(kThreads), 0, stream, x, xr, delta,
+                    dr, wp, eps, out, outr);
     }
     return cudaGetLastError();
   });
@@ -301,9 +320,9 @@ cudaError_t launch_rope(const RopeArgs& args, int64_t tokens, cudaStream_t strea
   const dim3 grid(unsigned(tokens), unsigned((total + threads - 1) / threads));
   const size_t smem = 2 * size_t(a.half) * sizeof(float);
   if (vec)
-    rope_kernel<4><<<grid, threads, smem, stream>>>(a);
+    launch_kernel(rope_kernel<4>, dim3(grid), dim3(threads), smem, stream, a);
   else
-    rope_kernel<1><<<grid, threads, smem, stream>>>(a);
+    launch_kernel(rope_kernel<1>, dim3(grid), dim3(threads), smem, stream, a);
   return cudaGetLastError();
 }
 
@@ -313,8 +332,8 @@ cudaError_t launch_embedding(const void* table, Elem elem, int64_t vocab, int64_
   if (tokens == 0) return cudaSuccess;
   return dispatch_float(elem, [&](auto e) {
     using T = decltype(e);
-    embedding_kernel<T><<<unsigned(tokens), kThreads, 0, stream>>>(
-        static_cast<const T*>(table), vocab, hidden, ids, id_stride, out, outr, bad);
+    launch_kernel(embedding_kernel<T>, dim3(unsigned(tokens)), dim3(kThreads), 0, stream,
+                  static_cast<const T*>(table), vocab, hidden, ids, id_stride, out, outr, bad);
     return cudaGetLastError();
   });
 }

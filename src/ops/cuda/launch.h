@@ -18,6 +18,10 @@ namespace hearth::ops::cuda {
 
 enum class Elem : int { f32, f16, bf16, u8, u32, u64 };
 
+// Whether kernels that follow pdl.cuh's rules are launched as programmatic dependents (compute
+// capability 9.0 and later, unless HEARTH_CUDA_PDL=0; read once per process).
+bool pdl_launches();
+
 // A tensor as rows of its contiguous last dimension: row r's offset (in elements) for up to 4
 // leading dimensions of any strides.
 struct Rows {

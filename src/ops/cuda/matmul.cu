@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "ops/cuda/device_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -168,7 +169,10 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_vec_kernel(const float* __restrict__ x, int64_t x_stride, GemvGroups groups, int64_t k,
                     int m) {
   const int64_t warp = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
-  if (warp >= groups.total_warps) return;
+  if (warp >= groups.total_warps) {
+    pdl_wait();
+    return;
+  }
   // Constant indices only: the group's fields stay in the parameter space (no local copy).
   GemvOut t = groups.g[0];
   int64_t first = 0;
@@ -182,6 +186,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const uint4* rows[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) rows[r] = chunk_row<W>(t.w, n0 + r, t.n, k);
+  pdl_wait();
+  pdl_trigger();
   float acc[kR][kM];
   gemv_dot<W, kM, kR, kU>(rows, x, x_stride, k / Vec16<W>::kElems, m, acc);
   const int lane = threadIdx.x % 32;
@@ -210,13 +216,18 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_silu_mul_kernel(const float* __restrict__ x, int64_t x_stride, GemvOut gate, GemvOut up,
                          float* out, int64_t out_stride, int64_t k, int m) {
   const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32) * kC;
-  if (n0 >= gate.n) return;
+  if (n0 >= gate.n) {
+    pdl_wait();
+    return;
+  }
   const uint4* rows[2 * kC];
 #pragma unroll
   for (int c = 0; c < kC; ++c) {
     rows[c] = chunk_row<W>(gate.w, n0 + c, gate.n, k);
     rows[kC + c] = chunk_row<W>(up.w, n0 + c, up.n, k);
   }
+  pdl_wait();
+  pdl_trigger();
   float acc[2 * kC][kM];
   gemv_dot<W, kM, 2 * kC, kU>(rows, x, x_stride, k / Vec16<W>::kElems, m, acc);
   const int lane = threadIdx.x % 32;
@@ -256,8 +267,8 @@ void launch_gemv_groups(const float* x, int64_t x_stride, GemvGroups groups, int
   }
   groups.total_warps = warps;
   if (warps == 0) return;
-  gemv_vec_kernel<W, kM, kR, kGemvUnroll<W>>
-      <<<blocks_for(warps, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(x, x_stride, groups, k, m);
+  launch_kernel(gemv_vec_kernel<W, kM, kR, kGemvUnroll<W>>, dim3(blocks_for(warps, kGemvWarps)),
+                dim3(32 * kGemvWarps), 0, stream, x, x_stride, groups, k, m);
 }
 
 template <typename W, int kM>
@@ -480,9 +491,9 @@ cudaError_t launch_gemv_silu_mul(const float* x, int64_t x_stride, const GemvOut
   return dispatch_float(w_elem, [&](auto tag) {
     using W = decltype(tag);
     dispatch_rows(int(m), [&](auto rows) {
-      gemv_silu_mul_kernel<W, decltype(rows)::value, kC, kGemvUnroll<W>>
-          <<<blocks_for(gate.n, kC * kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
-              x, x_stride, gate, up, out, out_stride, k, int(m));
+      launch_kernel(gemv_silu_mul_kernel<W, decltype(rows)::value, kC, kGemvUnroll<W>>,
+                    dim3(blocks_for(gate.n, kC * kGemvWarps)), dim3(32 * kGemvWarps), 0, stream, x,
+                    x_stride, gate, up, out, out_stride, k, int(m));
     });
     return cudaGetLastError();
   });

@@ -15,6 +15,7 @@
 #include <cstdlib>
 
 #include "ops/cuda/device_types.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/quantized_launch.h"
 
 namespace hearth::ops::cuda {
@@ -107,11 +108,20 @@ __global__ void quantize_kernel(const T* w, int64_t w_stride, uint32_t* packed, 
 
 // ---- dequantize ---------------------------------------------------------------------------------
 
+__device__ __forceinline__ uint16_t raw_bits(__nv_bfloat16 v) {
+  return __bfloat16_as_ushort(v);
+}
+__device__ __forceinline__ uint16_t raw_bits(__half v) {
+  return __half_as_ushort(v);
+}
+
 // One thread per (output row, chunk): out = T(T(s * q) + b), MLX's multiply then add.
 template <typename T, typename S, int kBits>
 __global__ void dequantize_kernel(QuantMatrix w, const int32_t* ids, int64_t id_stride,
-                                  int64_t rows, T* out, int64_t out_stride,
-                                  unsigned long long* bad) {
+                                  int64_t rows, T* out, int64_t out_stride, unsigned long long* bad,
+                                  bool vector_stores) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t chunks = w.k / kChunk;
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (id >= rows * chunks) return;
@@ -132,10 +142,32 @@ __global__ void dequantize_kernel(QuantMatrix w, const int32_t* ids, int64_t id_
   const float s = to_f32(static_cast<const S*>(w.scales)[g]);
   const float b = to_f32(static_cast<const S*>(w.biases)[g]);
   T* o = out + t * out_stride + c * kChunk;
-#pragma unroll
-  for (int j = 0; j < kChunk; ++j) {
+  auto value = [&](int j) {
     const float product = to_f32(from_f32<T>(__fmul_rn(code_to_f32(code_at<kBits>(words, j)), s)));
-    o[j] = from_f32<T>(__fadd_rn(product, b));
+    return from_f32<T>(__fadd_rn(product, b));
+  };
+  if (!vector_stores) {
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) o[j] = value(j);
+    return;
+  }
+  // 16-byte stores: a thread's chunk is 64 or 128 contiguous bytes, and one store per element
+  // left most of each 32-byte sector of a warp's store unwritten (the bf16 panels of the
+  // quantized GEMM were written at ~1/10 of the bandwidth).
+  constexpr int kPerStore = 16 / int(sizeof(T));
+#pragma unroll
+  for (int v = 0; v < kChunk / kPerStore; ++v) {
+    uint32_t bits[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if constexpr (sizeof(T) == 4) {
+        bits[q] = __float_as_uint(to_f32(value(v * 4 + q)));
+      } else {
+        bits[q] = uint32_t(raw_bits(value(v * 8 + 2 * q))) |
+                  uint32_t(raw_bits(value(v * 8 + 2 * q + 1))) << 16;
+      }
+    }
+    reinterpret_cast<uint4*>(o)[v] = make_uint4(bits[0], bits[1], bits[2], bits[3]);
   }
 }
 
@@ -294,6 +326,8 @@ __device__ __forceinline__ void stage_unit(const float* __restrict__ x, int64_t 
 template <int kBits>
 __global__ void stage_units_kernel(const float* x, int64_t x_stride, int m, int64_t units,
                                    float4* quads, float* sums) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (id < m * units) stage_unit<kBits>(x, x_stride, units, id, quads, sums);
 }
@@ -410,6 +444,8 @@ __global__ void __launch_bounds__(kGemvThreads)
     qgemv_unit_kernel(const float* __restrict__ x, int64_t x_stride, const float4* xq,
                       const float* xsum, int m, QuantMatrix w, const void* bias, Elem bias_elem,
                       float* out, int64_t out_stride) {
+  pdl_wait();
+  pdl_trigger();
   using U = Unit<kBits>;
   const int64_t units = w.k / U::kCodes;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -452,8 +488,8 @@ cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const Qu
   float4* xq = reinterpret_cast<float4*>(scratch);
   float* xsum = scratch + int64_t(m) * w.k;
   if (!staged) {
-    stage_units_kernel<kBits>
-        <<<blocks_for(m * units, 128), 128, 0, stream>>>(x, x_stride, m, units, xq, xsum);
+    launch_kernel(stage_units_kernel<kBits>, dim3(blocks_for(m * units, 128)), dim3(128), 0, stream,
+                  x, x_stride, m, units, xq, xsum);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
   auto go = [&]<int kM, int kR>() {
@@ -475,8 +511,8 @@ cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const Qu
       }
       const int64_t tiles = (w.n + kGemvWarps * kR - 1) / (kGemvWarps * kR);
       const unsigned grid = unsigned(std::min<int64_t>(tiles, int64_t(per_sm) * sm_count()));
-      kernel<<<grid, kGemvThreads, bytes, stream>>>(x, x_stride, xq, xsum, m, w, bias, bias_elem,
-                                                    out, out_stride);
+      launch_kernel(kernel, dim3(grid), dim3(kGemvThreads), bytes, stream, x, x_stride, xq, xsum, m,
+                    w, bias, bias_elem, out, out_stride);
       return cudaGetLastError();
     };
     return staged ? launch.template operator()<true>() : launch.template operator()<false>();
@@ -504,6 +540,8 @@ cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const Qu
 // every chunk: sum_j x_j (s q_j + b) = s * dot(x, q) + b * sum(x) per chunk.
 __global__ void prepare_x_kernel(const float* x, int64_t x_stride, int m, int64_t k, float* xc,
                                  float* xsum) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t chunks = k / kChunk;
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (id >= m * chunks) return;
@@ -594,6 +632,8 @@ __global__ void __launch_bounds__(kGemvThreads)
     qgemv_chunk_kernel(const float* __restrict__ xc, const float* __restrict__ xsum, int m,
                        QuantMatrix w, const void* bias, Elem bias_elem, float* out,
                        int64_t out_stride) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (n >= w.n) return;
   const ChunkXGlobal x{xc, xsum, w.k, w.k / kChunk};
@@ -607,6 +647,8 @@ __global__ void __launch_bounds__(kGemvThreads)
     qgemv_chunk_smem_kernel(const float* __restrict__ xc, const float* __restrict__ xsum, int m,
                             QuantMatrix w, int rows_per_warp, const void* bias, Elem bias_elem,
                             float* out, int64_t out_stride) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float4 xs4[];
   float* xs = reinterpret_cast<float*>(xs4);
   const int64_t chunks = w.k / kChunk;
@@ -632,8 +674,8 @@ cudaError_t launch_qgemv_chunks(const float* x, int64_t x_stride, int m, const Q
   float* xsum = scratch + m * w.k;
   const int64_t chunks = w.k / kChunk;
   if (chunks > 0) {
-    prepare_x_kernel<<<blocks_for(m * chunks, 128), 128, 0, stream>>>(x, x_stride, m, w.k, xc,
-                                                                      xsum);
+    launch_kernel(prepare_x_kernel, dim3(blocks_for(m * chunks, 128)), dim3(128), 0, stream, x,
+                  x_stride, m, w.k, xc, xsum);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
   const size_t smem = size_t(m) * size_t(chunks) * kPaddedChunk * sizeof(float);
@@ -646,16 +688,16 @@ cudaError_t launch_qgemv_chunks(const float* x, int64_t x_stride, int m, const Q
       static const cudaError_t attr = cudaFuncSetAttribute(
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kQgemvSmemLimit));
       if (attr != cudaSuccess) return attr;
-      kernel<<<blocks, kGemvThreads, smem, stream>>>(xc, xsum, m, w, rows_per_warp, bias, bias_elem,
-                                                     out, out_stride);
+      launch_kernel(kernel, dim3(blocks), dim3(kGemvThreads), smem, stream, xc, xsum, m, w,
+                    rows_per_warp, bias, bias_elem, out, out_stride);
       return cudaGetLastError();
     };
     return m == 1 ? go.template operator()<1>() : go.template operator()<2>();
   }
   const unsigned blocks = blocks_for(w.n, kGemvWarps);
   auto go = [&]<int kM>() {
-    qgemv_chunk_kernel<S, kBits, kM>
-        <<<blocks, kGemvThreads, 0, stream>>>(xc, xsum, m, w, bias, bias_elem, out, out_stride);
+    launch_kernel(qgemv_chunk_kernel<S, kBits, kM>, dim3(blocks), dim3(kGemvThreads), 0, stream, xc,
+                  xsum, m, w, bias, bias_elem, out, out_stride);
     return cudaGetLastError();
   };
   if (m == 1) return go.template operator()<1>();
@@ -734,8 +776,10 @@ cudaError_t launch_affine_dequantize(const QuantMatrix& w, const int32_t* ids, i
     return dispatch_float(w.scale_elem, [&](auto st) {
       using S = decltype(st);
       return dispatch_bits(w.bits, [&]<int kBits>() {
-        dequantize_kernel<T, S, kBits><<<blocks_for(total, 128), 128, 0, stream>>>(
-            w, ids, id_stride, rows, static_cast<T*>(out), out_stride, bad);
+        const bool vector_stores = aligned(out, 16) && (out_stride * int64_t(sizeof(T))) % 16 == 0;
+        launch_kernel(dequantize_kernel<T, S, kBits>, dim3(blocks_for(total, 128)), dim3(128), 0,
+                      stream, w, ids, id_stride, rows, static_cast<T*>(out), out_stride, bad,
+                      vector_stores);
         return cudaGetLastError();
       });
     });

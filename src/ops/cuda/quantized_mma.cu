@@ -31,6 +31,7 @@
 #include <cuda_runtime.h>
 
 #include "ops/cuda/device_types.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/quantized_launch.h"
 
 namespace hearth::ops::cuda {
@@ -41,7 +42,6 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kUnitCodes = 32;   // codes per 16-byte unit
 constexpr int kStepCodes = 128;  // codes per row per warp step (4 lanes x one unit)
-constexpr int kAhead = 4;        // steps whose weights a warp loads before converting any
 
 // The codes at bits 0-3 and 16-19 of v as a bf16x2 of exact integers: each half ORed into the
 // bf16 128.0 (exponent 7, so the low 7 mantissa bits count units) is 128 + code; minus 128.
@@ -61,6 +61,8 @@ __device__ __forceinline__ uint32_t codes_to_bf16x2(uint32_t v) {
 // values in order.
 __global__ void prepare_kernel(const float* __restrict__ x, int64_t x_stride, int m, int m_pad,
                                int64_t units, uint2* __restrict__ xb, float* __restrict__ xsum) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (id >= m_pad * units) return;
   const int64_t i = id / units, u = id % units;
@@ -164,7 +166,31 @@ __device__ __forceinline__ float bias_value(const void* bias, Elem elem, int64_t
   return to_f32(static_cast<const __half*>(bias)[n]);
 }
 
-template <typename S, int kPairs, bool kSilu>
+// A round: the kAhead steps c0, c0 + kWarps, ... of one warp (the warps interleave their steps).
+template <typename S, int kAhead>
+__device__ __forceinline__ void load_round(const Rows2<S>& rows, int64_t c0, int64_t steps, int t,
+                                           int upg_log2, StepLoad<S> (&l)[kAhead]) {
+#pragma unroll
+  for (int a = 0; a < kAhead; ++a) {
+    const int64_t c = c0 + a * kWarps;
+    if (c < steps) load_step(rows, c * 4 + t, upg_log2, l[a]);
+  }
+}
+
+template <typename S, int kPairs, int kAhead>
+__device__ __forceinline__ void compute_round(const StepLoad<S> (&l)[kAhead],
+                                              const uint4* __restrict__ xb,
+                                              const float2* __restrict__ xsum, int m, int64_t units,
+                                              int64_t c0, int64_t steps, int lane,
+                                              float (&acc)[kPairs][4]) {
+#pragma unroll
+  for (int a = 0; a < kAhead; ++a) {
+    const int64_t c = c0 + a * kWarps;
+    if (c < steps) compute_step<S, kPairs>(l[a], xb, xsum, m, units, c * 4 + (lane & 3), lane, acc);
+  }
+}
+
+template <typename S, int kPairs, bool kSilu, int kAhead>
 __global__ void __launch_bounds__(kThreads)
     qgemv4_mma_kernel(const uint4* __restrict__ xb, const float2* __restrict__ xsum, int m,
                       int64_t k, QuantGemvGroups groups) {
@@ -187,21 +213,23 @@ __global__ void __launch_bounds__(kThreads)
     rows.b[r] = static_cast<const S*>(o.w.biases) + row * groups_per_row;
   }
   const int upg_log2 = __ffs(groups.g[gi].w.group_size / kUnitCodes) - 1;
+  // Weights are never written by kernels: the first round is loaded before waiting for the
+  // kernels that write x (pdl.cuh).
+  StepLoad<S> la[kAhead], lb[kAhead];
+  constexpr int kRound = kWarps * kAhead;
+  load_round(rows, warp, steps, t, upg_log2, la);
+  pdl_wait();
+  pdl_trigger();
   float acc[kPairs][4];
 #pragma unroll
   for (int p = 0; p < kPairs; ++p) acc[p][0] = acc[p][1] = acc[p][2] = acc[p][3] = 0.0f;
-  for (int64_t c0 = warp; c0 < steps; c0 += kWarps * kAhead) {
-    StepLoad<S> l[kAhead];
-#pragma unroll
-    for (int a = 0; a < kAhead; ++a) {
-      const int64_t c = c0 + a * kWarps;
-      if (c < steps) load_step(rows, c * 4 + t, upg_log2, l[a]);
-    }
-#pragma unroll
-    for (int a = 0; a < kAhead; ++a) {
-      const int64_t c = c0 + a * kWarps;
-      if (c < steps) compute_step<S, kPairs>(l[a], xb, xsum, m, units, c * 4 + t, lane, acc);
-    }
+  // Two rounds of loads alternate so that one is in flight while the other is converted.
+  for (int64_t c0 = warp; c0 < steps; c0 += 2 * kRound) {
+    if (c0 + kRound < steps) load_round(rows, c0 + kRound, steps, t, upg_log2, lb);
+    compute_round<S, kPairs, kAhead>(la, xb, xsum, m, units, c0, steps, lane, acc);
+    if (c0 + kRound >= steps) break;
+    if (c0 + 2 * kRound < steps) load_round(rows, c0 + 2 * kRound, steps, t, upg_log2, la);
+    compute_round<S, kPairs, kAhead>(lb, xb, xsum, m, units, c0 + kRound, steps, lane, acc);
   }
   // Sum over the quad's four units, then over the warps in order.
 #pragma unroll
@@ -273,9 +301,10 @@ cudaError_t launch_quantized_gemv_bf16(const float* x, int64_t x_stride, int m, 
   const int64_t units = k / kUnitCodes;
   uint2* xb = static_cast<uint2*>(scratch);
   float* xsum = reinterpret_cast<float*>(xb + m_pad * units * 8);
-  prepare_kernel<<<blocks_for(m_pad * units, 128), 128, 0, stream>>>(x, x_stride, m, m_pad, units,
-                                                                     xb, xsum);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  if (cudaError_t e = launch_kernel(prepare_kernel, dim3(blocks_for(m_pad * units, 128)), dim3(128),
+                                    0, stream, x, x_stride, m, m_pad, units, xb, xsum);
+      e != cudaSuccess)
+    return e;
   int64_t tiles = 0;
   for (int i = 0; i < groups.count; ++i) {
     if (!silu_mul || i == 0) tiles += (groups.g[i].w.n + (silu_mul ? 7 : 15)) / (silu_mul ? 8 : 16);
@@ -288,13 +317,13 @@ cudaError_t launch_quantized_gemv_bf16(const float* x, int64_t x_stride, int m, 
     auto go = [&]<int kPairs>() {
       const uint4* xb4 = reinterpret_cast<const uint4*>(xb);
       const float2* xs2 = reinterpret_cast<const float2*>(xsum);
-      if (silu_mul)
-        qgemv4_mma_kernel<S, kPairs, true>
-            <<<unsigned(tiles), kThreads, 0, stream>>>(xb4, xs2, m, k, groups);
-      else
-        qgemv4_mma_kernel<S, kPairs, false>
-            <<<unsigned(tiles), kThreads, 0, stream>>>(xb4, xs2, m, k, groups);
-      return cudaGetLastError();
+      // Steps per round of a warp's loads (two rounds in flight): 4 for one pair of x rows; more
+      // pairs hold more accumulators, and 2 keeps them in registers (no spills).
+      constexpr int kAhead = kPairs == 1 ? 4 : 2;
+      return launch_kernel(silu_mul ? qgemv4_mma_kernel<S, kPairs, true, kAhead>
+                                    : qgemv4_mma_kernel<S, kPairs, false, kAhead>,
+                           dim3(unsigned(tiles)), dim3(kThreads), 0, stream, xb4, xs2, m, k,
+                           groups);
     };
     switch (pairs) {
       case 1:

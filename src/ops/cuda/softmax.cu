@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "ops/cuda/device_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace hearth::ops::cuda {
 namespace {
@@ -110,6 +111,8 @@ __device__ void block_best(const float* xp, int64_t n, const int* taken, int k_t
 }
 
 __global__ void argmax_kernel(const float* x, Rows xr, int32_t* out, int64_t out_stride) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float sv[kThreads];
   __shared__ int si[kThreads];
   float v;
@@ -167,7 +170,8 @@ cudaError_t launch_softmax(const float* x, Rows xr, float* out, Rows outr, bool 
 cudaError_t launch_argmax(const float* x, Rows xr, int32_t* out, int64_t out_stride,
                           cudaStream_t stream) {
   if (xr.count == 0) return cudaSuccess;
-  argmax_kernel<<<unsigned(xr.count), kThreads, 0, stream>>>(x, xr, out, out_stride);
+  launch_kernel(argmax_kernel, dim3(unsigned(xr.count)), dim3(kThreads), 0, stream, x, xr, out,
+                out_stride);
   return cudaGetLastError();
 }
 
