@@ -12,7 +12,7 @@
 #   mkdir -p P/bin && cp build-cuda/bin/{hearth,cuda_bench} build-cuda/tests/{op_tests,model_tests} P/bin
 #   strip P/bin/* && tar -C P -cf - bin | xz -T2 -9 > .cudarun-fast/bin.tar.xz
 # Usage (repo root on the GPU machine): bash .cudarun-fast/device_run.sh STAGES  (default: all)
-#   stages: tests bench models hearth profile peer precision quant tc
+#   stages: tests bench models hearth profile peer precision quant tc chains ncu
 #   tc: the bf16 tensor-core kernels (4-bit GEMV, prefill attention): their op/model tests, then 8B
 #       prefill and 8B 4-bit decode with them on and off (HEARTH_CUDA_BF16_KERNELS=1/0; needs the
 #       models stage and m8b-q4 from quant)
@@ -31,6 +31,9 @@ STAGES=${1:-"tests bench models hearth profile peer precision quant tc"}
 log() { echo "== $(date +%T) $*"; }
 # Test binaries look for tests/data at the dev VM's absolute path.
 DATA_DIR=${HEARTH_BUILD_TESTS_DATA:-/work/main/tests/data}
+# The numpy-referenced tests (QuantizeMlxTest) call /usr/bin/python3, which has no numpy on the
+# GPU machine (its python3 on PATH, the PyTorch one, has).
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || export HEARTH_TEST_PYTHON=$(command -v python3)
 mkdir -p "$(dirname "$DATA_DIR")" && ln -sfn "$ROOT/tests/data" "$DATA_DIR"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
@@ -95,6 +98,31 @@ for s in $STAGES; do
         "$C/bin/hearth" benchmark --model /tmp/m8b-q$b --device cuda -p 128 -g 64 -n 2 -b $batch 2>&1 | tee -a "$OUT/quant_q$b.log" | grep -E "Averages|roofline|rror"
       done
     done
+    ;;
+  chains)
+    # The 8B decoder layers' products as one graph, PDL on and off (cuda_bench --chains).
+    log "decode chains"
+    "$C/bin/cuda_bench" --chains --reps 3 2>&1 | tee "$OUT/chains.log"
+    HEARTH_CUDA_PDL=0 "$C/bin/cuda_bench" --chains --reps 3 2>&1 | tee "$OUT/chains_nopdl.log" | grep layer
+    ;;
+  ncu)
+    # Kernel times of 8B bf16 prefill and 8B 4-bit decode in isolation (caches flushed), and the
+    # full section set (stall reasons) of a few 4-bit GEMVs and prefill attention launches.
+    # Needs the models and quant stages.
+    NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$OUT/ncu_prefill.csv" \
+      "$C/bin/hearth" benchmark --device cuda --model /tmp/m8b -p 2048 -g 1 -n 1 > /dev/null 2>&1
+    "$NCU" --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
+      --log-file "$OUT/ncu_q4.csv" "$C/bin/hearth" benchmark --device cuda --model /tmp/m8b-q4 \
+      -p 16 -g 2 -n 1 > /dev/null 2>&1
+    "$NCU" --clock-control none --set full -k regex:qgemv4_mma --launch-skip 200 --launch-count 4 \
+      -o "$OUT/qgemv4_full" "$C/bin/hearth" benchmark --device cuda --model /tmp/m8b-q4 -p 16 -g 2 \
+      -n 1 > /dev/null 2>&1
+    "$NCU" --clock-control none --set full -k regex:flash_prefill_mma --launch-count 2 \
+      -o "$OUT/flash_full" "$C/bin/hearth" benchmark --device cuda --model /tmp/m8b -p 2048 -g 1 \
+      -n 1 > /dev/null 2>&1
+    # One file back: everything under $OUT in one archive.
+    tar -C "$OUT" -cf - . | xz -T8 > /tmp/all.tar.xz && mv /tmp/all.tar.xz "$OUT/all.tar.xz"
     ;;
   tc)
     log "tensor-core kernel tests"
