@@ -86,6 +86,9 @@ int run_benchmark(const std::vector<std::string>& argv) {
   std::string matmul_precision = "bf16";
   std::optional<int> max_kv_size, kv_bits;
   int kv_group_size = 64, quantized_kv_start = 0;
+  // Sampling (hearth's addition: mlx_lm.benchmark decodes greedily), to time the sampler too.
+  float temp = 0.0f, top_p = 1.0f, min_p = 0.0f;
+  int top_k = 0;
   ArgParser p("hearth benchmark", "LLM benchmarking (mlx_lm.benchmark).");
   p.add_optional_string({"--model"}, &model_flag,
                         "The path to the local model directory (default: the bundled model).");
@@ -103,6 +106,10 @@ int run_benchmark(const std::vector<std::string>& argv) {
   p.add_int({"--kv-group-size"}, &kv_group_size, "Group size for KV cache quantization.");
   p.add_int({"--quantized-kv-start"}, &quantized_kv_start,
             "When --kv-bits is set, start quantizing the KV cache from this step onwards.");
+  p.add_float({"--temp"}, &temp, "Sampling temperature (default 0: greedy, as mlx_lm.benchmark)");
+  p.add_float({"--top-p"}, &top_p, "Sampling top-p");
+  p.add_float({"--min-p"}, &min_p, "Sampling min-p");
+  p.add_int({"--top-k"}, &top_k, "Sampling top-k");
   p.add_optional_string({"--json"}, &json_path, "Also write the results as JSON to this file");
   if (!p.parse(argv)) return 0;
   if (prompt_tokens < 1) throw UsageError("argument --prompt-tokens: must be positive");
@@ -127,6 +134,11 @@ int run_benchmark(const std::vector<std::string>& argv) {
   options.max_tokens = generation_tokens;
   options.prefill_step_size = prefill_step_size;
   options.seed = 0;
+  options.sampling.temp = temp;
+  options.sampling.top_p = top_p;
+  options.sampling.min_p = min_p;
+  options.sampling.top_k = top_k;
+  gen::make_sampler(options.sampling, cfg.vocab_size);  // the flags' range errors, before any work
   auto bench = [&]() -> Trial {
     if (batch_size == 1) return run_single(*model, prompts[0], options);
     gen::BatchResult r = gen::batch_generate(*model, prompts, options);  // no EOS: full length
@@ -200,7 +212,11 @@ int run_benchmark(const std::vector<std::string>& argv) {
                      {"kv_bits", options.kv_bits},
                      {"kv_group_size", options.kv_group_size},
                      {"quantized_kv_start", options.quantized_kv_start},
-                     {"matmul_precision", matmul_precision}};
+                     {"matmul_precision", matmul_precision},
+                     {"temp", temp},
+                     {"top_p", top_p},
+                     {"min_p", min_p},
+                     {"top_k", top_k}};
     nlohmann::ordered_json tj = nlohmann::ordered_json::array();
     for (const Trial& t : trials)
       tj.push_back({{"prompt_tps", t.prompt_tps},

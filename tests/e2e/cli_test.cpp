@@ -215,6 +215,22 @@ TEST(CliBenchmark, PrintsTrialsAndWritesJson) {
   r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) + " -p 8 -g 4 --kv-bits 7");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("argument --kv-bits"), std::string::npos) << r.err;
+  // Sampling flags (hearth's addition, to time the sampler): recorded; out-of-range values are
+  // refused before any work, with the flag's name.
+  r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) +
+                 " -p 8 -g 4 -n 1 --temp 0.8 --top-p 0.9 --min-p 0.05 --top-k 5 --json " +
+                 quote(json));
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = nlohmann::json::parse(read_file(json));
+  EXPECT_FLOAT_EQ(j["settings"]["temp"].get<float>(), 0.8f);
+  EXPECT_FLOAT_EQ(j["settings"]["top_p"].get<float>(), 0.9f);
+  EXPECT_EQ(j["settings"]["top_k"], 5);
+  fs::remove(json);
+  r = run_hearth("benchmark --model " + quote(fixture("qwen3-plain")) +
+                 " -p 8 -g 4 -n 1 --temp 0.8 --top-p 1.5");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("--top-p"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("Running warmup"), std::string::npos) << r.out;
 }
 
 // Without --device a command runs on the GPU when there is one and on the CPU otherwise; an
