@@ -234,9 +234,10 @@ void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) c
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
-    // Fused: 9 launches per layer instead of 16 (ops/norm.h, ops/matmul.h, ops/rope.h); each
-    // fused op equals the unfused sequence bit for bit. Except in the first layer, h already holds
-    // rms_norm(x) from the add_rms_norm that closed the previous layer.
+    // Fused: 9 launches per layer instead of 16 (8 where rope_qk_write_kv is one launch;
+    // ops/norm.h, ops/matmul.h, ops/rope.h); each fused op equals the unfused sequence bit for bit.
+    // Except in the first layer, h already holds rms_norm(x) from the add_rms_norm that closed the
+    // previous layer.
     const bool fuse = fusion_enabled();
     if (l == 0 || !fuse) ops::rms_norm(x, L.input_norm, eps, h);
     const Linear* qkv[] = {&L.q, &L.k, &L.v};
@@ -246,26 +247,36 @@ void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) c
       ops::rms_norm(q3, L.q_norm, eps, q3);
       ops::rms_norm(k3, L.k_norm, eps, k3);
     }
-    if (fuse) {
-      ops::rope_qk(q3, k3, pos_t, inv_freq, rope_scale);
-    } else {
-      ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
-      ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
-    }
     const int g = first_cache.group_of(int(l));
     const ops::AttentionMeta& meta = st.meta(g, L.sliding_window);
     const kv::BlockPool& pool = first_cache.pool();
-    if (pool.layout().quantized()) {
-      // mlx-lm's QuantizedKVCache: new tokens are quantized on write and attention decodes the
-      // codes inside the kernel.
-      ops::QuantizedKvPlanes planes = pool.quantized_planes(int(l));
-      ops::write_kv_quantized(k3, v3, slots_t[size_t(g)], planes);
-      ops::paged_attention_quantized(q3, planes, meta, scale, attn3);
-    } else {
+    const bool quantized_kv = pool.layout().quantized();
+    if (fuse && !quantized_kv) {
+      // RoPE on q and k and the KV write in one op (one launch on CUDA).
       Tensor keys = pool.keys(int(l));
       Tensor values = pool.values(int(l));
-      ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
+      ops::rope_qk_write_kv(q3, k3, v3, pos_t, inv_freq, rope_scale, slots_t[size_t(g)], keys,
+                            values);
       ops::paged_attention(q3, keys, values, meta, scale, attn3);
+    } else {
+      if (fuse) {
+        ops::rope_qk(q3, k3, pos_t, inv_freq, rope_scale);
+      } else {
+        ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
+        ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
+      }
+      if (quantized_kv) {
+        // mlx-lm's QuantizedKVCache: new tokens are quantized on write and attention decodes the
+        // codes inside the kernel.
+        ops::QuantizedKvPlanes planes = pool.quantized_planes(int(l));
+        ops::write_kv_quantized(k3, v3, slots_t[size_t(g)], planes);
+        ops::paged_attention_quantized(q3, planes, meta, scale, attn3);
+      } else {
+        Tensor keys = pool.keys(int(l));
+        Tensor values = pool.values(int(l));
+        ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
+        ops::paged_attention(q3, keys, values, meta, scale, attn3);
+      }
     }
     L.o.apply(attn, h);
     if (fuse) {

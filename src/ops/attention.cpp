@@ -54,9 +54,8 @@ void check_attention_tables(const char* op, const AttentionMeta& meta, Device de
   check_device(op, "meta.block_tables", meta.block_tables, device);
 }
 
-void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
-              Tensor& v_cache) {
-  const char* op = "write_kv";
+void check_write_kv(const char* op, const Tensor& k, const Tensor& v, const Tensor& slots,
+                    const Tensor& k_cache, const Tensor& v_cache) {
   check_cache_pair(op, k_cache, v_cache);
   check_defined(op, "k", k);
   check_defined(op, "v", v);
@@ -69,7 +68,7 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_c
   check_shape(op, "slots", slots, {k.dim(0)});
   if (k.dim(1) != k_cache.dim(1) || k.dim(2) != k_cache.dim(3))
     fail(ErrorCode::invalid_argument,
-         "write_kv: k {} has {} kv heads of dim {}, the cache {} has {} of dim {}", k.shape().str(),
+         "{}: k {} has {} kv heads of dim {}, the cache {} has {} of dim {}", op, k.shape().str(),
          k.dim(1), k.dim(2), k_cache.shape().str(), k_cache.dim(1), k_cache.dim(3));
   check_rows_contiguous(op, "k", k);
   check_rows_contiguous(op, "v", v);
@@ -77,7 +76,12 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_c
   check_device(op, "k", k, device);
   check_device(op, "v", v, device);
   check_device(op, "slots", slots, device);
-  backend_for(device).write_kv(k, v, slots, k_cache, v_cache);
+}
+
+void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+              Tensor& v_cache) {
+  check_write_kv("write_kv", k, v, slots, k_cache, v_cache);
+  backend_for(k_cache.device()).write_kv(k, v, slots, k_cache, v_cache);
 }
 
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,

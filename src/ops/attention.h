@@ -44,6 +44,9 @@ void check_attention_tables(const char* op, const AttentionMeta& meta, Device de
 
 // k, v: [T, n_kv_heads, head_dim]; slots: i32 [T], slot = block * block_size + row. Converts to
 // the cache dtype. A negative slot skips its token (padding); a slot past the cache is an error.
+// write_kv's argument checks (rope_qk_write_kv shares them); errors name `op`.
+void check_write_kv(const char* op, const Tensor& k, const Tensor& v, const Tensor& slots,
+                    const Tensor& k_cache, const Tensor& v_cache);
 void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
               Tensor& v_cache);
 

@@ -80,6 +80,13 @@ void Backend::rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tenso
   rope(k, positions, inv_freq, attention_scaling, k);
 }
 
+void Backend::rope_qk_write_kv(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions,
+                               const Tensor& inv_freq, float attention_scaling, const Tensor& slots,
+                               Tensor& k_cache, Tensor& v_cache) {
+  rope_qk(q, k, positions, inv_freq, attention_scaling);
+  write_kv(k, v, slots, k_cache, v_cache);
+}
+
 void register_backend(DeviceKind kind, Backend* backend) {
   registry()[slot_index(kind)].store(backend, std::memory_order_release);
 }

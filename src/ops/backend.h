@@ -45,6 +45,9 @@ class Backend {
                                const Tensor* gate_bias, const Tensor* up_bias, Tensor& out);
   virtual void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
                        float attention_scaling);
+  virtual void rope_qk_write_kv(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions,
+                                const Tensor& inv_freq, float attention_scaling,
+                                const Tensor& slots, Tensor& k_cache, Tensor& v_cache);
   virtual void top_k(const Tensor& x, int k, Tensor& values, Tensor& indices) = 0;
 
   // Sampling on the logits' device (ops/sampling.h).

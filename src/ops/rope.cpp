@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "ops/attention.h"
 #include "ops/backend.h"
 #include "ops/validate.h"
 
@@ -68,6 +69,23 @@ void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_fr
     fail(ErrorCode::invalid_argument, "{}: k has head_dim {}, q has {}", op, k.dim(2), q.dim(2));
   check_no_overlap(op, "k", k, "q", q);
   backend_for(q.device()).rope_qk(q, k, positions, inv_freq, attention_scaling);
+}
+
+void rope_qk_write_kv(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions,
+                      const Tensor& inv_freq, float attention_scaling, const Tensor& slots,
+                      Tensor& k_cache, Tensor& v_cache) {
+  const char* op = "rope_qk_write_kv";
+  check_tables(op, positions, inv_freq, attention_scaling);
+  check_rope_input(op, "q", q, positions, inv_freq);
+  check_rope_input(op, "k", k, positions, inv_freq);
+  if (k.dim(2) != q.dim(2))
+    fail(ErrorCode::invalid_argument, "{}: k has head_dim {}, q has {}", op, k.dim(2), q.dim(2));
+  check_no_overlap(op, "k", k, "q", q);
+  check_write_kv(op, k, v, slots, k_cache, v_cache);
+  check_device(op, "q", q, k_cache.device());
+  check_no_overlap(op, "k", k, "v", v);
+  backend_for(q.device())
+      .rope_qk_write_kv(q, k, v, positions, inv_freq, attention_scaling, slots, k_cache, v_cache);
 }
 
 }  // namespace hearth::ops

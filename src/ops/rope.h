@@ -53,4 +53,11 @@ void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, floa
 void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
              float attention_scaling);
 
+// rope_qk, then write_kv(k, v, slots, k_cache, v_cache) of the rotated keys (ops/attention.h):
+// the decoder's RoPE and KV-cache write as one op, which a backend may run as one launch.
+// Bit-identical to the two ops on the same backend; k is rotated in place as rope_qk does.
+void rope_qk_write_kv(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions,
+                      const Tensor& inv_freq, float attention_scaling, const Tensor& slots,
+                      Tensor& k_cache, Tensor& v_cache);
+
 }  // namespace hearth::ops

@@ -173,6 +173,23 @@ TEST(OpArguments, Attention) {
         write_kv(f32({3, 2, 8}), f32({3, 2, 8}), slots, kc, vc);
       },
       {"write_kv", "slot 64"});
+  // rope_qk_write_kv: rope_qk's checks and write_kv's, under its own name.
+  Tensor rq = f32({3, 4, 8}), rk = f32({3, 2, 8});
+  expect_bad(
+      [&] {
+        rope_qk_write_kv(rq, rk, f32({3, 2, 8}), i32({3}), f32({4}), 1.0f, i32({2}), kc, vc);
+      },
+      {"rope_qk_write_kv", "slots"});
+  expect_bad(
+      [&] {
+        rope_qk_write_kv(rq, rk, f32({3, 2, 4}), i32({3}), f32({4}), 1.0f, i32({3}), kc, vc);
+      },
+      {"rope_qk_write_kv", "v"});
+  expect_bad(
+      [&] {
+        rope_qk_write_kv(rq, rk, f32({3, 2, 8}), i32({3}), f32({5}), 1.0f, i32({3}), kc, vc);
+      },
+      {"rope_qk_write_kv", "more than head_dim 8"});
 }
 
 TEST(OpArguments, RopeFrequencies) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "op_test_util.h"
+#include "ops/attention.h"
 #include "ops/copy.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -312,6 +313,84 @@ TEST_P(FusedTest, RopeQkEqualsTwoRopesAndTheCpu) {
       expect_close(host(fk), ck, 0.0);
       expect_close(host(fq), ref_q, kRopeTolerance);
       expect_close(host(fk), ref_k, kRopeTolerance);
+    }
+  }
+}
+
+// ---- rope_qk_write_kv ----
+
+TEST_P(FusedTest, RopeQkWriteKvEqualsRopeQkThenWriteKv) {
+  Rng rng(907);
+  struct Case {
+    int64_t tokens, q_heads, k_heads, head_dim;
+    DType cache;
+    int64_t block_size, blocks;
+  };
+  // Decode, prefill with a padded (-1) slot, GQA, f32/f16/bf16 caches, a head_dim whose half is
+  // not a multiple of 4.
+  const Case cases[] = {{1, 32, 8, 128, DType::bf16, 16, 4},
+                        {37, 8, 2, 64, DType::bf16, 16, 5},
+                        {9, 4, 4, 80, DType::f32, 8, 3},
+                        {20, 6, 2, 96, DType::f16, 32, 2},
+                        {5, 2, 1, 72, DType::bf16, 4, 4}};
+  auto f32_host = [&](const Tensor& dev) {
+    Tensor h = host(dev), f = Tensor::empty(dev.shape(), DType::f32);
+    copy(h, f);
+    return f;
+  };
+  for (const Case& c : cases) {
+    for (int layout = 0; layout < 2; ++layout) {
+      SCOPED_TRACE(fmt::format("T={} Hq={} Hk={} D={} cache={} layout={}", c.tokens, c.q_heads,
+                               c.k_heads, c.head_dim, dtype_name(c.cache), layout));
+      RopeParams params;
+      params.theta = 10000.0;
+      params.rotary_dim = int(c.head_dim);
+      RopeFrequencies freq = rope_frequencies(params, 0);
+      Tensor inv_freq = Tensor::from_vector(freq.inv_freq, {int64_t(freq.inv_freq.size())});
+      std::vector<int32_t> pos, slot_ids;
+      // Distinct slots in a shuffled order; the second token of a prefill is padding.
+      std::vector<int32_t> free_slots(size_t(c.blocks * c.block_size));
+      for (size_t i = 0; i < free_slots.size(); ++i) free_slots[i] = int32_t(i);
+      for (size_t i = free_slots.size() - 1; i > 0; --i)
+        std::swap(free_slots[i], free_slots[size_t(rng.integer(0, int(i)))]);
+      for (int64_t t = 0; t < c.tokens; ++t) {
+        pos.push_back(int32_t(100 + t));
+        slot_ids.push_back(c.tokens > 1 && t == 1 ? -1 : free_slots[size_t(t)]);
+      }
+      Tensor positions = to_dev(Tensor::from_vector(pos, {c.tokens}));
+      Tensor slots = to_dev(Tensor::from_vector(slot_ids, {c.tokens}));
+      Tensor dfreq = to_dev(inv_freq);
+      auto place = [&](const Tensor& values) {
+        const int64_t heads = values.dim(1);
+        if (layout == 0) return slice_of(values, values.shape(), 1, heads);
+        return slice_of(values, {c.tokens, heads + 1, c.head_dim}, 1, heads);
+      };
+      Tensor q = random_float({c.tokens, c.q_heads, c.head_dim}, DType::f32, rng);
+      Tensor k = random_float({c.tokens, c.k_heads, c.head_dim}, DType::f32, rng);
+      Tensor v = random_float({c.tokens, c.k_heads, c.head_dim}, DType::f32, rng);
+      const Dims cache_shape = {c.blocks, c.k_heads, c.block_size, c.head_dim};
+      auto cache = [&] { return fresh(Tensor::zeros(cache_shape, c.cache)); };
+      Tensor fq = place(q), fk = place(k), fv = place(v), uq = place(q), uk = place(k);
+      Tensor fkc = cache(), fvc = cache(), ukc = cache(), uvc = cache();
+      rope_qk_write_kv(fq, fk, fv, positions, dfreq, 1.0f, slots, fkc, fvc);
+      rope_qk(uq, uk, positions, dfreq, 1.0f);
+      write_kv(uk, fv, slots, ukc, uvc);
+      expect_identical(fq, uq);
+      expect_identical(fk, uk);
+      expect_close(f32_host(fkc), f32_host(ukc), 0.0);
+      expect_close(f32_host(fvc), f32_host(uvc), 0.0);
+      // The rotated keys are in the cache: a slot written holds k (rounded to the cache dtype).
+      const Tensor hk = f32_host(uk), hkc = f32_host(fkc);
+      Tensor key0 = Tensor::empty({c.head_dim}, c.cache),
+             key0_f32 = Tensor::empty({c.head_dim}, DType::f32);
+      copy(hk.slice(0, 0, 1).slice(1, 0, 1).reshape({c.head_dim}), key0);
+      copy(key0, key0_f32);
+      const int64_t s0 = slot_ids[0];
+      expect_close(hkc.slice(0, s0 / c.block_size, s0 / c.block_size + 1)
+                       .slice(1, 0, 1)
+                       .slice(2, s0 % c.block_size, s0 % c.block_size + 1)
+                       .reshape({c.head_dim}),
+                   key0_f32, 0.0);
     }
   }
 }
