@@ -250,33 +250,31 @@ void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) c
     const int g = first_cache.group_of(int(l));
     const ops::AttentionMeta& meta = st.meta(g, L.sliding_window);
     const kv::BlockPool& pool = first_cache.pool();
-    const bool quantized_kv = pool.layout().quantized();
-    if (fuse && !quantized_kv) {
-      // RoPE on q and k and the KV write in one op (one launch on CUDA).
-      Tensor keys = pool.keys(int(l));
-      Tensor values = pool.values(int(l));
-      ops::rope_qk_write_kv(q3, k3, v3, pos_t, inv_freq, rope_scale, slots_t[size_t(g)], keys,
-                            values);
-      ops::paged_attention(q3, keys, values, meta, scale, attn3);
-    } else {
+    const Tensor& slots = slots_t[size_t(g)];
+    // With a dense cache, the fused path rotates q and k and writes the KV cache in one op.
+    const bool rope_with_write = fuse && !pool.layout().quantized();
+    if (!rope_with_write) {
       if (fuse) {
         ops::rope_qk(q3, k3, pos_t, inv_freq, rope_scale);
       } else {
         ops::rope(q3, pos_t, inv_freq, rope_scale, q3);
         ops::rope(k3, pos_t, inv_freq, rope_scale, k3);
       }
-      if (quantized_kv) {
-        // mlx-lm's QuantizedKVCache: new tokens are quantized on write and attention decodes the
-        // codes inside the kernel.
-        ops::QuantizedKvPlanes planes = pool.quantized_planes(int(l));
-        ops::write_kv_quantized(k3, v3, slots_t[size_t(g)], planes);
-        ops::paged_attention_quantized(q3, planes, meta, scale, attn3);
-      } else {
-        Tensor keys = pool.keys(int(l));
-        Tensor values = pool.values(int(l));
-        ops::write_kv(k3, v3, slots_t[size_t(g)], keys, values);
-        ops::paged_attention(q3, keys, values, meta, scale, attn3);
-      }
+    }
+    if (pool.layout().quantized()) {
+      // mlx-lm's QuantizedKVCache: new tokens are quantized on write and attention decodes the
+      // codes inside the kernel.
+      ops::QuantizedKvPlanes planes = pool.quantized_planes(int(l));
+      ops::write_kv_quantized(k3, v3, slots, planes);
+      ops::paged_attention_quantized(q3, planes, meta, scale, attn3);
+    } else {
+      Tensor keys = pool.keys(int(l));
+      Tensor values = pool.values(int(l));
+      if (rope_with_write)
+        ops::rope_qk_write_kv(q3, k3, v3, pos_t, inv_freq, rope_scale, slots, keys, values);
+      else
+        ops::write_kv(k3, v3, slots, keys, values);
+      ops::paged_attention(q3, keys, values, meta, scale, attn3);
     }
     L.o.apply(attn, h);
     if (fuse) {

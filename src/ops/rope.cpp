@@ -43,6 +43,17 @@ void check_tables(const char* op, const Tensor& positions, const Tensor& inv_fre
   check_device(op, "inv_freq", inv_freq, positions.device());
 }
 
+// rope_qk's arguments (rope_qk_write_kv's too): q and k rope inputs of one head_dim, apart.
+void check_rope_qk(const char* op, const Tensor& q, const Tensor& k, const Tensor& positions,
+                   const Tensor& inv_freq, float attention_scaling) {
+  check_tables(op, positions, inv_freq, attention_scaling);
+  check_rope_input(op, "q", q, positions, inv_freq);
+  check_rope_input(op, "k", k, positions, inv_freq);
+  if (k.dim(2) != q.dim(2))
+    fail(ErrorCode::invalid_argument, "{}: k has head_dim {}, q has {}", op, k.dim(2), q.dim(2));
+  check_no_overlap(op, "k", k, "q", q);
+}
+
 }  // namespace
 
 void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
@@ -61,13 +72,7 @@ void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, floa
 
 void rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
              float attention_scaling) {
-  const char* op = "rope_qk";
-  check_tables(op, positions, inv_freq, attention_scaling);
-  check_rope_input(op, "q", q, positions, inv_freq);
-  check_rope_input(op, "k", k, positions, inv_freq);
-  if (k.dim(2) != q.dim(2))
-    fail(ErrorCode::invalid_argument, "{}: k has head_dim {}, q has {}", op, k.dim(2), q.dim(2));
-  check_no_overlap(op, "k", k, "q", q);
+  check_rope_qk("rope_qk", q, k, positions, inv_freq, attention_scaling);
   backend_for(q.device()).rope_qk(q, k, positions, inv_freq, attention_scaling);
 }
 
@@ -75,12 +80,7 @@ void rope_qk_write_kv(Tensor& q, Tensor& k, const Tensor& v, const Tensor& posit
                       const Tensor& inv_freq, float attention_scaling, const Tensor& slots,
                       Tensor& k_cache, Tensor& v_cache) {
   const char* op = "rope_qk_write_kv";
-  check_tables(op, positions, inv_freq, attention_scaling);
-  check_rope_input(op, "q", q, positions, inv_freq);
-  check_rope_input(op, "k", k, positions, inv_freq);
-  if (k.dim(2) != q.dim(2))
-    fail(ErrorCode::invalid_argument, "{}: k has head_dim {}, q has {}", op, k.dim(2), q.dim(2));
-  check_no_overlap(op, "k", k, "q", q);
+  check_rope_qk(op, q, k, positions, inv_freq, attention_scaling);
   check_write_kv(op, k, v, slots, k_cache, v_cache);
   check_device(op, "q", q, k_cache.device());
   check_no_overlap(op, "k", k, "v", v);
