@@ -67,11 +67,14 @@ void Backend::matmul_grouped(const Tensor& x, std::span<const MatmulGroup> group
 
 void Backend::matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
                               const Tensor* gate_bias, const Tensor* up_bias, Tensor& out) {
-  // The gate product goes straight into out; only the up product needs a buffer.
+  // Both products stay f32 (out may be bf16: SiLU·mul rounds once); the gate product goes
+  // straight into an f32 out.
   Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-  matmul(x, w_gate, gate_bias, out);
+  Tensor gate =
+      out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+  matmul(x, w_gate, gate_bias, gate);
   matmul(x, w_up, up_bias, up);
-  silu_mul(out, up, out);
+  silu_mul(gate, up, out);
 }
 
 void Backend::rope_qk(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,

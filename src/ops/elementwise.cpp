@@ -14,9 +14,9 @@ void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   check_defined(op, "up", up);
   check_defined(op, "out", out);
   check_ndim(op, "gate", gate, 2);
-  check_dtype(op, "gate", gate, DType::f32);
-  check_dtype(op, "up", up, DType::f32);
-  check_dtype(op, "out", out, DType::f32);
+  check_activation(op, "gate", gate);
+  check_activation(op, "up", up);
+  check_activation(op, "out", out);
   check_same_shape(op, "up", up, "gate", gate);
   check_same_shape(op, "out", out, "gate", gate);
   check_rows_contiguous(op, "gate", gate);
@@ -35,9 +35,9 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
   check_defined(op, "a", a);
   check_defined(op, "b", b);
   check_defined(op, "out", out);
-  check_dtype(op, "a", a, DType::f32);
-  check_dtype(op, "b", b, DType::f32);
-  check_dtype(op, "out", out, DType::f32);
+  check_activation(op, "a", a);
+  check_activation(op, "b", b);
+  check_activation(op, "out", out);
   check_same_shape(op, "b", b, "a", a);
   check_same_shape(op, "out", out, "a", a);
   check_contiguous(op, "a", a);

@@ -15,7 +15,7 @@ namespace {
 void check_x(const char* op, const Tensor& x) {
   check_defined(op, "x", x);
   check_ndim(op, "x", x, 2);
-  check_dtype(op, "x", x, DType::f32);
+  check_activation(op, "x", x);
   check_rows_contiguous(op, "x", x);
 }
 
@@ -28,7 +28,7 @@ void check_product(const char* op, const Tensor& x, const Tensor& w, const Tenso
   check_ndim(op, w_name, w, 2);
   check_ndim(op, out_name, out, 2);
   check_dtype_in(op, w_name, w, {DType::f32, DType::f16, DType::bf16});
-  check_dtype(op, out_name, out, DType::f32);
+  check_activation(op, out_name, out);
   int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   if (w.dim(1) != k)
     fail(ErrorCode::invalid_argument, "{}: {} {} has {} columns, x {} has {} (K must match)", op,

@@ -19,8 +19,8 @@ void check_norm_args(const char* op, const Tensor& x, const Tensor& weight, floa
   check_defined(op, "weight", weight);
   check_defined(op, "out", out);
   if (x.ndim() < 1) fail(ErrorCode::invalid_argument, "{}: x must have at least 1 dimension", op);
-  check_dtype(op, "x", x, DType::f32);
-  check_dtype(op, "out", out, DType::f32);
+  check_activation(op, "x", x);
+  check_activation(op, "out", out);
   check_dtype_in(op, "weight", weight, {DType::f32, DType::f16, DType::bf16});
   check_ndim(op, "weight", weight, 1);
   if (weight.dim(0) != x.dim(-1))
@@ -50,7 +50,7 @@ void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float ep
   const char* op = "add_rms_norm";
   check_norm_args(op, x, weight, eps, normed);
   check_defined(op, "delta", delta);
-  check_dtype(op, "delta", delta, DType::f32);
+  check_activation(op, "delta", delta);
   check_same_shape(op, "delta", delta, "x", x);
   check_rows_contiguous(op, "delta", delta);
   check_device(op, "delta", delta, x.device());

@@ -113,8 +113,8 @@ void check_quantized_product(const char* op, const Tensor& x, const QuantizedWei
   check_defined(op, out_name, out);
   check_ndim(op, "x", x, 2);
   check_ndim(op, out_name, out, 2);
-  check_dtype(op, "x", x, DType::f32);
-  check_dtype(op, out_name, out, DType::f32);
+  check_activation(op, "x", x);
+  check_activation(op, out_name, out);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.rows();
   if (w.cols() != k)
     fail(ErrorCode::invalid_argument,
@@ -211,10 +211,13 @@ void Backend::quantized_matmul_grouped(const Tensor& x,
 void Backend::quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
                                         const QuantizedWeight& w_up, const Tensor* gate_bias,
                                         const Tensor* up_bias, Tensor& out) {
+  // As Backend::matmul_silu_mul: f32 products, one rounding where out is bf16.
   Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-  quantized_matmul(x, w_gate, gate_bias, out);
+  Tensor gate =
+      out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+  quantized_matmul(x, w_gate, gate_bias, gate);
   quantized_matmul(x, w_up, up_bias, up);
-  silu_mul(out, up, out);
+  silu_mul(gate, up, out);
 }
 void Backend::quantized_embedding(const QuantizedWeight&, const Tensor&, Tensor&) {
   fail(ErrorCode::unsupported, "quantized_embedding: not implemented on the {} backend", name());

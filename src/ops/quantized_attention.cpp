@@ -128,8 +128,8 @@ void paged_attention_quantized(const Tensor& q, const QuantizedKvPlanes& cache,
   check_defined(op, "q", q);
   check_defined(op, "out", out);
   check_ndim(op, "q", q, 3);
-  check_dtype(op, "q", q, DType::f32);
-  check_dtype(op, "out", out, DType::f32);
+  check_activation(op, "q", q);
+  check_activation(op, "out", out);
   check_same_shape(op, "out", out, "q", q);
   check_rows_contiguous(op, "q", q);
   check_rows_contiguous(op, "out", out);

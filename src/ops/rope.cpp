@@ -18,7 +18,7 @@ void check_rope_input(const char* op, const char* name, const Tensor& x, const T
                       const Tensor& inv_freq) {
   check_defined(op, name, x);
   check_ndim(op, name, x, 3);
-  check_dtype(op, name, x, DType::f32);
+  check_activation(op, name, x);
   check_rows_contiguous(op, name, x);
   if (inv_freq.dim(0) * 2 > x.dim(2))
     fail(ErrorCode::invalid_argument,
@@ -62,7 +62,7 @@ void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, floa
   check_tables(op, positions, inv_freq, attention_scaling);
   check_rope_input(op, "x", x, positions, inv_freq);
   check_defined(op, "out", out);
-  check_dtype(op, "out", out, DType::f32);
+  check_activation(op, "out", out);
   check_same_shape(op, "out", out, "x", x);
   check_rows_contiguous(op, "out", out);
   check_device(op, "out", out, x.device());

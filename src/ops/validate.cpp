@@ -57,6 +57,10 @@ void check_dtype_in(const char* op, const char* name, const Tensor& t,
   fail(ErrorCode::invalid_argument, "{}: {} must be {}, got {}", op, name, list, t.describe());
 }
 
+void check_activation(const char* op, const char* name, const Tensor& t) {
+  check_dtype_in(op, name, t, {DType::f32, DType::bf16});
+}
+
 void check_ndim(const char* op, const char* name, const Tensor& t, int ndim) {
   if (t.ndim() != ndim)
     fail(ErrorCode::invalid_argument, "{}: {} must have {} dimensions, got {}", op, name, ndim,

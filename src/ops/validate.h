@@ -13,6 +13,9 @@ void check_defined(const char* op, const char* name, const Tensor& t);
 void check_dtype(const char* op, const char* name, const Tensor& t, DType expected);
 void check_dtype_in(const char* op, const char* name, const Tensor& t,
                     std::initializer_list<DType> allowed);
+// An activation tensor (the inputs and outputs of the decoder's ops): f32, or bf16 (computed in
+// f32 and rounded once when written).
+void check_activation(const char* op, const char* name, const Tensor& t);
 void check_ndim(const char* op, const char* name, const Tensor& t, int ndim);
 void check_shape(const char* op, const char* name, const Tensor& t, const Dims& expected);
 // t and ref have the same shape (messages name both).

@@ -51,9 +51,9 @@ TEST(OpArguments, Matmul) {
   expect_bad([&] { matmul(f32({2, 3}), f32({5, 3}), out); }, {"matmul", "out", "[2, 5]"});
   expect_bad(
       [&] {
-        matmul(Tensor::zeros({2, 3}, DType::bf16), f32({4, 3}), out);
+        matmul(Tensor::zeros({2, 3}, DType::f16), f32({4, 3}), out);
       },
-      {"matmul", "x must be f32"});
+      {"matmul", "x must be f32/bf16"});
   expect_bad([&] { matmul(f32({2, 3}), i32({4, 3}), out); }, {"matmul", "w must be"});
   Tensor bias = f32({5});
   expect_bad(

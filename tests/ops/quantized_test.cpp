@@ -524,9 +524,9 @@ TEST(QuantizedArguments, WeightAndProducts) {
   expect_bad([&] { quantized_matmul(x, good, wrong_out); }, {"quantized_matmul", "out", "[2, 8]"});
   expect_bad(
       [&] {
-        quantized_matmul(Tensor::zeros({2, 128}, DType::bf16), good, out);
+        quantized_matmul(Tensor::zeros({2, 128}, DType::f16), good, out);
       },
-      {"quantized_matmul", "x must be f32"});
+      {"quantized_matmul", "x must be f32/bf16"});
   Tensor bias = Tensor::zeros({9}, DType::f32);
   expect_bad([&] { quantized_matmul(x, good, out, &bias); }, {"quantized_matmul", "bias has 9"});
   Tensor deq = Tensor::zeros({8, 64}, DType::f32);
