@@ -170,8 +170,9 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * double(m) * double(s.n) * double(s.k);
     const double t_blas = best_seconds(reps, 5, [&] { ops::matmul(x, w, out, nullptr); });
     const double t_tiled = best_seconds(2, 1, [&] {
-      ops::cuda::launch_matmul(x.data<float>(), s.k, w.raw_data(), ops::cuda::Elem::bf16, nullptr,
-                               ops::cuda::Elem::f32, out.data<float>(), s.n, m, s.n, s.k, nullptr);
+      ops::cuda::launch_matmul(x.data<float>(), ops::cuda::Elem::f32, s.k, w.raw_data(),
+                               ops::cuda::Elem::bf16, nullptr, ops::cuda::Elem::f32,
+                               out.data<float>(), ops::cuda::Elem::f32, s.n, m, s.n, s.k, nullptr);
     });
     std::printf("%-26s %6s %12.1f %12.1f %7.1fx\n", s.name, "bf16", flops / t_blas / 1e12,
                 flops / t_tiled / 1e12, t_tiled / t_blas);

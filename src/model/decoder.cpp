@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <deque>
+#include <string_view>
 
 #include "kv/attention_plan.h"
 #include "model/decode_graph.h"
@@ -202,19 +204,32 @@ bool DecoderModel::graph_eligible(std::span<const SequenceInput> batch) const {
   return ops::graphs_supported(device_);
 }
 
+DType DecoderModel::activation_dtype() const {
+  static const bool forced_f32 = [] {
+    const char* env = std::getenv("HEARTH_ACTIVATIONS");
+    return env && std::string_view(env) == "f32";
+  }();
+  if (forced_f32 || !device_.is_cuda() || matmul_precision_ != ops::MatmulPrecision::bf16 ||
+      layers_.empty())
+    return DType::f32;
+  const Linear& q = layers_[0].q;
+  return q.is_quantized() || q.weight.dtype() != DType::f32 ? DType::bf16 : DType::f32;
+}
+
 void DecoderModel::allocate_activations(int64_t T, DecoderStep& st) const {
   const DecoderConfig& c = config_;
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
   const Device dev = device_;
+  const DType act = activation_dtype();
   st.x = Tensor::empty({T, H}, DType::f32, dev);
-  st.h = Tensor::empty({T, H}, DType::f32, dev);
-  st.q = Tensor::empty({T, Hq * D}, DType::f32, dev);
-  st.k = Tensor::empty({T, Hkv * D}, DType::f32, dev);
-  st.v = Tensor::empty({T, Hkv * D}, DType::f32, dev);
-  st.attn = Tensor::empty({T, Hq * D}, DType::f32, dev);
-  st.gate = Tensor::empty({T, I}, DType::f32, dev);
-  st.up = Tensor::empty({T, I}, DType::f32, dev);
+  st.h = Tensor::empty({T, H}, act, dev);
+  st.q = Tensor::empty({T, Hq * D}, act, dev);
+  st.k = Tensor::empty({T, Hkv * D}, act, dev);
+  st.v = Tensor::empty({T, Hkv * D}, act, dev);
+  st.attn = Tensor::empty({T, Hq * D}, act, dev);
+  st.gate = Tensor::empty({T, I}, act, dev);
+  st.up = Tensor::empty({T, I}, act, dev);
 }
 
 void DecoderModel::run_layers(DecoderStep& st, const kv::KvCache& first_cache) const {

@@ -28,7 +28,7 @@ class DecodeGraphs;  // model/decode_graph.h
 // reads and writes. The eager forward allocates them per call; a captured decode step keeps them
 // at fixed addresses (decode_graph.h).
 struct DecoderStep {
-  Tensor x, h, q, k, v, attn, gate, up;  // [T, ...] f32
+  Tensor x, h, q, k, v, attn, gate, up;  // [T, ...]: x f32, the others activation_dtype()
   Tensor positions;                      // i32 [T]
   std::vector<Tensor> slots;             // per layer group, i32 [T]
   Tensor inv_freq;
@@ -62,6 +62,12 @@ class DecoderModel : public Model {
   void check_batch(std::span<const SequenceInput> batch) const;
   bool graph_eligible(std::span<const SequenceInput> batch) const;
   Tensor forward_eager(std::span<const SequenceInput> batch);
+  // The dtype of the activations between a layer's ops (all but the residual stream x, which
+  // stays f32): bf16 on CUDA under MatmulPrecision::bf16 with bf16/f16/quantized weights, where
+  // every product rounds its input to bf16 anyway, as PyTorch and MLX compute a bf16 model; f32
+  // otherwise (the CPU kernels compute in f32; exact precision keeps the f32 golden tests exact).
+  // HEARTH_ACTIVATIONS=f32 keeps f32 (to bisect, and for A/B figures).
+  DType activation_dtype() const;
   // Activations x .. up of `rows` query rows on the model's device.
   void allocate_activations(int64_t rows, DecoderStep& step) const;
   // The decoder layers over step.x (embedded tokens in, final hidden states out).

@@ -62,7 +62,7 @@ void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, floa
   check_tables(op, positions, inv_freq, attention_scaling);
   check_rope_input(op, "x", x, positions, inv_freq);
   check_defined(op, "out", out);
-  check_activation(op, "out", out);
+  check_dtype(op, "out", out, x.dtype());
   check_same_shape(op, "out", out, "x", x);
   check_rows_contiguous(op, "out", out);
   check_device(op, "out", out, x.device());

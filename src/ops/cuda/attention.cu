@@ -101,11 +101,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   float q[kTile][kPerLane];
 #pragma unroll
   for (int g = 0; g < kTile; ++g) {
-    const float* qp = a.q + a.qr.offset(t * a.heads + h0 + min(g, nh - 1));
+    const int64_t q0 = a.qr.offset(t * a.heads + h0 + min(g, nh - 1));
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
       const int64_t d = lane + 32 * i;
-      q[g][i] = d < a.head_dim ? qp[d] * a.scale : 0.0f;
+      q[g][i] = d < a.head_dim ? load_act(a.q, a.qr.elem, q0 + d) * a.scale : 0.0f;
     }
   }
   float m[kTile], l[kTile], acc[kTile][kPerLane];
@@ -181,7 +181,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int w = 0; w < kWarps; ++w)
         if (sm_l[w][g] > 0.0f) sum += sm_acc[w][g][d] * expf(sm_m[w][g] - gm);
       if (splits == 1) {
-        a.out[a.outr.offset(t * a.heads + h) + d] = gl > 0.0f ? sum / gl : 0.0f;
+        store_act(a.out, a.outr.elem, a.outr.offset(t * a.heads + h) + d,
+                  gl > 0.0f ? sum / gl : 0.0f);
       } else {
         part_acc[split_partial_row(t, h, a.heads, splits, split) * a.head_dim + d] = sum;
       }
@@ -206,13 +207,13 @@ __global__ void combine_kernel(AttentionArgs a, int splits, const float* part_ml
     if (ml[2 * s + 1] > 0.0f) gm = fmaxf(gm, ml[2 * s]);
   for (int s = 0; s < splits; ++s)
     if (ml[2 * s + 1] > 0.0f) gl += ml[2 * s + 1] * expf(ml[2 * s] - gm);
-  float* op = a.out + a.outr.offset(row);
+  const int64_t o0 = a.outr.offset(row);
   for (int64_t d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
     float sum = 0.0f;
     for (int s = 0; s < splits; ++s)
       if (ml[2 * s + 1] > 0.0f)
         sum += part_acc[(row * splits + s) * a.head_dim + d] * expf(ml[2 * s] - gm);
-    op[d] = gl > 0.0f ? sum / gl : 0.0f;
+    store_act(a.out, a.outr.elem, o0 + d, gl > 0.0f ? sum / gl : 0.0f);
   }
 }
 

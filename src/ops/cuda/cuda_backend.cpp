@@ -190,6 +190,7 @@ Rows rows_of(const Tensor& t) {
                t.describe());
   HEARTH_CHECK(t.stride(-1) == 1 || t.dim(-1) <= 1, "CUDA: last dimension not contiguous in {}",
                t.describe());
+  r.elem = elem_of(t.dtype());
   r.cols = t.dim(-1);
   r.lead = t.ndim() - 1;
   for (int d = 0; d < r.lead; ++d) {
@@ -272,23 +273,35 @@ bool blas_handles(const Tensor& w) {
   return w.dtype() == DType::bf16 || w.dtype() == DType::f32;
 }
 
-// x as blas_gemm reads it: for bf16 weights the bf16 planes of x (three exact ones, or x rounded
-// once under MatmulPrecision::bf16, ops/precision.h), made once and shared by every product of
-// the same x (q/k/v, gate/up); for f32 weights x itself.
+// x as blas_gemm reads it, made once and shared by every product of the same x (q/k/v, gate/up):
+// for bf16 weights, x itself when it is bf16, else its bf16 planes (three exact ones, or x
+// rounded once under MatmulPrecision::bf16, ops/precision.h); for f32 weights, x in f32.
 struct BlasX {
-  Tensor planes;  // [3 or 1, m, k] bf16, or undefined for f32 weights
+  Tensor planes;  // [planes, m, k] bf16, or [1, m, k] f32 (a widened bf16 x), or undefined: x
+  const Tensor* x = nullptr;
+  const void* plane(int64_t p) const {
+    if (!planes.defined()) return x->raw_data();
+    return static_cast<const char*>(planes.raw_data()) +
+           p * planes.stride(0) * int64_t(dtype_size(planes.dtype()));
+  }
+  int64_t count() const { return planes.defined() ? planes.dim(0) : 1; }
+  int64_t ld() const { return planes.defined() ? planes.dim(2) : x->stride(0); }
+  DType dtype() const { return planes.defined() ? planes.dtype() : x->dtype(); }
 };
 
 void device_copy(const Tensor& src, Tensor& dst);
 
 BlasX blas_prepare(const Tensor& x, DType w_dtype) {
   BlasX bx;
-  if (w_dtype != DType::bf16) return bx;
+  bx.x = &x;
   const int64_t m = x.dim(0), k = x.dim(1);
-  if (matmul_precision() == MatmulPrecision::bf16) {
-    bx.planes = Tensor::empty({1, m, k}, DType::bf16, x.device());
-    Tensor rounded = bx.planes.reshape({m, k});
-    device_copy(x, rounded);  // round to nearest even, like the split's hi plane
+  const DType want = w_dtype == DType::bf16 ? DType::bf16 : DType::f32;
+  if (x.dtype() == want) return bx;  // cuBLAS reads x in place
+  if (want == DType::f32 || matmul_precision() == MatmulPrecision::bf16) {
+    // bf16 x for f32 weights widens exactly; f32 x rounds to nearest even (the split's hi plane).
+    bx.planes = Tensor::empty({1, m, k}, want, x.device());
+    Tensor converted = bx.planes.reshape({m, k});
+    device_copy(x, converted);
     return bx;
   }
   bx.planes = Tensor::empty({3, m, k}, DType::bf16, x.device());
@@ -299,32 +312,36 @@ BlasX blas_prepare(const Tensor& x, DType w_dtype) {
 
 void blas_gemm(const Tensor& x, const BlasX& bx, const Tensor& w, const Tensor* bias, Tensor& out) {
   const int64_t m = x.dim(0), n = w.dim(0), k = x.dim(1);
-  HEARTH_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && x.stride(0) <= INT_MAX &&
+  HEARTH_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && bx.ld() <= INT_MAX &&
                    out.stride(0) <= INT_MAX,
                "matmul on CUDA: {} x {} x {} is too large for cuBLAS", m, n, k);
+  // A bf16 out is rounded once: straight from cuBLAS's f32 sums when one GEMM without a bias
+  // makes it, else from an f32 buffer that the bias and the planes' GEMMs accumulate in.
+  const bool direct = out.dtype() == DType::f32 || (!bias && bx.count() == 1);
+  Tensor acc = direct ? out : Tensor::empty(out.shape(), DType::f32, out.device());
   cublasHandle_t handle = blas_handle();
   float beta = 0.0f;
   if (bias) {
-    check(launch_fill_bias_rows(bias->raw_data(), elem_of(bias->dtype()), out.data<float>(),
-                                out.stride(0), m, n, stream()),
+    check(launch_fill_bias_rows(bias->raw_data(), elem_of(bias->dtype()), acc.data<float>(),
+                                acc.stride(0), m, n, stream()),
           "matmul: bias");
     beta = 1.0f;
   }
   const float alpha = 1.0f;
-  auto gemm = [&](const void* xp, cudaDataType type, int64_t ldx, float b) {
+  const cudaDataType type = w.dtype() == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const cudaDataType out_type = acc.dtype() == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+  HEARTH_CHECK(bx.dtype() == w.dtype(), "matmul on CUDA: x prepared as {} for {} weights",
+               dtype_name(bx.dtype()), dtype_name(w.dtype()));
+  // Smallest parts first, so the large hi products are added last.
+  for (int64_t p = bx.count() - 1; p >= 0; --p) {
+    const float b = p == bx.count() - 1 ? beta : 1.0f;
     check_blas(
         cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &alpha, w.raw_data(),
-                     type, int(k), xp, type, int(ldx), &b, out.raw_data(), CUDA_R_32F,
-                     int(out.stride(0)), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     type, int(k), bx.plane(p), type, int(bx.ld()), &b, acc.raw_data(), out_type,
+                     int(acc.stride(0)), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
         "cublasGemmEx (matmul)");
-  };
-  if (w.dtype() == DType::f32) return gemm(x.raw_data(), CUDA_R_32F, x.stride(0), beta);
-  HEARTH_CHECK(bx.planes.defined(), "matmul on CUDA: bf16 weights without the split x");
-  const char* base = static_cast<const char*>(bx.planes.raw_data());
-  const size_t plane_bytes = size_t(m * k) * sizeof(uint16_t);
-  // Smallest parts first, so the large hi products are added last.
-  for (int64_t p = bx.planes.dim(0) - 1; p >= 0; --p)
-    gemm(base + p * plane_bytes, CUDA_R_16BF, k, p == bx.planes.dim(0) - 1 ? beta : 1.0f);
+  }
+  if (!direct) device_copy(acc, out);
 }
 
 void blas_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
@@ -474,7 +491,8 @@ GemvOut gemv_out(const Tensor& w, const Tensor* bias, Tensor* out) {
   g.w = w.raw_data();
   g.bias = bias ? bias->raw_data() : nullptr;
   g.bias_elem = bias ? elem_of(bias->dtype()) : Elem::f32;
-  g.out = out ? out->data<float>() : nullptr;
+  g.out = out ? out->raw_data() : nullptr;
+  g.out_elem = out ? elem_of(out->dtype()) : Elem::f32;
   g.out_stride = out ? out->stride(0) : 0;
   g.n = w.dim(0);
   return g;
@@ -494,8 +512,9 @@ RopeArgs rope_args(const Tensor& positions, const Tensor& inv_freq, float scalin
 
 RopeTensor rope_tensor(const Tensor& x, Tensor& out) {
   RopeTensor r;
-  r.x = x.data<float>();
-  r.out = out.data<float>();
+  r.x = x.raw_data();
+  r.out = out.raw_data();
+  r.elem = elem_of(x.dtype());
   r.x_token_stride = x.stride(0);
   r.x_head_stride = x.stride(1);
   r.out_token_stride = out.stride(0);
@@ -537,16 +556,16 @@ class CudaBackend final : public Backend {
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
     OpProfileScope scope("rms_norm", stream());
-    check(launch_rms_norm(x.data<float>(), rows_of(x), weight.raw_data(), elem_of(weight.dtype()),
-                          eps, out.data<float>(), rows_of(out), stream()),
+    check(launch_rms_norm(x.raw_data(), rows_of(x), weight.raw_data(), elem_of(weight.dtype()), eps,
+                          out.raw_data(), rows_of(out), stream()),
           "rms_norm");
   }
 
   void add_rms_norm(Tensor& x, const Tensor& delta, const Tensor& weight, float eps,
                     Tensor& normed) override {
     OpProfileScope scope("add_rms_norm", stream());
-    check(launch_add_rms_norm(x.data<float>(), rows_of(x), delta.data<float>(), rows_of(delta),
-                              weight.raw_data(), elem_of(weight.dtype()), eps, normed.data<float>(),
+    check(launch_add_rms_norm(x.raw_data(), rows_of(x), delta.raw_data(), rows_of(delta),
+                              weight.raw_data(), elem_of(weight.dtype()), eps, normed.raw_data(),
                               rows_of(normed), stream()),
           "add_rms_norm");
   }
@@ -589,8 +608,8 @@ class CudaBackend final : public Backend {
     }
     GemvGroups gg;
     for (const MatmulGroup& g : groups) gg.g[gg.count++] = gemv_out(*g.w, g.bias, g.out);
-    check(launch_matmul_grouped(x.data<float>(), x.stride(0), elem_of(groups[0].w->dtype()), gg, m,
-                                x.dim(1), stream()),
+    check(launch_matmul_grouped(x.raw_data(), elem_of(x.dtype()), x.stride(0),
+                                elem_of(groups[0].w->dtype()), gg, m, x.dim(1), stream()),
           "matmul_grouped");
   }
 
@@ -598,30 +617,34 @@ class CudaBackend final : public Backend {
                        const Tensor* gate_bias, const Tensor* up_bias, Tensor& out) override {
     const int64_t m = x.dim(0);
     const Elem w_elem = elem_of(w_gate.dtype());
-    if (gemv_silu_mul_fits(x.data<float>(), x.stride(0), m, x.dim(1), w_gate.raw_data(),
+    const Elem x_elem = elem_of(x.dtype());
+    if (gemv_silu_mul_fits(x.raw_data(), x_elem, x.stride(0), m, x.dim(1), w_gate.raw_data(),
                            w_up.raw_data(), w_elem)) {
       OpProfileScope scope("matmul_silu_mul (gemv)", stream());
-      check(launch_gemv_silu_mul(x.data<float>(), x.stride(0), gemv_out(w_gate, gate_bias, nullptr),
-                                 gemv_out(w_up, up_bias, nullptr), w_elem, out.data<float>(),
-                                 out.stride(0), m, x.dim(1), stream()),
+      check(launch_gemv_silu_mul(x.raw_data(), x_elem, x.stride(0),
+                                 gemv_out(w_gate, gate_bias, nullptr),
+                                 gemv_out(w_up, up_bias, nullptr), w_elem, out.raw_data(),
+                                 elem_of(out.dtype()), out.stride(0), m, x.dim(1), stream()),
             "matmul_silu_mul");
       return;
     }
-    // Prefill (or a layout the GEMV cannot read): the unfused sequence, the gate product straight
-    // into out and the split of x shared by the two cuBLAS GEMMs. silu_mul here reads and writes
-    // at the memory roofline already (see docs/perf/cuda.md), so a fused epilogue would only save
-    // the up round trip.
+    // Prefill (or a layout the GEMV cannot read): the unfused sequence (Backend's default), the
+    // gate product straight into an f32 out and the split of x shared by the two cuBLAS GEMMs.
+    // silu_mul here reads and writes at the memory roofline already (see docs/perf/cuda.md), so a
+    // fused epilogue would only save the up round trip.
     OpProfileScope scope("matmul_silu_mul (gemm)", stream());
     Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
+    Tensor gate =
+        out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
     if (uses_blas(x, w_gate)) {
       const BlasX bx = blas_prepare(x, w_gate.dtype());
-      blas_gemm(x, bx, w_gate, gate_bias, out);
+      blas_gemm(x, bx, w_gate, gate_bias, gate);
       blas_gemm(x, bx, w_up, up_bias, up);
     } else {
-      matmul_unprofiled(x, w_gate, gate_bias, out);
+      matmul_unprofiled(x, w_gate, gate_bias, gate);
       matmul_unprofiled(x, w_up, up_bias, up);
     }
-    silu_mul_unprofiled(out, up, out);
+    silu_mul_unprofiled(gate, up, out);
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -631,7 +654,8 @@ class CudaBackend final : public Backend {
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
     OpProfileScope scope("add", stream());
-    check(launch_add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), stream()),
+    check(launch_add(a.raw_data(), elem_of(a.dtype()), b.raw_data(), elem_of(b.dtype()),
+                     out.raw_data(), elem_of(out.dtype()), a.numel(), stream()),
           "add");
   }
 
@@ -666,7 +690,7 @@ class CudaBackend final : public Backend {
       fail(ErrorCode::unsupported, "paged_attention on CUDA: head_dim {} > {}", q.dim(2),
            kMaxAttentionHeadDim);
     AttentionArgs a;
-    a.q = q.data<float>();
+    a.q = q.raw_data();
     a.qr = rows_of(q);
     a.k_cache = k_cache.raw_data();
     a.v_cache = v_cache.raw_data();
@@ -688,7 +712,7 @@ class CudaBackend final : public Backend {
       a.key_positions_stride = meta.key_positions.stride(0);
       a.query_positions = meta.query_positions.data<int32_t>();
     }
-    a.out = out.data<float>();
+    a.out = out.raw_data();
     a.outr = rows_of(out);
     a.max_slots = meta.block_tables.dim(1) * int64_t(k_cache.dim(2));
     if (meta.key_positions.defined())
@@ -718,7 +742,7 @@ class CudaBackend final : public Backend {
       fail(ErrorCode::unsupported, "paged_attention_quantized on CUDA: head_dim {} > {}", q.dim(2),
            kMaxAttentionHeadDim);
     AttentionArgs a{};
-    a.q = q.data<float>();
+    a.q = q.raw_data();
     a.qr = rows_of(q);
     a.query_start = meta.query_start.data<int32_t>();
     a.context_lens = meta.context_lens.data<int32_t>();
@@ -737,7 +761,7 @@ class CudaBackend final : public Backend {
       a.key_positions_stride = meta.key_positions.stride(0);
       a.query_positions = meta.query_positions.data<int32_t>();
     }
-    a.out = out.data<float>();
+    a.out = out.raw_data();
     a.outr = rows_of(out);
     a.max_slots = meta.block_tables.dim(1) * int64_t(cache.block_size());
     if (meta.key_positions.defined())
@@ -800,10 +824,13 @@ class CudaBackend final : public Backend {
     gg.g[gg.count++] = quant_gemv_out(w_gate, gate_bias, &out);
     gg.g[gg.count++] = quant_gemv_out(w_up, up_bias, nullptr);
     if (try_quantized_gemv_bf16(x, gg, true)) return;
+    // Backend's default: both products in f32, one rounding where out is bf16.
     Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-    quantized_matmul_unprofiled(x, w_gate, gate_bias, out);
+    Tensor gate =
+        out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+    quantized_matmul_unprofiled(x, w_gate, gate_bias, gate);
     quantized_matmul_unprofiled(x, w_up, up_bias, up);
-    silu_mul_unprofiled(out, up, out);
+    silu_mul_unprofiled(gate, up, out);
   }
 
   void quantized_matmul_unprofiled(const Tensor& x, const QuantizedWeight& w, const Tensor* bias,
@@ -816,10 +843,10 @@ class CudaBackend final : public Backend {
     if (try_quantized_gemv_bf16(x, one, false)) return;
     if (m <= kQuantGemvMaxRows) {
       Tensor scratch = Tensor::empty({quantized_gemv_scratch_floats(m, k)}, DType::f32, x.device());
-      check(launch_quantized_gemv(x.data<float>(), x.stride(0), int(m), qm,
+      check(launch_quantized_gemv(x.raw_data(), elem_of(x.dtype()), x.stride(0), int(m), qm,
                                   bias ? bias->raw_data() : nullptr,
                                   bias ? elem_of(bias->dtype()) : Elem::f32, scratch.data<float>(),
-                                  out.data<float>(), out.stride(0), stream()),
+                                  out.raw_data(), elem_of(out.dtype()), out.stride(0), stream()),
             "quantized_matmul (GEMV)");
       return;
     }
@@ -894,14 +921,15 @@ class CudaBackend final : public Backend {
   void matmul_unprofiled(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
     if (uses_blas(x, w)) return blas_matmul(x, w, bias, out);
     check(
-        launch_matmul(x.data<float>(), x.stride(0), w.raw_data(), elem_of(w.dtype()),
-                      bias ? bias->raw_data() : nullptr, bias ? elem_of(bias->dtype()) : Elem::f32,
-                      out.data<float>(), out.stride(0), x.dim(0), w.dim(0), x.dim(1), stream()),
+        launch_matmul(x.raw_data(), elem_of(x.dtype()), x.stride(0), w.raw_data(),
+                      elem_of(w.dtype()), bias ? bias->raw_data() : nullptr,
+                      bias ? elem_of(bias->dtype()) : Elem::f32, out.raw_data(),
+                      elem_of(out.dtype()), out.stride(0), x.dim(0), w.dim(0), x.dim(1), stream()),
         "matmul");
   }
   void silu_mul_unprofiled(const Tensor& gate, const Tensor& up, Tensor& out) {
-    check(launch_silu_mul(gate.data<float>(), rows_of(gate), up.data<float>(), rows_of(up),
-                          out.data<float>(), rows_of(out), stream()),
+    check(launch_silu_mul(gate.raw_data(), rows_of(gate), up.raw_data(), rows_of(up),
+                          out.raw_data(), rows_of(out), stream()),
           "silu_mul");
   }
 };

@@ -77,6 +77,43 @@ __device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const uint32_t 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Activations (f32 or bf16 tensors, ops/validate.h) are read and written through these with the
+// tensor's Elem: a warp-uniform branch, so kernels need no instantiation per activation type.
+__device__ __forceinline__ float load_act(const void* p, Elem e, int64_t i) {
+  return e == Elem::bf16 ? to_f32(static_cast<const __nv_bfloat16*>(p)[i])
+                         : static_cast<const float*>(p)[i];
+}
+__device__ __forceinline__ void store_act(void* p, Elem e, int64_t i, float v) {
+  if (e == Elem::bf16)
+    static_cast<__nv_bfloat16*>(p)[i] = from_f32<__nv_bfloat16>(v);
+  else
+    static_cast<float*>(p)[i] = v;
+}
+// v as an activation of type e holds it.
+__device__ __forceinline__ float round_act(Elem e, float v) {
+  return e == Elem::bf16 ? to_f32(from_f32<__nv_bfloat16>(v)) : v;
+}
+// Elements 4i .. 4i + 3: one 16-byte (f32) or 8-byte (bf16) access; callers check alignment
+// (act_vec4 on the host).
+__device__ __forceinline__ float4 load_act4(const void* p, Elem e, int64_t i) {
+  if (e == Elem::bf16) {
+    const uint2 u = static_cast<const uint2*>(p)[i];
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                       __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+  }
+  return static_cast<const float4*>(p)[i];
+}
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  return uint32_t(__bfloat16_as_ushort(from_f32<__nv_bfloat16>(lo))) |
+         uint32_t(__bfloat16_as_ushort(from_f32<__nv_bfloat16>(hi))) << 16;
+}
+__device__ __forceinline__ void store_act4(void* p, Elem e, int64_t i, float4 v) {
+  if (e == Elem::bf16)
+    static_cast<uint2*>(p)[i] = make_uint2(pack_bf16x2(v.x, v.y), pack_bf16x2(v.z, v.w));
+  else
+    static_cast<float4*>(p)[i] = v;
+}
+
 inline unsigned blocks_for(int64_t n, int per_block) {
   return unsigned((n + per_block - 1) / per_block);
 }

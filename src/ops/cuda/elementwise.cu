@@ -20,128 +20,146 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return total;
 }
 
-__global__ void add_kernel(const float* a, const float* b, float* out, int64_t n) {
+int elem_bytes(Elem e) {
+  return e == Elem::bf16 || e == Elem::f16 ? 2 : 4;
+}
+
+__global__ void add_kernel(const void* a, Elem ae, const void* b, Elem be, void* out, Elem oe,
+                           int64_t n) {
   pdl_wait();
   pdl_trigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = a[i] + b[i];
+    store_act(out, oe, i, load_act(a, ae, i) + load_act(b, be, i));
 }
 
-// 16-byte loads and stores (n4 = n / 4 groups; the launcher checks alignment).
-__global__ void add4_kernel(const float4* a, const float4* b, float4* out, int64_t n4) {
+// Four elements a thread per access (n4 = n / 4 groups; the launcher checks alignment).
+__global__ void add4_kernel(const void* a, Elem ae, const void* b, Elem be, void* out, Elem oe,
+                            int64_t n4) {
   pdl_wait();
   pdl_trigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n4;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const float4 x = a[i], y = b[i];
-    out[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
+    const float4 x = load_act4(a, ae, i), y = load_act4(b, be, i);
+    store_act4(out, oe, i, make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w));
   }
 }
 
-// Whether every row of a Rows view over p starts 16-byte aligned and holds whole float4s.
-bool rows_vec4(const float* p, const Rows& r) {
-  if (reinterpret_cast<uintptr_t>(p) % 16 != 0 || r.cols % 4 != 0) return false;
+// Whether p is aligned for load_act4 / store_act4 of elements of type e.
+bool vec4_aligned(const void* p, Elem e) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * elem_bytes(e)) == 0;
+}
+
+// Whether every row of a Rows view over p can be read in groups of four (load_act4).
+bool rows_vec4(const void* p, const Rows& r) {
+  if (!vec4_aligned(p, r.elem) || r.cols % 4 != 0) return false;
   for (int d = 0; d < r.lead; ++d)
     if (r.shape[d] > 1 && r.stride[d] % 4 != 0) return false;
   return true;
 }
 
-__global__ void silu_mul4_kernel(const float* gate, Rows gr, const float* up, Rows ur, float* out,
+__global__ void silu_mul4_kernel(const void* gate, Rows gr, const void* up, Rows ur, void* out,
                                  Rows outr) {
   pdl_wait();
   pdl_trigger();
   const int64_t row = blockIdx.x;
-  const float4* g = reinterpret_cast<const float4*>(gate + gr.offset(row));
-  const float4* u = reinterpret_cast<const float4*>(up + ur.offset(row));
-  float4* o = reinterpret_cast<float4*>(out + outr.offset(row));
+  // Groups of four from each row's start (the offsets are multiples of 4: rows_vec4).
+  const int64_t g0 = gr.offset(row) / 4, u0 = ur.offset(row) / 4, o0 = outr.offset(row) / 4;
   for (int64_t c = threadIdx.x; c < gr.cols / 4; c += blockDim.x) {
-    const float4 x = g[c], y = u[c];
-    o[c] = make_float4(silu_times(x.x, y.x), silu_times(x.y, y.y), silu_times(x.z, y.z),
-                       silu_times(x.w, y.w));
+    const float4 x = load_act4(gate, gr.elem, g0 + c), y = load_act4(up, ur.elem, u0 + c);
+    store_act4(out, outr.elem, o0 + c,
+               make_float4(silu_times(x.x, y.x), silu_times(x.y, y.y), silu_times(x.z, y.z),
+                           silu_times(x.w, y.w)));
   }
 }
 
-__global__ void silu_mul_kernel(const float* gate, Rows gr, const float* up, Rows ur, float* out,
+__global__ void silu_mul_kernel(const void* gate, Rows gr, const void* up, Rows ur, void* out,
                                 Rows outr) {
   pdl_wait();
   pdl_trigger();
   const int64_t row = blockIdx.x;
-  const float* g = gate + gr.offset(row);
-  const float* u = up + ur.offset(row);
-  float* o = out + outr.offset(row);
-  for (int64_t c = threadIdx.x; c < gr.cols; c += blockDim.x) o[c] = silu_times(g[c], u[c]);
+  const int64_t g0 = gr.offset(row), u0 = ur.offset(row), o0 = outr.offset(row);
+  for (int64_t c = threadIdx.x; c < gr.cols; c += blockDim.x)
+    store_act(out, outr.elem, o0 + c,
+              silu_times(load_act(gate, gr.elem, g0 + c), load_act(up, ur.elem, u0 + c)));
 }
 
 // rms_norm of row blockIdx.x of x into out; with kAdd, first x += delta (add_rms_norm, x in
 // place). The f32 operations are spelled out (fmaf, __fmul_rn: no contraction left to the
 // compiler) and shared by both instantiations, and each thread touches the same elements in the
 // add, the sum of squares and the scaling, so add_rms_norm equals add (one rounding per element)
-// followed by rms_norm bit for bit.
+// followed by rms_norm bit for bit (the sum rounded to x's type, as add stores it, before its
+// square is taken).
 template <typename W, bool kAdd>
-__global__ void rms_norm_kernel(float* x, Rows xr, const float* delta, Rows dr, const W* weight,
-                                float eps, float* out, Rows outr) {
+__global__ void rms_norm_kernel(void* x, Rows xr, const void* delta, Rows dr, const W* weight,
+                                float eps, void* out, Rows outr) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  float* xp = x + xr.offset(row);
-  const float* dp = kAdd ? delta + dr.offset(row) : nullptr;
-  float* op = out + outr.offset(row);
+  const int64_t x0 = xr.offset(row), d0 = kAdd ? dr.offset(row) : 0, o0 = outr.offset(row);
   float ss = 0.0f;
   for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x) {
-    float v = xp[c];
+    float v = load_act(x, xr.elem, x0 + c);
     if constexpr (kAdd) {
-      v = __fadd_rn(v, dp[c]);
-      xp[c] = v;
+      v = round_act(xr.elem, __fadd_rn(v, load_act(delta, dr.elem, d0 + c)));
+      store_act(x, xr.elem, x0 + c, v);
     }
     ss = fmaf(v, v, ss);
   }
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(__fadd_rn(__fdiv_rn(ss, float(xr.cols)), eps));
   for (int64_t c = threadIdx.x; c < xr.cols; c += blockDim.x)
-    op[c] = __fmul_rn(to_f32(weight[c]), __fmul_rn(xp[c], inv));
+    store_act(out, outr.elem, o0 + c,
+              __fmul_rn(to_f32(weight[c]), __fmul_rn(load_act(x, xr.elem, x0 + c), inv)));
 }
 
 __device__ __forceinline__ float sum_squares(float4 v) {
   return fmaf(v.w, v.w, fmaf(v.z, v.z, fmaf(v.y, v.y, __fmul_rn(v.x, v.x))));
 }
 
-// Same with 16-byte loads of x and stores of out (the launcher checks alignment); delta is read
-// with 16-byte loads when its rows allow (kDeltaVec), else 4 at a time.
+__device__ __forceinline__ float4 round_act4(Elem e, float4 v) {
+  return make_float4(round_act(e, v.x), round_act(e, v.y), round_act(e, v.z), round_act(e, v.w));
+}
+
+// Same with four elements per access of x and out (the launcher checks alignment); delta is read
+// four at a time when its rows allow (kDeltaVec), else element by element.
 template <typename W, bool kAdd, bool kDeltaVec>
-__global__ void rms_norm4_kernel(float* x, Rows xr, const float* delta, Rows dr, const W* weight,
-                                 float eps, float* out, Rows outr) {
+__global__ void rms_norm4_kernel(void* x, Rows xr, const void* delta, Rows dr, const W* weight,
+                                 float eps, void* out, Rows outr) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  float4* xp = reinterpret_cast<float4*>(x + xr.offset(row));
-  const float* dp = kAdd ? delta + dr.offset(row) : nullptr;
-  float4* op = reinterpret_cast<float4*>(out + outr.offset(row));
+  // In groups of four from each row's start (rows_vec4: offsets are multiples of 4).
+  const int64_t x0 = xr.offset(row) / 4, o0 = outr.offset(row) / 4;
+  const int64_t d0 = kAdd ? dr.offset(row) : 0;
   const int64_t n4 = xr.cols / 4;
   float ss = 0.0f;
   for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
-    float4 v = xp[c];
+    float4 v = load_act4(x, xr.elem, x0 + c);
     if constexpr (kAdd) {
-      const float4 d = kDeltaVec
-                           ? reinterpret_cast<const float4*>(dp)[c]
-                           : make_float4(dp[4 * c], dp[4 * c + 1], dp[4 * c + 2], dp[4 * c + 3]);
-      v = make_float4(__fadd_rn(v.x, d.x), __fadd_rn(v.y, d.y), __fadd_rn(v.z, d.z),
-                      __fadd_rn(v.w, d.w));
-      xp[c] = v;
+      const float4 d = kDeltaVec ? load_act4(delta, dr.elem, d0 / 4 + c)
+                                 : make_float4(load_act(delta, dr.elem, d0 + 4 * c),
+                                               load_act(delta, dr.elem, d0 + 4 * c + 1),
+                                               load_act(delta, dr.elem, d0 + 4 * c + 2),
+                                               load_act(delta, dr.elem, d0 + 4 * c + 3));
+      v = round_act4(xr.elem, make_float4(__fadd_rn(v.x, d.x), __fadd_rn(v.y, d.y),
+                                          __fadd_rn(v.z, d.z), __fadd_rn(v.w, d.w)));
+      store_act4(x, xr.elem, x0 + c, v);
     }
     ss = __fadd_rn(ss, sum_squares(v));
   }
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(__fadd_rn(__fdiv_rn(ss, float(xr.cols)), eps));
   for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
-    const float4 v = xp[c];
+    const float4 v = load_act4(x, xr.elem, x0 + c);
     const W* wp = weight + 4 * c;
-    op[c] = make_float4(__fmul_rn(to_f32(wp[0]), __fmul_rn(v.x, inv)),
-                        __fmul_rn(to_f32(wp[1]), __fmul_rn(v.y, inv)),
-                        __fmul_rn(to_f32(wp[2]), __fmul_rn(v.z, inv)),
-                        __fmul_rn(to_f32(wp[3]), __fmul_rn(v.w, inv)));
+    store_act4(out, outr.elem, o0 + c,
+               make_float4(__fmul_rn(to_f32(wp[0]), __fmul_rn(v.x, inv)),
+                           __fmul_rn(to_f32(wp[1]), __fmul_rn(v.y, inv)),
+                           __fmul_rn(to_f32(wp[2]), __fmul_rn(v.z, inv)),
+                           __fmul_rn(to_f32(wp[3]), __fmul_rn(v.w, inv))));
   }
 }
 
@@ -183,12 +201,13 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs a) {
   const int64_t hu = second ? u - first_units : u;
   const int64_t h = hu / a.units_per_head;
   const int i0 = int(hu % a.units_per_head) * kV;
-  const float* xp = r.x + t * r.x_token_stride + h * r.x_head_stride;
-  float* op = r.out + t * r.out_token_stride + h * r.out_head_stride;
+  // Element offsets of the head's row (multiples of 4 for kV == 4: the launcher checks).
+  const int64_t x0 = t * r.x_token_stride + h * r.x_head_stride;
+  const int64_t o0 = t * r.out_token_stride + h * r.out_head_stride;
   if (i0 < half) {
     if constexpr (kV == 4) {
-      const float4 x1 = *reinterpret_cast<const float4*>(xp + i0);
-      const float4 x2 = *reinterpret_cast<const float4*>(xp + half + i0);
+      const float4 x1 = load_act4(r.x, r.elem, (x0 + i0) / 4);
+      const float4 x2 = load_act4(r.x, r.elem, (x0 + half + i0) / 4);
       const float4 c = *reinterpret_cast<const float4*>(table + i0);
       const float4 s = *reinterpret_cast<const float4*>(table + half + i0);
       float4 lo, hi;
@@ -196,17 +215,19 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs a) {
       rotate_pair(x1.y, x2.y, c.y, s.y, lo.y, hi.y);
       rotate_pair(x1.z, x2.z, c.z, s.z, lo.z, hi.z);
       rotate_pair(x1.w, x2.w, c.w, s.w, lo.w, hi.w);
-      *reinterpret_cast<float4*>(op + i0) = lo;
-      *reinterpret_cast<float4*>(op + half + i0) = hi;
+      store_act4(r.out, r.elem, (o0 + i0) / 4, lo);
+      store_act4(r.out, r.elem, (o0 + half + i0) / 4, hi);
     } else {
       float lo, hi;
-      rotate_pair(xp[i0], xp[half + i0], table[i0], table[half + i0], lo, hi);
-      op[i0] = lo;
-      op[half + i0] = hi;
+      rotate_pair(load_act(r.x, r.elem, x0 + i0), load_act(r.x, r.elem, x0 + half + i0), table[i0],
+                  table[half + i0], lo, hi);
+      store_act(r.out, r.elem, o0 + i0, lo);
+      store_act(r.out, r.elem, o0 + half + i0, hi);
     }
   }
-  if (i0 == 0 && op != xp)
-    for (int64_t d = 2 * int64_t(half); d < a.head_dim; ++d) op[d] = xp[d];
+  if (i0 == 0 && (r.out != r.x || o0 != x0))
+    for (int64_t d = 2 * int64_t(half); d < a.head_dim; ++d)
+      store_act(r.out, r.elem, o0 + d, load_act(r.x, r.elem, x0 + d));
 }
 
 template <typename T>
@@ -228,24 +249,22 @@ __global__ void embedding_kernel(const T* table, int64_t vocab, int64_t hidden, 
 
 }  // namespace
 
-cudaError_t launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream) {
+cudaError_t launch_add(const void* a, Elem ae, const void* b, Elem be, void* out, Elem oe,
+                       int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  const bool vec4 = n % 4 == 0 && (reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) |
-                                   reinterpret_cast<uintptr_t>(out)) %
-                                          16 ==
-                                      0;
+  const bool vec4 =
+      n % 4 == 0 && vec4_aligned(a, ae) && vec4_aligned(b, be) && vec4_aligned(out, oe);
   if (vec4) {
     launch_kernel(add4_kernel, dim3(std::min<unsigned>(blocks_for(n / 4, kThreads), 65535u)),
-                  dim3(kThreads), 0, stream, reinterpret_cast<const float4*>(a),
-                  reinterpret_cast<const float4*>(b), reinterpret_cast<float4*>(out), n / 4);
+                  dim3(kThreads), 0, stream, a, ae, b, be, out, oe, n / 4);
   } else {
     launch_kernel(add_kernel, dim3(std::min<unsigned>(blocks_for(n, kThreads), 65535u)),
-                  dim3(kThreads), 0, stream, a, b, out, n);
+                  dim3(kThreads), 0, stream, a, ae, b, be, out, oe, n);
   }
   return cudaGetLastError();
 }
 
-cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur, float* out,
+cudaError_t launch_silu_mul(const void* gate, Rows gr, const void* up, Rows ur, void* out,
                             Rows outr, cudaStream_t stream) {
   if (gr.count == 0 || gr.cols == 0) return cudaSuccess;
   if (rows_vec4(gate, gr) && rows_vec4(up, ur) && rows_vec4(out, outr))
@@ -257,14 +276,14 @@ cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur
   return cudaGetLastError();
 }
 
-cudaError_t launch_rms_norm(const float* x, Rows xr, const void* weight, Elem weight_elem,
-                            float eps, float* out, Rows outr, cudaStream_t stream) {
-  return launch_add_rms_norm(const_cast<float*>(x), xr, nullptr, Rows{}, weight, weight_elem, eps,
+cudaError_t launch_rms_norm(const void* x, Rows xr, const void* weight, Elem weight_elem, float eps,
+                            void* out, Rows outr, cudaStream_t stream) {
+  return launch_add_rms_norm(const_cast<void*>(x), xr, nullptr, Rows{}, weight, weight_elem, eps,
                              out, outr, stream);
 }
 
-cudaError_t launch_add_rms_norm(float* x, Rows xr, const float* delta, Rows dr, const void* weight,
-                                Elem weight_elem, float eps, float* out, Rows outr,
+cudaError_t launch_add_rms_norm(void* x, Rows xr, const void* delta, Rows dr, const void* weight,
+                                Elem weight_elem, float eps, void* out, Rows outr,
                                 cudaStream_t stream) {
   if (xr.count == 0) return cudaSuccess;
   // The vector kernel's choice depends on x and out only, as for rms_norm alone: the sum of
@@ -303,8 +322,7 @@ cudaError_t launch_rope(const RopeArgs& args, int64_t tokens, cudaStream_t strea
   bool vec = a.half > 0 && a.half % 4 == 0;
   for (int i = 0; vec && i < a.count; ++i) {
     const RopeTensor& r = a.t[i];
-    vec = reinterpret_cast<uintptr_t>(r.x) % 16 == 0 &&
-          reinterpret_cast<uintptr_t>(r.out) % 16 == 0 &&
+    vec = vec4_aligned(r.x, r.elem) && vec4_aligned(r.out, r.elem) &&
           (tokens == 1 || (r.x_token_stride % 4 == 0 && r.out_token_stride % 4 == 0)) &&
           (r.heads == 1 || (r.x_head_stride % 4 == 0 && r.out_head_stride % 4 == 0));
   }

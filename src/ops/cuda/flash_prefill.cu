@@ -183,13 +183,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int row = tid / 2;
     const int tok = tok0 + row / group;
     const bool valid = row < rows && tok < tok_end;
-    const float* qp = valid ? a.q + a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) : a.q;
+    const int64_t q0 = valid ? a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) : 0;
+    const Elem qe = a.qr.elem;
     float* dst = qs + row * L::q_stride;
     for (int d = (tid % 2) * 4; d < kD; d += 8) {
       float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       if (valid && d < hd)  // head_dim % 8 == 0: all four are in range
-        v = make_float4(qp[d] * a.scale, qp[d + 1] * a.scale, qp[d + 2] * a.scale,
-                        qp[d + 3] * a.scale);
+        v = make_float4(
+            load_act(a.q, qe, q0 + d) * a.scale, load_act(a.q, qe, q0 + d + 1) * a.scale,
+            load_act(a.q, qe, q0 + d + 2) * a.scale, load_act(a.q, qe, q0 + d + 3) * a.scale);
       *reinterpret_cast<float4*>(dst + d) = v;
     }
   }
@@ -342,13 +344,14 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int row = rg * kRowsPer + r;
     const int tok = tok0 + row / group;
     if (row >= rows || tok >= tok_end) continue;
-    float* op = a.out + a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
+    const int64_t o0 = a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
 #pragma unroll
     for (int i = 0; i < kDimChunks; ++i)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int d = i * 32 + cg * 4 + e;
-        if (d < hd) op[d] = l[r] > 0.0f ? o[r][i * 4 + e] / l[r] : 0.0f;
+        if (d < hd)
+          store_act(a.out, a.outr.elem, o0 + d, l[r] > 0.0f ? o[r][i * 4 + e] / l[r] : 0.0f);
       }
   }
 }
@@ -442,9 +445,10 @@ __global__ void __launch_bounds__(kMmaThreads)
     const int tok = pt.tok0 + row / group;
     uint16_t v[8] = {};
     if (row < rows && tok < pt.tok_end && d < hd) {
-      const float* qp = a.q + a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
+      const int64_t q0 = a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(qp[e]));
+      for (int e = 0; e < 8; ++e)
+        v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(load_act(a.q, a.qr.elem, q0 + e)));
     }
     *reinterpret_cast<uint4*>(ks + row * L::k_stride + d) = pack8(v);
   }
@@ -568,13 +572,14 @@ __global__ void __launch_bounds__(kMmaThreads)
     const int row = r0 + 8 * h;
     const int tok = pt.tok0 + row / group;
     if (row >= rows || tok >= pt.tok_end) continue;
-    float* op = a.out + a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
+    const int64_t o0 = a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
 #pragma unroll
     for (int dt = 0; dt < kD / 8; ++dt)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int d = dt * 8 + 2 * t + e;
-        if (d < hd) op[d] = l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f;
+        if (d < hd)
+          store_act(a.out, a.outr.elem, o0 + d, l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f);
       }
   }
 }

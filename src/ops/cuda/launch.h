@@ -23,8 +23,9 @@ enum class Elem : int { f32, f16, bf16, u8, u32, u64 };
 bool pdl_launches();
 
 // A tensor as rows of its contiguous last dimension: row r's offset (in elements) for up to 4
-// leading dimensions of any strides.
+// leading dimensions of any strides, and its element type (activations: f32 or bf16).
 struct Rows {
+  Elem elem = Elem::f32;
   int lead = 0;
   int64_t shape[4] = {1, 1, 1, 1};
   int64_t stride[4] = {0, 0, 0, 0};
@@ -51,19 +52,22 @@ struct CopyLayout {
 
 cudaError_t launch_strided_copy(const void* src, Elem src_elem, void* dst, Elem dst_elem,
                                 const CopyLayout& layout, int64_t n, cudaStream_t stream);
-cudaError_t launch_add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
-cudaError_t launch_silu_mul(const float* gate, Rows gr, const float* up, Rows ur, float* out,
+// The activation launchers below read and write f32 or bf16 (each tensor's Rows::elem or Elem).
+cudaError_t launch_add(const void* a, Elem ae, const void* b, Elem be, void* out, Elem oe,
+                       int64_t n, cudaStream_t stream);
+cudaError_t launch_silu_mul(const void* gate, Rows gr, const void* up, Rows ur, void* out,
                             Rows outr, cudaStream_t stream);
-cudaError_t launch_rms_norm(const float* x, Rows xr, const void* weight, Elem weight_elem,
-                            float eps, float* out, Rows outr, cudaStream_t stream);
+cudaError_t launch_rms_norm(const void* x, Rows xr, const void* weight, Elem weight_elem, float eps,
+                            void* out, Rows outr, cudaStream_t stream);
 // x += delta in place, then out = rms_norm(x) (delta null: rms_norm alone, x not written).
-cudaError_t launch_add_rms_norm(float* x, Rows xr, const float* delta, Rows dr, const void* weight,
-                                Elem weight_elem, float eps, float* out, Rows outr,
+cudaError_t launch_add_rms_norm(void* x, Rows xr, const void* delta, Rows dr, const void* weight,
+                                Elem weight_elem, float eps, void* out, Rows outr,
                                 cudaStream_t stream);
-// One [T, heads, D] tensor of a rope launch (strides in elements; out may be x).
+// One [T, heads, D] tensor of a rope launch (strides in elements; out may be x; both of `elem`).
 struct RopeTensor {
-  const float* x = nullptr;
-  float* out = nullptr;
+  const void* x = nullptr;
+  void* out = nullptr;
+  Elem elem = Elem::f32;
   int64_t x_token_stride = 0, x_head_stride = 0;
   int64_t out_token_stride = 0, out_head_stride = 0;
   int64_t heads = 0;
@@ -92,16 +96,19 @@ cudaError_t launch_argmax(const float* x, Rows xr, int32_t* out, int64_t out_str
                           cudaStream_t stream);
 cudaError_t launch_top_k(const float* x, Rows xr, int k, float* values, Rows vr, int32_t* indices,
                          Rows ir, cudaStream_t stream);
-cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
-                          const void* bias, Elem bias_elem, float* out, int64_t out_stride,
-                          int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+// Products read x (f32 or bf16 rows, x_elem) and write out (f32 or bf16, out_elem), f32
+// accumulation and one rounding of each output.
+cudaError_t launch_matmul(const void* x, Elem x_elem, int64_t x_stride, const void* w, Elem w_elem,
+                          const void* bias, Elem bias_elem, void* out, Elem out_elem,
+                          int64_t out_stride, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
 // One product of a grouped GEMV: out[i, n] = x[i, :] . w[n, :] (+ bias[n]) for n < this n.
 struct GemvOut {
   const void* w = nullptr;
   const void* bias = nullptr;
   Elem bias_elem = Elem::f32;
-  float* out = nullptr;
+  void* out = nullptr;
+  Elem out_elem = Elem::f32;
   int64_t out_stride = 0;
   int64_t n = 0;
 };
@@ -116,16 +123,16 @@ struct GemvGroups {
 // Products of one x (m rows, any m) with weights of one element type in one GEMV launch when
 // m <= 8 and every weight can be read with 16-byte loads; otherwise one launch_matmul each. Each
 // output equals what launch_matmul writes for it, bit for bit.
-cudaError_t launch_matmul_grouped(const float* x, int64_t x_stride, Elem w_elem,
+cudaError_t launch_matmul_grouped(const void* x, Elem x_elem, int64_t x_stride, Elem w_elem,
                                   const GemvGroups& groups, int64_t m, int64_t k,
                                   cudaStream_t stream);
 // out = silu(x . gate.w^T + gate.bias) * (x . up.w^T + up.bias) in one GEMV launch, for the
 // layouts gemv_silu_mul_fits accepts (m <= 8, 16-byte loads); gate.out / up.out are not used.
-bool gemv_silu_mul_fits(const float* x, int64_t x_stride, int64_t m, int64_t k, const void* w_gate,
-                        const void* w_up, Elem w_elem);
-cudaError_t launch_gemv_silu_mul(const float* x, int64_t x_stride, const GemvOut& gate,
-                                 const GemvOut& up, Elem w_elem, float* out, int64_t out_stride,
-                                 int64_t m, int64_t k, cudaStream_t stream);
+bool gemv_silu_mul_fits(const void* x, Elem x_elem, int64_t x_stride, int64_t m, int64_t k,
+                        const void* w_gate, const void* w_up, Elem w_elem);
+cudaError_t launch_gemv_silu_mul(const void* x, Elem x_elem, int64_t x_stride, const GemvOut& gate,
+                                 const GemvOut& up, Elem w_elem, void* out, Elem out_elem,
+                                 int64_t out_stride, int64_t m, int64_t k, cudaStream_t stream);
 // Helpers of the cuBLAS prefill GEMM: x [m, k] f32 rows (stride x_stride) -> three contiguous
 // bf16 planes [3, m, k] whose sum is x exactly (finite x); out[i, :] = bias (zeros without one).
 cudaError_t launch_split_rows_bf16(const float* x, int64_t x_stride, void* dst, int64_t m,
@@ -137,8 +144,9 @@ cudaError_t launch_write_kv(const void* k, Rows kr, const void* v, Rows vr, Elem
                             int block_size, int64_t kv_heads, int64_t head_dim, int64_t tokens,
                             cudaStream_t stream);
 
+// q and out are activations (f32 or bf16: qr.elem, outr.elem).
 struct AttentionArgs {
-  const float* q;
+  const void* q;
   Rows qr;
   const void* k_cache;
   const void* v_cache;
@@ -156,7 +164,7 @@ struct AttentionArgs {
   const int32_t* key_positions = nullptr;
   int64_t key_positions_stride = 0;
   const int32_t* query_positions = nullptr;
-  float* out;
+  void* out;
   Rows outr;
   // Slots a block table (or key_positions row) can address: the bound the key splits divide.
   int64_t max_slots = 0;

@@ -1,7 +1,7 @@
-// out[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) with f32 activations and f32/f16/bf16 weights,
-// f32 accumulation. Few rows (decode): bandwidth GEMV kernels. More rows (prefill): the backend
-// calls cuBLAS for bf16 and f32 weights (cuda_backend.cpp's blas_matmul) with the helpers below;
-// the tiled GEMM here serves f16 weights and K = 0.
+// out[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) with f32 or bf16 activations (x and out) and
+// f32/f16/bf16 weights, f32 accumulation. Few rows (decode): bandwidth GEMV kernels. More rows
+// (prefill): the backend calls cuBLAS for bf16 and f32 weights (cuda_backend.cpp's blas_matmul)
+// with the helpers below; the tiled GEMM here serves f16 weights and K = 0.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -25,8 +25,8 @@ __device__ __forceinline__ float load_bias(const void* bias, Elem bias_elem, int
 // Fallback GEMV for layouts the vectorized kernel cannot read with 16-byte loads (K not a
 // multiple of the vector width, unaligned pointers or strides): one warp per output column.
 template <typename W, int kM>
-__global__ void gemv_kernel(const float* x, int64_t x_stride, const W* w, const void* bias,
-                            Elem bias_elem, float* out, int64_t out_stride, int64_t n_cols,
+__global__ void gemv_kernel(const void* x, Elem xe, int64_t x_stride, const W* w, const void* bias,
+                            Elem bias_elem, void* out, Elem oe, int64_t out_stride, int64_t n_cols,
                             int64_t k, int m) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + warp;
@@ -39,14 +39,14 @@ __global__ void gemv_kernel(const float* x, int64_t x_stride, const W* w, const 
     const float wv = to_f32(wr[p]);
 #pragma unroll
     for (int i = 0; i < kM; ++i)
-      if (i < m) acc[i] += wv * x[i * x_stride + p];
+      if (i < m) acc[i] += wv * load_act(x, xe, i * x_stride + p);
   }
 #pragma unroll
   for (int i = 0; i < kM; ++i)
     for (int o = 16; o > 0; o >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], o);
   if (lane == 0) {
     const float b = bias ? load_bias(bias, bias_elem, n) : 0.0f;
-    for (int i = 0; i < m; ++i) out[i * out_stride + n] = acc[i] + b;
+    for (int i = 0; i < m; ++i) store_act(out, oe, i * out_stride + n, acc[i] + b);
   }
 }
 
@@ -82,29 +82,49 @@ __device__ __forceinline__ void unpack16(const uint4& v, float (&f)[4], float) {
 // Dot products of kR weight rows (16-byte chunks `rows`) with up to kM rows of x, reduced over
 // the warp so that every lane ends with the full sums in acc. The bandwidth GEMV for decode:
 // kU chunks per row per lane are loaded (16-byte read-only loads) before any math, since batch-1
-// decode is bound by how many weight bytes are in flight; x (f32, small, in L1/L2 for all warps of
-// an SM) is read with 16-byte loads too. Lane l visits chunks l, l + 32, l + 64, ... in ascending
-// order whatever kR and kU are, so a dot product's f32 FMA sequence, and with the fixed butterfly
-// its sum, depends only on (w row, x row, K): every kernel below gives identical sums.
-// Requires K % (16 / sizeof(W)) == 0, 16-byte aligned w rows and x rows (gemv_vec_layout).
+// decode is bound by how many weight bytes are in flight; x (f32 or bf16, small, in L1/L2 for all
+// warps of an SM) is read with vector loads too (16 bytes of f32, 8 or 16 of bf16). Lane l visits
+// chunks l, l + 32, l + 64, ... in ascending order whatever kR and kU are, so a dot product's f32
+// FMA sequence, and with the fixed butterfly its sum, depends only on (w row, x row, K): every
+// kernel below gives identical sums. Requires K % (16 / sizeof(W)) == 0, 16-byte aligned w rows and
+// x rows (gemv_vec_layout). Elements [off, off + kE) of x (4 or 8; aligned: vec_layout) as floats.
+template <int kE>
+__device__ __forceinline__ void load_x_chunk(const void* __restrict__ x, Elem xe, int64_t off,
+                                             float (&xv)[kE]) {
+  if (xe == Elem::bf16) {
+    const __nv_bfloat16* xb = static_cast<const __nv_bfloat16*>(x) + off;
+    if constexpr (kE == 8) {
+      unpack16(__ldg(reinterpret_cast<const uint4*>(xb)), xv, __nv_bfloat16{});
+    } else {
+      const uint2 u = __ldg(reinterpret_cast<const uint2*>(xb));
+      xv[0] = __uint_as_float(u.x << 16);
+      xv[1] = __uint_as_float(u.x & 0xffff0000u);
+      xv[2] = __uint_as_float(u.y << 16);
+      xv[3] = __uint_as_float(u.y & 0xffff0000u);
+    }
+    return;
+  }
+  const float4* xp = reinterpret_cast<const float4*>(static_cast<const float*>(x) + off);
+#pragma unroll
+  for (int q = 0; q < kE / 4; ++q) {
+    const float4 f = __ldg(xp + q);
+    xv[4 * q] = f.x;
+    xv[4 * q + 1] = f.y;
+    xv[4 * q + 2] = f.z;
+    xv[4 * q + 3] = f.w;
+  }
+}
+
 template <typename W, int kM, int kR>
-__device__ __forceinline__ void gemv_fma_chunk(const uint4 (&wv)[kR], const float* __restrict__ x,
-                                               int64_t x_stride, int64_t p, int m,
+__device__ __forceinline__ void gemv_fma_chunk(const uint4 (&wv)[kR], const void* __restrict__ x,
+                                               Elem xe, int64_t x_stride, int64_t p, int m,
                                                float (&acc)[kR][kM]) {
   constexpr int kE = Vec16<W>::kElems;
 #pragma unroll
   for (int i = 0; i < kM; ++i) {
     if (i >= m) break;
     float xv[kE];
-    const float4* xp = reinterpret_cast<const float4*>(x + i * x_stride + p);
-#pragma unroll
-    for (int q = 0; q < kE / 4; ++q) {
-      const float4 f = __ldg(xp + q);
-      xv[4 * q] = f.x;
-      xv[4 * q + 1] = f.y;
-      xv[4 * q + 2] = f.z;
-      xv[4 * q + 3] = f.w;
-    }
+    load_x_chunk<kE>(x, xe, i * x_stride + p, xv);
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
       float wf[kE];
@@ -116,9 +136,9 @@ __device__ __forceinline__ void gemv_fma_chunk(const uint4 (&wv)[kR], const floa
 }
 
 template <typename W, int kM, int kR, int kU>
-__device__ __forceinline__ void gemv_dot(const uint4* const (&rows)[kR],
-                                         const float* __restrict__ x, int64_t x_stride,
-                                         int64_t chunks, int m, float (&acc)[kR][kM]) {
+__device__ __forceinline__ void gemv_dot(const uint4* const (&rows)[kR], const void* __restrict__ x,
+                                         Elem xe, int64_t x_stride, int64_t chunks, int m,
+                                         float (&acc)[kR][kM]) {
   constexpr int kE = Vec16<W>::kElems;
 #pragma unroll
   for (int r = 0; r < kR; ++r)
@@ -134,14 +154,14 @@ __device__ __forceinline__ void gemv_dot(const uint4* const (&rows)[kR],
       for (int r = 0; r < kR; ++r) wv[u][r] = __ldg(rows[r] + c + 32 * u);
 #pragma unroll
     for (int u = 0; u < kU; ++u)
-      gemv_fma_chunk<W, kM, kR>(wv[u], x, x_stride, (c + 32 * u) * kE, m, acc);
+      gemv_fma_chunk<W, kM, kR>(wv[u], x, xe, x_stride, (c + 32 * u) * kE, m, acc);
   }
   // Remainder: one chunk at a time.
   for (; c < chunks; c += 32) {
     uint4 wv[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) wv[r] = __ldg(rows[r] + c);
-    gemv_fma_chunk<W, kM, kR>(wv, x, x_stride, c * kE, m, acc);
+    gemv_fma_chunk<W, kM, kR>(wv, x, xe, x_stride, c * kE, m, acc);
   }
 #pragma unroll
   for (int r = 0; r < kR; ++r)
@@ -166,8 +186,8 @@ __device__ __forceinline__ const uint4* chunk_row(const void* w, int64_t n, int6
 // (r * kM + i) % 32 writes output (i, n0 + r), so the stores spread over lanes.
 template <typename W, int kM, int kR, int kU>
 __global__ void __launch_bounds__(32 * kGemvWarps)
-    gemv_vec_kernel(const float* __restrict__ x, int64_t x_stride, GemvGroups groups, int64_t k,
-                    int m) {
+    gemv_vec_kernel(const void* __restrict__ x, Elem xe, int64_t x_stride, GemvGroups groups,
+                    int64_t k, int m) {
   const int64_t warp = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (warp >= groups.total_warps) {
     pdl_wait();
@@ -189,7 +209,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   pdl_wait();
   pdl_trigger();
   float acc[kR][kM];
-  gemv_dot<W, kM, kR, kU>(rows, x, x_stride, k / Vec16<W>::kElems, m, acc);
+  gemv_dot<W, kM, kR, kU>(rows, x, xe, x_stride, k / Vec16<W>::kElems, m, acc);
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
@@ -200,7 +220,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
       if (i >= m) break;
       if (lane == (r * kM + i) % 32) {
         const float b = t.bias ? load_bias(t.bias, t.bias_elem, n) : 0.0f;
-        t.out[i * t.out_stride + n] = acc[r][i] + b;
+        store_act(t.out, t.out_elem, i * t.out_stride + n, acc[r][i] + b);
       }
     }
   }
@@ -213,8 +233,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 // sequence bit for bit.
 template <typename W, int kM, int kC, int kU>
 __global__ void __launch_bounds__(32 * kGemvWarps)
-    gemv_silu_mul_kernel(const float* __restrict__ x, int64_t x_stride, GemvOut gate, GemvOut up,
-                         float* out, int64_t out_stride, int64_t k, int m) {
+    gemv_silu_mul_kernel(const void* __restrict__ x, Elem xe, int64_t x_stride, GemvOut gate,
+                         GemvOut up, void* out, Elem oe, int64_t out_stride, int64_t k, int m) {
   const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32) * kC;
   if (n0 >= gate.n) {
     pdl_wait();
@@ -229,7 +249,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   pdl_wait();
   pdl_trigger();
   float acc[2 * kC][kM];
-  gemv_dot<W, kM, 2 * kC, kU>(rows, x, x_stride, k / Vec16<W>::kElems, m, acc);
+  gemv_dot<W, kM, 2 * kC, kU>(rows, x, xe, x_stride, k / Vec16<W>::kElems, m, acc);
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int c = 0; c < kC; ++c) {
@@ -241,7 +261,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
       if (lane == (c * kM + i) % 32) {
         const float g = acc[c][i] + (gate.bias ? load_bias(gate.bias, gate.bias_elem, n) : 0.0f);
         const float u = acc[kC + c][i] + (up.bias ? load_bias(up.bias, up.bias_elem, n) : 0.0f);
-        out[i * out_stride + n] = silu_times(g, u);
+        store_act(out, oe, i * out_stride + n, silu_times(g, u));
       }
     }
   }
@@ -258,8 +278,8 @@ constexpr int kGemvUnroll = sizeof(W) == 4 ? 4 : 2;
 constexpr int64_t kGemvTwoRowsMinCols = 4096;
 
 template <typename W, int kM, int kR>
-void launch_gemv_groups(const float* x, int64_t x_stride, GemvGroups groups, int64_t k, int m,
-                        cudaStream_t stream) {
+void launch_gemv_groups(const void* x, Elem xe, int64_t x_stride, GemvGroups groups, int64_t k,
+                        int m, cudaStream_t stream) {
   int64_t warps = 0;
   for (int g = 0; g < groups.count; ++g) {
     groups.first_warp[g] = warps;
@@ -268,18 +288,18 @@ void launch_gemv_groups(const float* x, int64_t x_stride, GemvGroups groups, int
   groups.total_warps = warps;
   if (warps == 0) return;
   launch_kernel(gemv_vec_kernel<W, kM, kR, kGemvUnroll<W>>, dim3(blocks_for(warps, kGemvWarps)),
-                dim3(32 * kGemvWarps), 0, stream, x, x_stride, groups, k, m);
+                dim3(32 * kGemvWarps), 0, stream, x, xe, x_stride, groups, k, m);
 }
 
 template <typename W, int kM>
-void launch_gemv_vec(const float* x, int64_t x_stride, const GemvGroups& groups, int64_t k, int m,
-                     cudaStream_t stream) {
+void launch_gemv_vec(const void* x, Elem xe, int64_t x_stride, const GemvGroups& groups, int64_t k,
+                     int m, cudaStream_t stream) {
   int64_t cols = 0;
   for (int g = 0; g < groups.count; ++g) cols += groups.g[g].n;
   if (cols >= kGemvTwoRowsMinCols)
-    launch_gemv_groups<W, kM, 2>(x, x_stride, groups, k, m, stream);
+    launch_gemv_groups<W, kM, 2>(x, xe, x_stride, groups, k, m, stream);
   else
-    launch_gemv_groups<W, kM, 1>(x, x_stride, groups, k, m, stream);
+    launch_gemv_groups<W, kM, 1>(x, xe, x_stride, groups, k, m, stream);
 }
 
 // Calls fn(std::integral_constant<int, kM>) with the smallest supported row count >= m
@@ -300,25 +320,30 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// Whether x rows and a w of w_bytes-sized elements can be read with the 16-byte loads of gemv_dot.
-bool vec_layout(const float* x, int64_t x_stride, int m, int64_t k, const void* w, size_t w_bytes) {
-  const int64_t elems = int64_t(16 / w_bytes);
-  return k > 0 && k % elems == 0 && aligned16(w) && aligned16(x) && (m == 1 || x_stride % 4 == 0);
+// Whether x rows and a w of w_bytes-sized elements can be read with the vector loads of gemv_dot
+// (16 bytes of w; the same elements of x: 16 bytes of f32, 8 or 16 of bf16).
+bool vec_layout(const void* x, Elem xe, int64_t x_stride, int m, int64_t k, const void* w,
+                size_t w_bytes) {
+  const int64_t elems = int64_t(16 / w_bytes), xb = xe == Elem::bf16 ? 2 : 4;
+  const int64_t align = std::min<int64_t>(16, elems * xb);  // of load_x_chunk's widest load
+  return k > 0 && k % elems == 0 && aligned16(w) && reinterpret_cast<uintptr_t>(x) % align == 0 &&
+         (m == 1 || (x_stride * xb) % align == 0);
 }
 
 template <typename W>
-void launch_gemv(const float* x, int64_t x_stride, const W* w, const void* bias, Elem bias_elem,
-                 float* out, int64_t out_stride, int64_t n, int64_t k, int m, cudaStream_t stream) {
-  if (!vec_layout(x, x_stride, m, k, w, sizeof(W))) {
+void launch_gemv(const void* x, Elem xe, int64_t x_stride, const W* w, const void* bias,
+                 Elem bias_elem, void* out, Elem oe, int64_t out_stride, int64_t n, int64_t k,
+                 int m, cudaStream_t stream) {
+  if (!vec_layout(x, xe, x_stride, m, k, w, sizeof(W))) {
     gemv_kernel<W, kGemvMaxRows><<<blocks_for(n, kGemvWarps), 32 * kGemvWarps, 0, stream>>>(
-        x, x_stride, w, bias, bias_elem, out, out_stride, n, k, m);
+        x, xe, x_stride, w, bias, bias_elem, out, oe, out_stride, n, k, m);
     return;
   }
   GemvGroups groups;
   groups.count = 1;
-  groups.g[0] = GemvOut{w, bias, bias_elem, out, out_stride, n};
+  groups.g[0] = GemvOut{w, bias, bias_elem, out, oe, out_stride, n};
   dispatch_rows(m, [&](auto rows) {
-    launch_gemv_vec<W, decltype(rows)::value>(x, x_stride, groups, k, m, stream);
+    launch_gemv_vec<W, decltype(rows)::value>(x, xe, x_stride, groups, k, m, stream);
   });
 }
 
@@ -327,9 +352,9 @@ void launch_gemv(const float* x, int64_t x_stride, const W* w, const void* bias,
 constexpr int kTile = 64, kDepth = 16;
 
 template <typename W>
-__global__ void gemm_kernel(const float* x, int64_t x_stride, const W* w, const void* bias,
-                            Elem bias_elem, float* out, int64_t out_stride, int64_t m, int64_t n,
-                            int64_t k) {
+__global__ void gemm_kernel(const void* x, Elem xe, int64_t x_stride, const W* w, const void* bias,
+                            Elem bias_elem, void* out, Elem oe, int64_t out_stride, int64_t m,
+                            int64_t n, int64_t k) {
   __shared__ float xs[kDepth][kTile + 1];
   __shared__ float ws[kDepth][kTile + 1];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -339,7 +364,7 @@ __global__ void gemm_kernel(const float* x, int64_t x_stride, const W* w, const 
     for (int i = threadIdx.x; i < kDepth * kTile; i += blockDim.x) {
       const int kk = i % kDepth, r = i / kDepth;
       const int64_t gm = m0 + r, gn = n0 + r, gk = k0 + kk;
-      xs[kk][r] = (gm < m && gk < k) ? x[gm * x_stride + gk] : 0.0f;
+      xs[kk][r] = (gm < m && gk < k) ? load_act(x, xe, gm * x_stride + gk) : 0.0f;
       ws[kk][r] = (gn < n && gk < k) ? to_f32(w[gn * k + gk]) : 0.0f;
     }
     __syncthreads();
@@ -366,7 +391,7 @@ __global__ void gemm_kernel(const float* x, int64_t x_stride, const W* w, const 
       const int64_t gn = n0 + tx * 4 + j;
       if (gn >= n) continue;
       const float b = bias ? load_bias(bias, bias_elem, gn) : 0.0f;
-      out[gm * out_stride + gn] = acc[i][j] + b;
+      store_act(out, oe, gm * out_stride + gn, acc[i][j] + b);
     }
   }
 }
@@ -431,37 +456,39 @@ cudaError_t launch_fill_bias_rows(const void* bias, Elem bias_elem, float* out, 
   return cudaGetLastError();
 }
 
-cudaError_t launch_matmul(const float* x, int64_t x_stride, const void* w, Elem w_elem,
-                          const void* bias, Elem bias_elem, float* out, int64_t out_stride,
-                          int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+cudaError_t launch_matmul(const void* x, Elem x_elem, int64_t x_stride, const void* w, Elem w_elem,
+                          const void* bias, Elem bias_elem, void* out, Elem out_elem,
+                          int64_t out_stride, int64_t m, int64_t n, int64_t k,
+                          cudaStream_t stream) {
   if (m == 0 || n == 0) return cudaSuccess;
   return dispatch_float(w_elem, [&](auto tag) {
     using W = decltype(tag);
     const W* wp = static_cast<const W*>(w);
     if (m <= kGemvMaxRows) {
-      launch_gemv<W>(x, x_stride, wp, bias, bias_elem, out, out_stride, n, k, int(m), stream);
+      launch_gemv<W>(x, x_elem, x_stride, wp, bias, bias_elem, out, out_elem, out_stride, n, k,
+                     int(m), stream);
     } else {
       dim3 grid(blocks_for(n, kTile), blocks_for(m, kTile));
-      gemm_kernel<W>
-          <<<grid, 256, 0, stream>>>(x, x_stride, wp, bias, bias_elem, out, out_stride, m, n, k);
+      gemm_kernel<W><<<grid, 256, 0, stream>>>(x, x_elem, x_stride, wp, bias, bias_elem, out,
+                                               out_elem, out_stride, m, n, k);
     }
     return cudaGetLastError();
   });
 }
 
-cudaError_t launch_matmul_grouped(const float* x, int64_t x_stride, Elem w_elem,
+cudaError_t launch_matmul_grouped(const void* x, Elem x_elem, int64_t x_stride, Elem w_elem,
                                   const GemvGroups& groups, int64_t m, int64_t k,
                                   cudaStream_t stream) {
   if (m == 0) return cudaSuccess;
   bool vec = m <= kGemvMaxRows && groups.count >= 1 && groups.count <= kMaxGemvGroups;
   for (int g = 0; vec && g < groups.count; ++g)
-    vec = vec_layout(x, x_stride, int(m), k, groups.g[g].w, w_elem == Elem::f32 ? 4 : 2);
+    vec = vec_layout(x, x_elem, x_stride, int(m), k, groups.g[g].w, w_elem == Elem::f32 ? 4 : 2);
   if (!vec) {
     // Layouts the 16-byte loads cannot read (or many rows): the products one by one, as matmul.
     for (int g = 0; g < groups.count; ++g) {
       const GemvOut& t = groups.g[g];
-      const cudaError_t e = launch_matmul(x, x_stride, t.w, w_elem, t.bias, t.bias_elem, t.out,
-                                          t.out_stride, m, t.n, k, stream);
+      const cudaError_t e = launch_matmul(x, x_elem, x_stride, t.w, w_elem, t.bias, t.bias_elem,
+                                          t.out, t.out_elem, t.out_stride, m, t.n, k, stream);
       if (e != cudaSuccess) return e;
     }
     return cudaSuccess;
@@ -469,22 +496,22 @@ cudaError_t launch_matmul_grouped(const float* x, int64_t x_stride, Elem w_elem,
   return dispatch_float(w_elem, [&](auto tag) {
     using W = decltype(tag);
     dispatch_rows(int(m), [&](auto rows) {
-      launch_gemv_vec<W, decltype(rows)::value>(x, x_stride, groups, k, int(m), stream);
+      launch_gemv_vec<W, decltype(rows)::value>(x, x_elem, x_stride, groups, k, int(m), stream);
     });
     return cudaGetLastError();
   });
 }
 
-bool gemv_silu_mul_fits(const float* x, int64_t x_stride, int64_t m, int64_t k, const void* w_gate,
-                        const void* w_up, Elem w_elem) {
+bool gemv_silu_mul_fits(const void* x, Elem x_elem, int64_t x_stride, int64_t m, int64_t k,
+                        const void* w_gate, const void* w_up, Elem w_elem) {
   const size_t bytes = w_elem == Elem::f32 ? 4 : 2;
-  return m >= 1 && m <= kGemvMaxRows && vec_layout(x, x_stride, int(m), k, w_gate, bytes) &&
-         vec_layout(x, x_stride, int(m), k, w_up, bytes);
+  return m >= 1 && m <= kGemvMaxRows && vec_layout(x, x_elem, x_stride, int(m), k, w_gate, bytes) &&
+         vec_layout(x, x_elem, x_stride, int(m), k, w_up, bytes);
 }
 
-cudaError_t launch_gemv_silu_mul(const float* x, int64_t x_stride, const GemvOut& gate,
-                                 const GemvOut& up, Elem w_elem, float* out, int64_t out_stride,
-                                 int64_t m, int64_t k, cudaStream_t stream) {
+cudaError_t launch_gemv_silu_mul(const void* x, Elem x_elem, int64_t x_stride, const GemvOut& gate,
+                                 const GemvOut& up, Elem w_elem, void* out, Elem out_elem,
+                                 int64_t out_stride, int64_t m, int64_t k, cudaStream_t stream) {
   if (m == 0 || gate.n == 0) return cudaSuccess;
   // One output column per warp: its gate and up rows are the two rows in flight.
   constexpr int kC = 1;
@@ -493,7 +520,7 @@ cudaError_t launch_gemv_silu_mul(const float* x, int64_t x_stride, const GemvOut
     dispatch_rows(int(m), [&](auto rows) {
       launch_kernel(gemv_silu_mul_kernel<W, decltype(rows)::value, kC, kGemvUnroll<W>>,
                     dim3(blocks_for(gate.n, kC * kGemvWarps)), dim3(32 * kGemvWarps), 0, stream, x,
-                    x_stride, gate, up, out, out_stride, k, int(m));
+                    x_elem, x_stride, gate, up, out, out_elem, out_stride, k, int(m));
     });
     return cudaGetLastError();
   });

@@ -189,7 +189,8 @@ __device__ __forceinline__ float bias_at(const void* bias, Elem elem, int64_t n)
 template <int kR, int kM>
 __device__ __forceinline__ void reduce_and_store(float (&acc)[kR][kM], int lane, int64_t n0,
                                                  int64_t n_rows, int m, const void* bias,
-                                                 Elem bias_elem, float* out, int64_t out_stride) {
+                                                 Elem bias_elem, void* out, Elem out_elem,
+                                                 int64_t out_stride) {
 #pragma unroll
   for (int r = 0; r < kR; ++r)
 #pragma unroll
@@ -204,7 +205,8 @@ __device__ __forceinline__ void reduce_and_store(float (&acc)[kR][kM], int lane,
     for (int i = 0; i < kM; ++i) {
       if (i >= m) break;
       if (lane == (r * kM + i) % 32)
-        out[i * out_stride + n] = acc[r][i] + (bias ? bias_at(bias, bias_elem, n) : 0.0f);
+        store_act(out, out_elem, i * out_stride + n,
+                  acc[r][i] + (bias ? bias_at(bias, bias_elem, n) : 0.0f));
     }
   }
 }
@@ -304,16 +306,18 @@ struct UnitXGlobal {
 
 // Copies unit `id` (= i * units + u) of x into the [row][quad][unit] layout and sums it.
 template <int kBits>
-__device__ __forceinline__ void stage_unit(const float* __restrict__ x, int64_t x_stride,
-                                           int64_t units, int64_t id, float4* quads, float* sums) {
+__device__ __forceinline__ void stage_unit(const void* __restrict__ x, Elem x_elem,
+                                           int64_t x_stride, int64_t units, int64_t id,
+                                           float4* quads, float* sums) {
   using U = Unit<kBits>;
   const int64_t i = id / units, u = id % units;
-  const float* src = x + i * x_stride + u * U::kCodes;  // x rows need not be 16-byte aligned
+  const int64_t src = i * x_stride + u * U::kCodes;  // x rows need not be 16-byte aligned
   float sum = 0.0f;
 #pragma unroll
   for (int p = 0; p < U::kQuads; ++p) {
-    const float4 v = make_float4(__ldg(src + 4 * p), __ldg(src + 4 * p + 1), __ldg(src + 4 * p + 2),
-                                 __ldg(src + 4 * p + 3));
+    const float4 v =
+        make_float4(load_act(x, x_elem, src + 4 * p), load_act(x, x_elem, src + 4 * p + 1),
+                    load_act(x, x_elem, src + 4 * p + 2), load_act(x, x_elem, src + 4 * p + 3));
     sum += v.x;
     sum += v.y;
     sum += v.z;
@@ -324,12 +328,12 @@ __device__ __forceinline__ void stage_unit(const float* __restrict__ x, int64_t 
 }
 
 template <int kBits>
-__global__ void stage_units_kernel(const float* x, int64_t x_stride, int m, int64_t units,
-                                   float4* quads, float* sums) {
+__global__ void stage_units_kernel(const void* x, Elem x_elem, int64_t x_stride, int m,
+                                   int64_t units, float4* quads, float* sums) {
   pdl_wait();
   pdl_trigger();
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (id < m * units) stage_unit<kBits>(x, x_stride, units, id, quads, sums);
+  if (id < m * units) stage_unit<kBits>(x, x_elem, x_stride, units, id, quads, sums);
 }
 
 // One step of a lane: units u0, u0 + 32, ... (kLoadsInFlight / kR of them) of kR rows. kGuard:
@@ -407,8 +411,8 @@ __device__ __forceinline__ void unit_step(const X& x, int m, int64_t units, int 
 // Weight rows n0 .. n0 + kR - 1 (rows past the end re-read the last row and are not written).
 template <typename S, int kBits, int kM, int kR, typename X>
 __device__ __forceinline__ void unit_rows(const X& x, int m, const QuantMatrix& w, int64_t n0,
-                                          int lane, const void* bias, Elem bias_elem, float* out,
-                                          int64_t out_stride) {
+                                          int lane, const void* bias, Elem bias_elem, void* out,
+                                          Elem out_elem, int64_t out_stride) {
   using U = Unit<kBits>;
   constexpr int kU = kLoadsInFlight / kR;
   const int64_t units = w.k / U::kCodes, groups = w.k / w.group_size;
@@ -435,15 +439,15 @@ __device__ __forceinline__ void unit_rows(const X& x, int m, const QuantMatrix& 
   if (base < units)
     unit_step<S, kBits, kM, kR, true>(x, m, units, upg_log2, rows, scales, biases, base + lane,
                                       acc);
-  reduce_and_store<kR, kM>(acc, lane, n0, w.n, m, bias, bias_elem, out, out_stride);
+  reduce_and_store<kR, kM>(acc, lane, n0, w.n, m, bias, bias_elem, out, out_elem, out_stride);
 }
 
 // kStaged: x is copied into shared memory by the block; otherwise it was staged in global memory.
 template <typename S, int kBits, int kM, int kR, bool kStaged>
 __global__ void __launch_bounds__(kGemvThreads)
-    qgemv_unit_kernel(const float* __restrict__ x, int64_t x_stride, const float4* xq,
+    qgemv_unit_kernel(const void* __restrict__ x, Elem x_elem, int64_t x_stride, const float4* xq,
                       const float* xsum, int m, QuantMatrix w, const void* bias, Elem bias_elem,
-                      float* out, int64_t out_stride) {
+                      void* out, Elem out_elem, int64_t out_stride) {
   pdl_wait();
   pdl_trigger();
   using U = Unit<kBits>;
@@ -454,14 +458,14 @@ __global__ void __launch_bounds__(kGemvThreads)
     for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const int64_t n0 = (tile * kGemvWarps + warp) * kR;
       if (n0 < w.n)
-        unit_rows<S, kBits, kM, kR>(xa, m, w, n0, lane, bias, bias_elem, out, out_stride);
+        unit_rows<S, kBits, kM, kR>(xa, m, w, n0, lane, bias, bias_elem, out, out_elem, out_stride);
     }
   };
   if constexpr (kStaged) {
     extern __shared__ float4 smem_quads[];
     float* smem_sums = reinterpret_cast<float*>(smem_quads + int64_t(m) * U::kQuads * units);
     for (int64_t id = threadIdx.x; id < m * units; id += blockDim.x)
-      stage_unit<kBits>(x, x_stride, units, id, smem_quads, smem_sums);
+      stage_unit<kBits>(x, x_elem, x_stride, units, id, smem_quads, smem_sums);
     __syncthreads();
     run(UnitXShared{smem_quads, smem_sums, units});
   } else {
@@ -478,9 +482,10 @@ int unit_rows_per_warp(int64_t n, int m) {
 }
 
 template <typename S, int kBits>
-cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const QuantMatrix& w,
-                               const void* bias, Elem bias_elem, float* scratch, float* out,
-                               int64_t out_stride, cudaStream_t stream) {
+cudaError_t launch_qgemv_units(const void* x, Elem x_elem, int64_t x_stride, int m,
+                               const QuantMatrix& w, const void* bias, Elem bias_elem,
+                               float* scratch, void* out, Elem out_elem, int64_t out_stride,
+                               cudaStream_t stream) {
   using U = Unit<kBits>;
   const int64_t units = w.k / U::kCodes;
   const size_t smem = size_t(m) * size_t(units) * (U::kQuads * sizeof(float4) + sizeof(float));
@@ -489,7 +494,7 @@ cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const Qu
   float* xsum = scratch + int64_t(m) * w.k;
   if (!staged) {
     launch_kernel(stage_units_kernel<kBits>, dim3(blocks_for(m * units, 128)), dim3(128), 0, stream,
-                  x, x_stride, m, units, xq, xsum);
+                  x, x_elem, x_stride, m, units, xq, xsum);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
   auto go = [&]<int kM, int kR>() {
@@ -511,8 +516,8 @@ cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const Qu
       }
       const int64_t tiles = (w.n + kGemvWarps * kR - 1) / (kGemvWarps * kR);
       const unsigned grid = unsigned(std::min<int64_t>(tiles, int64_t(per_sm) * sm_count()));
-      launch_kernel(kernel, dim3(grid), dim3(kGemvThreads), bytes, stream, x, x_stride, xq, xsum, m,
-                    w, bias, bias_elem, out, out_stride);
+      launch_kernel(kernel, dim3(grid), dim3(kGemvThreads), bytes, stream, x, x_elem, x_stride, xq,
+                    xsum, m, w, bias, bias_elem, out, out_elem, out_stride);
       return cudaGetLastError();
     };
     return staged ? launch.template operator()<true>() : launch.template operator()<false>();
@@ -538,21 +543,22 @@ cudaError_t launch_qgemv_units(const float* x, int64_t x_stride, int m, const Qu
 
 // x copied into contiguous rows (so the GEMV can read it with 16-byte loads) and the sum of x over
 // every chunk: sum_j x_j (s q_j + b) = s * dot(x, q) + b * sum(x) per chunk.
-__global__ void prepare_x_kernel(const float* x, int64_t x_stride, int m, int64_t k, float* xc,
-                                 float* xsum) {
+__global__ void prepare_x_kernel(const void* x, Elem x_elem, int64_t x_stride, int m, int64_t k,
+                                 float* xc, float* xsum) {
   pdl_wait();
   pdl_trigger();
   const int64_t chunks = k / kChunk;
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (id >= m * chunks) return;
   const int64_t i = id / chunks, c = id % chunks;
-  const float* src = x + i * x_stride + c * kChunk;
+  const int64_t src = i * x_stride + c * kChunk;
   float* dst = xc + i * k + c * kChunk;
   float sum = 0.0f;
 #pragma unroll
   for (int j = 0; j < kChunk; ++j) {
-    dst[j] = src[j];
-    sum += src[j];
+    const float v = load_act(x, x_elem, src + j);
+    dst[j] = v;
+    sum += v;
   }
   xsum[id] = sum;
 }
@@ -586,8 +592,8 @@ struct ChunkXShared {
 // 32 consecutive chunks, fully coalesced.
 template <typename S, int kBits, int kM, typename X>
 __device__ __forceinline__ void chunk_row(const X& x, int m, const QuantMatrix& w, int64_t n,
-                                          int lane, const void* bias, Elem bias_elem, float* out,
-                                          int64_t out_stride) {
+                                          int lane, const void* bias, Elem bias_elem, void* out,
+                                          Elem out_elem, int64_t out_stride) {
   const int64_t chunks = w.k / kChunk, groups = w.k / w.group_size;
   const int chunks_per_group_log2 = __ffs(w.group_size / kChunk) - 1;
   const uint32_t* row = w.packed + n * (w.k * kBits / 32);
@@ -623,21 +629,21 @@ __device__ __forceinline__ void chunk_row(const X& x, int m, const QuantMatrix& 
     for (int i = 0; i < kM; ++i)
       if (i < m) acc[0][i] += s * dot[i] + b * x.sum(i, c);
   }
-  reduce_and_store<1, kM>(acc, lane, n, w.n, m, bias, bias_elem, out, out_stride);
+  reduce_and_store<1, kM>(acc, lane, n, w.n, m, bias, bias_elem, out, out_elem, out_stride);
 }
 
 // One warp per weight row, x through L1.
 template <typename S, int kBits, int kM>
 __global__ void __launch_bounds__(kGemvThreads)
     qgemv_chunk_kernel(const float* __restrict__ xc, const float* __restrict__ xsum, int m,
-                       QuantMatrix w, const void* bias, Elem bias_elem, float* out,
+                       QuantMatrix w, const void* bias, Elem bias_elem, void* out, Elem out_elem,
                        int64_t out_stride) {
   pdl_wait();
   pdl_trigger();
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (n >= w.n) return;
   const ChunkXGlobal x{xc, xsum, w.k, w.k / kChunk};
-  chunk_row<S, kBits, kM>(x, m, w, n, threadIdx.x % 32, bias, bias_elem, out, out_stride);
+  chunk_row<S, kBits, kM>(x, m, w, n, threadIdx.x % 32, bias, bias_elem, out, out_elem, out_stride);
 }
 
 // x staged in padded shared memory; each warp takes `rows_per_warp` rows so the copy is amortized
@@ -646,7 +652,7 @@ template <typename S, int kBits, int kM>
 __global__ void __launch_bounds__(kGemvThreads)
     qgemv_chunk_smem_kernel(const float* __restrict__ xc, const float* __restrict__ xsum, int m,
                             QuantMatrix w, int rows_per_warp, const void* bias, Elem bias_elem,
-                            float* out, int64_t out_stride) {
+                            void* out, Elem out_elem, int64_t out_stride) {
   pdl_wait();
   pdl_trigger();
   extern __shared__ float4 xs4[];
@@ -662,20 +668,21 @@ __global__ void __launch_bounds__(kGemvThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t first = (int64_t(blockIdx.x) * kGemvWarps + warp) * rows_per_warp;
   for (int64_t n = first; n < min(first + rows_per_warp, w.n); ++n)
-    chunk_row<S, kBits, kM>(x, m, w, n, lane, bias, bias_elem, out, out_stride);
+    chunk_row<S, kBits, kM>(x, m, w, n, lane, bias, bias_elem, out, out_elem, out_stride);
 }
 
 template <typename S, int kBits>
-cudaError_t launch_qgemv_chunks(const float* x, int64_t x_stride, int m, const QuantMatrix& w,
-                                const void* bias, Elem bias_elem, float* scratch, float* out,
-                                int64_t out_stride, cudaStream_t stream) {
+cudaError_t launch_qgemv_chunks(const void* x, Elem x_elem, int64_t x_stride, int m,
+                                const QuantMatrix& w, const void* bias, Elem bias_elem,
+                                float* scratch, void* out, Elem out_elem, int64_t out_stride,
+                                cudaStream_t stream) {
   // scratch: xc [m, k] then xsum [m, k / 32].
   float* xc = scratch;
   float* xsum = scratch + m * w.k;
   const int64_t chunks = w.k / kChunk;
   if (chunks > 0) {
     launch_kernel(prepare_x_kernel, dim3(blocks_for(m * chunks, 128)), dim3(128), 0, stream, x,
-                  x_stride, m, w.k, xc, xsum);
+                  x_elem, x_stride, m, w.k, xc, xsum);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
   const size_t smem = size_t(m) * size_t(chunks) * kPaddedChunk * sizeof(float);
@@ -689,7 +696,7 @@ cudaError_t launch_qgemv_chunks(const float* x, int64_t x_stride, int m, const Q
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kQgemvSmemLimit));
       if (attr != cudaSuccess) return attr;
       launch_kernel(kernel, dim3(blocks), dim3(kGemvThreads), smem, stream, xc, xsum, m, w,
-                    rows_per_warp, bias, bias_elem, out, out_stride);
+                    rows_per_warp, bias, bias_elem, out, out_elem, out_stride);
       return cudaGetLastError();
     };
     return m == 1 ? go.template operator()<1>() : go.template operator()<2>();
@@ -697,7 +704,7 @@ cudaError_t launch_qgemv_chunks(const float* x, int64_t x_stride, int m, const Q
   const unsigned blocks = blocks_for(w.n, kGemvWarps);
   auto go = [&]<int kM>() {
     launch_kernel(qgemv_chunk_kernel<S, kBits, kM>, dim3(blocks), dim3(kGemvThreads), 0, stream, xc,
-                  xsum, m, w, bias, bias_elem, out, out_stride);
+                  xsum, m, w, bias, bias_elem, out, out_elem, out_stride);
     return cudaGetLastError();
   };
   if (m == 1) return go.template operator()<1>();
@@ -786,9 +793,10 @@ cudaError_t launch_affine_dequantize(const QuantMatrix& w, const int32_t* ids, i
   });
 }
 
-cudaError_t launch_quantized_gemv(const float* x, int64_t x_stride, int m, const QuantMatrix& w,
-                                  const void* bias, Elem bias_elem, float* scratch, float* out,
-                                  int64_t out_stride, cudaStream_t stream) {
+cudaError_t launch_quantized_gemv(const void* x, Elem x_elem, int64_t x_stride, int m,
+                                  const QuantMatrix& w, const void* bias, Elem bias_elem,
+                                  float* scratch, void* out, Elem out_elem, int64_t out_stride,
+                                  cudaStream_t stream) {
   if (m == 0 || w.n == 0) return cudaSuccess;
   if (m > kQuantGemvMaxRows || !aligned(w.packed, 16) || !aligned(scratch, 16))
     return cudaErrorInvalidValue;
@@ -797,11 +805,11 @@ cudaError_t launch_quantized_gemv(const float* x, int64_t x_stride, int m, const
     return dispatch_bits(w.bits, [&]<int kBits>() {
       if constexpr (kBits == 4 || kBits == 8) {
         if (!kForceChunks)
-          return launch_qgemv_units<S, kBits>(x, x_stride, m, w, bias, bias_elem, scratch, out,
-                                              out_stride, stream);
+          return launch_qgemv_units<S, kBits>(x, x_elem, x_stride, m, w, bias, bias_elem, scratch,
+                                              out, out_elem, out_stride, stream);
       }
-      return launch_qgemv_chunks<S, kBits>(x, x_stride, m, w, bias, bias_elem, scratch, out,
-                                           out_stride, stream);
+      return launch_qgemv_chunks<S, kBits>(x, x_elem, x_stride, m, w, bias, bias_elem, scratch, out,
+                                           out_elem, out_stride, stream);
     });
   });
 }

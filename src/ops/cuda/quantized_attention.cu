@@ -274,7 +274,7 @@ __global__ void __launch_bounds__(kQWarps * 32)
     float x = 0.0f;
     if (valid(q) && d < head_dim) {
       const int64_t t = t0 + q / L.tile, h = h0 + q % L.tile;
-      x = a.q[a.qr.offset(t * a.heads + h) + d] * a.scale;
+      x = load_act(a.q, a.qr.elem, a.qr.offset(t * a.heads + h) + d) * a.scale;
     }
     q_s[i] = x;
   }
@@ -424,7 +424,8 @@ __global__ void __launch_bounds__(kQWarps * 32)
       for (int w = 0; w < kQWarps; ++w)
         if (sm_l[w][q] > 0.0f) sum += sm_acc[w][q][d] * expf(sm_m[w][q] - gm);
       if (L.splits == 1)
-        a.out[a.outr.offset(t * a.heads + h) + d] = gl > 0.0f ? sum / gl : 0.0f;
+        store_act(a.out, a.outr.elem, a.outr.offset(t * a.heads + h) + d,
+                  gl > 0.0f ? sum / gl : 0.0f);
       else
         L.part_acc[part * head_dim + d] = sum;
     }

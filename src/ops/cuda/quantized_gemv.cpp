@@ -33,7 +33,8 @@ QuantGemvOut quant_gemv_out(const QuantizedWeight& w, const Tensor* bias, Tensor
   o.w = quant_matrix(w);
   o.bias = bias ? bias->raw_data() : nullptr;
   o.bias_elem = bias ? elem_of(bias->dtype()) : Elem::f32;
-  o.out = out ? out->data<float>() : nullptr;
+  o.out = out ? out->raw_data() : nullptr;
+  o.out_elem = out ? elem_of(out->dtype()) : Elem::f32;
   o.out_stride = out ? out->stride(0) : 0;
   return o;
 }
@@ -56,9 +57,12 @@ bool try_quantized_gemv_bf16(const Tensor& x, QuantGemvGroups groups, bool silu_
     const int chunk = int(std::min<int64_t>(kQuantGemvMaxRows, m - i0));
     QuantGemvGroups part = groups;
     for (int i = 0; i < part.count; ++i)
-      if (part.g[i].out) part.g[i].out += i0 * part.g[i].out_stride;
-    check_cuda(launch_quantized_gemv_bf16(x.data<float>() + i0 * x.stride(0), x.stride(0), chunk, k,
-                                          part, silu_mul, scratch.raw_data(), backend_stream()),
+      if (part.g[i].out)
+        part.g[i].out = static_cast<char*>(part.g[i].out) +
+                        i0 * part.g[i].out_stride * (part.g[i].out_elem == Elem::bf16 ? 2 : 4);
+    const Tensor rows = x.slice(0, i0, i0 + chunk);
+    check_cuda(launch_quantized_gemv_bf16(rows.raw_data(), elem_of(x.dtype()), x.stride(0), chunk,
+                                          k, part, silu_mul, scratch.raw_data(), backend_stream()),
                "quantized_matmul (bf16 GEMV)");
   }
   return true;

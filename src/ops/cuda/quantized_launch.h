@@ -46,16 +46,18 @@ inline int64_t quantized_gemv_scratch_floats(int64_t m, int64_t k) {
 // out[i, j] = sum_p x[i, p] * w[j, p] (+ bias[j]) for i < m <= kQuantGemvMaxRows, reading each
 // packed weight once; f32 products and sums. `scratch`: quantized_gemv_scratch_floats(m, k)
 // floats, 16-byte aligned.
-cudaError_t launch_quantized_gemv(const float* x, int64_t x_stride, int m, const QuantMatrix& w,
-                                  const void* bias, Elem bias_elem, float* scratch, float* out,
-                                  int64_t out_stride, cudaStream_t stream);
+cudaError_t launch_quantized_gemv(const void* x, Elem x_elem, int64_t x_stride, int m,
+                                  const QuantMatrix& w, const void* bias, Elem bias_elem,
+                                  float* scratch, void* out, Elem out_elem, int64_t out_stride,
+                                  cudaStream_t stream);
 
 // One product of a grouped quantized GEMV: out[i, n] = sum_p x[i, p] * w[n, p] (+ bias[n]).
 struct QuantGemvOut {
   QuantMatrix w;
   const void* bias = nullptr;
   Elem bias_elem = Elem::f32;
-  float* out = nullptr;
+  void* out = nullptr;
+  Elem out_elem = Elem::f32;
   int64_t out_stride = 0;
 };
 inline constexpr int kMaxQuantGemvGroups = 4;
@@ -73,8 +75,8 @@ int64_t quantized_gemv_bf16_scratch_bytes(int m, int64_t k);
 // The products of `groups` (same x, same K, same scale type) in one launch after one preparation
 // of x; with silu_mul, groups are {gate, up} of one shape and group size, and gate's out receives
 // silu(gate product) * (up product). Each output equals the single product's bit for bit.
-cudaError_t launch_quantized_gemv_bf16(const float* x, int64_t x_stride, int m, int64_t k,
-                                       QuantGemvGroups groups, bool silu_mul, void* scratch,
-                                       cudaStream_t stream);
+cudaError_t launch_quantized_gemv_bf16(const void* x, Elem x_elem, int64_t x_stride, int m,
+                                       int64_t k, QuantGemvGroups groups, bool silu_mul,
+                                       void* scratch, cudaStream_t stream);
 
 }  // namespace hearth::ops::cuda

@@ -59,8 +59,9 @@ __device__ __forceinline__ uint32_t codes_to_bf16x2(uint32_t v) {
 // j] holds the B fragment of mma j: x codes 8w + 2h, 8w + 2h + 4, 8w + 2h + 1, 8w + 2h + 5
 // (w = j / 2, h = j % 2) rounded to bf16; xsum[u * m_pad + i] the f32 sum of the 32 rounded
 // values in order.
-__global__ void prepare_kernel(const float* __restrict__ x, int64_t x_stride, int m, int m_pad,
-                               int64_t units, uint2* __restrict__ xb, float* __restrict__ xsum) {
+__global__ void prepare_kernel(const void* __restrict__ x, Elem x_elem, int64_t x_stride, int m,
+                               int m_pad, int64_t units, uint2* __restrict__ xb,
+                               float* __restrict__ xsum) {
   pdl_wait();
   pdl_trigger();
   const int64_t id = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -70,7 +71,7 @@ __global__ void prepare_kernel(const float* __restrict__ x, int64_t x_stride, in
   float sum = 0.0f;
 #pragma unroll
   for (int c = 0; c < kUnitCodes; ++c) {
-    const float f = i < m ? __ldg(x + i * x_stride + u * kUnitCodes + c) : 0.0f;
+    const float f = i < m ? load_act(x, x_elem, i * x_stride + u * kUnitCodes + c) : 0.0f;
     const __nv_bfloat16 r = from_f32<__nv_bfloat16>(f);
     v[c] = __bfloat16_as_ushort(r);
     sum += to_f32(r);
@@ -264,12 +265,12 @@ __global__ void __launch_bounds__(kThreads)
     for (int w = 0; w < kWarps; ++w) u += partial[w][row + 8][i];
     const float gv = sum + bias_value(gate.bias, gate.bias_elem, n);
     const float uv = u + bias_value(up.bias, up.bias_elem, n);
-    gate.out[i * gate.out_stride + n] = silu_times(gv, uv);
+    store_act(gate.out, gate.out_elem, i * gate.out_stride + n, silu_times(gv, uv));
   } else {
     const QuantGemvOut& o = groups.g[gi];
     const int64_t n = tile * 16 + row;
     if (n >= o.w.n) return;
-    o.out[i * o.out_stride + n] = sum + bias_value(o.bias, o.bias_elem, n);
+    store_act(o.out, o.out_elem, i * o.out_stride + n, sum + bias_value(o.bias, o.bias_elem, n));
   }
 }
 
@@ -285,9 +286,9 @@ int64_t quantized_gemv_bf16_scratch_bytes(int m, int64_t k) {
   return m_pad * units * (8 * int64_t(sizeof(uint2)) + int64_t(sizeof(float)));
 }
 
-cudaError_t launch_quantized_gemv_bf16(const float* x, int64_t x_stride, int m, int64_t k,
-                                       QuantGemvGroups groups, bool silu_mul, void* scratch,
-                                       cudaStream_t stream) {
+cudaError_t launch_quantized_gemv_bf16(const void* x, Elem x_elem, int64_t x_stride, int m,
+                                       int64_t k, QuantGemvGroups groups, bool silu_mul,
+                                       void* scratch, cudaStream_t stream) {
   if (groups.count < 1 || groups.count > kMaxQuantGemvGroups || (silu_mul && groups.count != 2))
     return cudaErrorInvalidValue;
   for (int i = 0; i < groups.count; ++i) {
@@ -302,7 +303,7 @@ cudaError_t launch_quantized_gemv_bf16(const float* x, int64_t x_stride, int m, 
   uint2* xb = static_cast<uint2*>(scratch);
   float* xsum = reinterpret_cast<float*>(xb + m_pad * units * 8);
   if (cudaError_t e = launch_kernel(prepare_kernel, dim3(blocks_for(m_pad * units, 128)), dim3(128),
-                                    0, stream, x, x_stride, m, m_pad, units, xb, xsum);
+                                    0, stream, x, x_elem, x_stride, m, m_pad, units, xb, xsum);
       e != cudaSuccess)
     return e;
   int64_t tiles = 0;
