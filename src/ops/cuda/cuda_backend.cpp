@@ -315,9 +315,11 @@ void blas_gemm(const Tensor& x, const BlasX& bx, const Tensor& w, const Tensor* 
   HEARTH_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && bx.ld() <= INT_MAX &&
                    out.stride(0) <= INT_MAX,
                "matmul on CUDA: {} x {} x {} is too large for cuBLAS", m, n, k);
-  // A bf16 out is rounded once: straight from cuBLAS's f32 sums when one GEMM without a bias
-  // makes it, else from an f32 buffer that the bias and the planes' GEMMs accumulate in.
-  const bool direct = out.dtype() == DType::f32 || (!bias && bx.count() == 1);
+  // A bf16 out is rounded once: straight from cuBLAS's f32 sums when one bf16 GEMM without a
+  // bias makes it (as PyTorch's bf16 linear), else from an f32 buffer that the bias and the
+  // planes' GEMMs accumulate in (cuBLAS has no f32 x f32 -> bf16 GEMM).
+  const bool direct =
+      out.dtype() == DType::f32 || (w.dtype() == DType::bf16 && !bias && bx.count() == 1);
   Tensor acc = direct ? out : Tensor::empty(out.shape(), DType::f32, out.device());
   cublasHandle_t handle = blas_handle();
   float beta = 0.0f;
