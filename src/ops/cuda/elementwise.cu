@@ -55,6 +55,9 @@ __global__ void silu_mul4_kernel(const float* gate, Rows gr, const float* up, Ro
   const float4* g = reinterpret_cast<const float4*>(gate + gr.offset(row));
   const float4* u = reinterpret_cast<const float4*>(up + ur.offset(row));
   float4* o = reinterpret_cast<float4*>(out + outr.offset(row));
+  // Unrolled so that a thread has several loads in flight (a 2048 x 14336 prefill ran at ~67 % of
+  // the bandwidth with one at a time).
+#pragma unroll 4
   for (int64_t c = threadIdx.x; c < gr.cols / 4; c += blockDim.x) {
     const float4 x = g[c], y = u[c];
     o[c] = make_float4(silu_times(x.x, y.x), silu_times(x.y, y.y), silu_times(x.z, y.z),
