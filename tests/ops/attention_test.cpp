@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <tuple>
 
@@ -241,6 +243,37 @@ TEST_P(AttentionTest, TiledPrefillOnBf16TensorCores) {
       expect_close(out, ref, 8e-3);
       EXPECT_GT(normalized_error(out, exact), 1e-5);
     }
+}
+
+// bf16 caches with head_dim 64 or 128 take the cp.async kernel (flash_prefill.cu), which runs the
+// staged tensor-core kernel's mma sequence: both must give the same bits.
+TEST_P(AttentionTest, AsyncPrefillTilesEqualTheStagedKernel) {
+  if (device().is_cpu()) GTEST_SKIP() << "compares two CUDA kernels";
+  Rng rng(96);
+  MatmulPrecisionScope scope(MatmulPrecision::bf16);
+  const Case cases[] = {
+      {{{120, 50}, {40, 40}, {300, 20}, {30, 1}, {31, 31}}, 4, 1, 64, 16, 0, DType::bf16},
+      {{{200, 60}, {50, 50}}, 4, 1, 128, 32, 33, DType::bf16},
+      {{{333, 333}}, 8, 2, 128, 16, 0, DType::bf16},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(describe(c));
+    Built b = build(c, rng);
+    const float scale = 1.0f / std::sqrt(float(b.q.dim(2)));
+    Tensor outs[2];
+    for (int staged = 0; staged < 2; ++staged) {
+      if (staged) setenv("HEARTH_CUDA_FLASH_ASYNC", "0", 1);
+      Tensor dout = to_dev(Tensor::empty(b.q.shape(), DType::f32));
+      paged_attention(to_dev(b.q), to_dev(b.k_cache), to_dev(b.v_cache), meta_to_dev(*this, b.meta),
+                      scale, dout);
+      outs[staged] = Tensor::empty(b.q.shape(), DType::f32);
+      fetch(dout, outs[staged]);
+      unsetenv("HEARTH_CUDA_FLASH_ASYNC");
+    }
+    const std::vector<float> a = outs[0].to_vector<float>(), s = outs[1].to_vector<float>();
+    ASSERT_EQ(a.size(), s.size());
+    EXPECT_EQ(0, std::memcmp(a.data(), s.data(), a.size() * sizeof(float)));
+  }
 }
 
 // AttentionMeta positions (a wrapped rotating cache): the mask follows the positions.

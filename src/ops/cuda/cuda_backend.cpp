@@ -589,6 +589,20 @@ class CudaBackend final : public Backend {
     check(launch_rope(a, q.dim(0), stream()), "rope_qk");
   }
 
+  void rope_qk_write_kv(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions,
+                        const Tensor& inv_freq, float attention_scaling, const Tensor& slots,
+                        Tensor& k_cache, Tensor& v_cache) override {
+    OpProfileScope scope("rope_qk_write_kv", stream());
+    RopeArgs a = rope_args(positions, inv_freq, attention_scaling, q.dim(2));
+    a.t[a.count++] = rope_tensor(q, q);
+    a.t[a.count++] = rope_tensor(k, k);
+    a.t[a.count++] = rope_tensor(v, const_cast<Tensor&>(v));  // read only: t[2] has no output
+    a.cache = {slots.data<int32_t>(), slots.stride(0),          k_cache.raw_data(),
+               v_cache.raw_data(),    elem_of(k_cache.dtype()), int(k_cache.dim(2)),
+               k_cache.dim(1)};
+    check(launch_rope(a, q.dim(0), stream()), "rope_qk_write_kv");
+  }
+
   void matmul_grouped(const Tensor& x, std::span<const MatmulGroup> groups) override {
     const int64_t m = x.dim(0);
     OpProfileScope scope(m > kGemvMaxRows ? "matmul_grouped (gemm)" : "matmul_grouped (gemv)",

@@ -584,6 +584,230 @@ __global__ void __launch_bounds__(kMmaThreads)
   }
 }
 
+// ---- bf16 cache, head_dim 64 or 128: asynchronous copies
+// -----------------------------------------
+//
+// The kernel above stages each K/V tile through registers (loads, then conversion, then shared
+// stores, V transposed element by element) and only then computes, so every tile waits for its
+// loads. With a bf16 cache nothing needs converting: the tiles are copied global -> shared with
+// cp.async into two buffers, the next tile in flight while this one is computed, and fragments
+// are read with ldmatrix (V with .trans, so V stays [key][d] as in the cache). The mma sequence
+// (per S tile: kc ascending; per O tile: key chunks ascending) is the kernel above's, so both
+// kernels give the same bits.
+template <int kD>
+struct AsyncLayout {
+  // A key row of kD bf16 padded by 16 bytes: the 8 rows one ldmatrix matrix reads start 4 banks
+  // apart (conflict-free).
+  static constexpr int stride = kD + 8;
+  static constexpr int tile = kMmaKeys * stride;  // one K or V tile, in bf16 elements
+  // K0, V0, K1, V1 (Q is staged in K1 before the loop).
+  static constexpr size_t bytes = size_t(4) * tile * sizeof(uint16_t);
+};
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared; src_bytes 0 writes zeros (keys that are masked or past the end).
+__device__ __forceinline__ void copy16_async(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
+               "l"(src), "r"(src_bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(row)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(row)));
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads)
+    flash_prefill_async_kernel(AttentionArgs a, int group, int tile_tokens) {
+  using L = AsyncLayout<kD>;
+  constexpr int kChunks = kD / 8;  // 16-byte chunks of a key row
+  extern __shared__ uint4 smem_async[];
+  uint16_t* const base = reinterpret_cast<uint16_t*>(smem_async);
+  auto k_buf = [&](int b) { return base + (2 * b) * L::tile; };
+  auto v_buf = [&](int b) { return base + (2 * b + 1) * L::tile; };
+  __shared__ int key_pos_s[2][kMmaKeys];
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int kvh = int(blockIdx.x % unsigned(a.kv_heads));
+  PrefillTile pt;
+  if (!find_prefill_tile(a, tile_tokens, pt)) return;
+  const int32_t* table = a.block_tables + int64_t(pt.seq) * a.table_stride;
+  const int rows = tile_tokens * group;
+  const int h0 = kvh * group;
+  const __nv_bfloat16* k_cache = static_cast<const __nv_bfloat16*>(a.k_cache);
+  const __nv_bfloat16* v_cache = static_cast<const __nv_bfloat16*>(a.v_cache);
+
+  // Thread tid copies key tid % 64 of every tile (chunks tid / 64, + 2, ...), so it finds that
+  // key's row itself; threads < 64 also publish its position for the masks.
+  auto issue = [&](int start, int b) {
+    const int key = tid % kMmaKeys;
+    int pos;
+    int64_t off;
+    tile_key(a, pt.key_pos, table, kvh, start + key, pt.kv_hi, pos, off);
+    if (tid < kMmaKeys) key_pos_s[b][key] = pos;
+    const int bytes = off >= 0 ? 16 : 0;
+    const int64_t src = off >= 0 ? off : 0;
+    for (int c = tid / kMmaKeys; c < kChunks; c += kMmaThreads / kMmaKeys) {
+      copy16_async(k_buf(b) + key * L::stride + c * 8, k_cache + src + c * 8, bytes);
+      copy16_async(v_buf(b) + key * L::stride + c * 8, v_cache + src + c * 8, bytes);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  };
+  const int n_tiles = (pt.kv_hi - pt.kv_lo + kMmaKeys - 1) / kMmaKeys;
+  if (n_tiles > 0) issue(pt.kv_lo, 0);
+
+  // Q (unscaled) as bf16 in K1, zeros past the tile; A fragments into registers.
+  uint16_t* qs = k_buf(1);
+  for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
+    const int row = c / kChunks, d = (c % kChunks) * 8;
+    const int tok = pt.tok0 + row / group;
+    uint16_t v[8] = {};
+    if (row < rows && tok < pt.tok_end) {
+      const int64_t q0 = a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(load_act(a.q, a.qr.elem, q0 + e)));
+    }
+    *reinterpret_cast<uint4*>(qs + row * L::stride + d) = pack8(v);
+  }
+  __syncthreads();
+  uint32_t qf[kD / 16][4];
+  const int r0 = warp * 16 + g;
+#pragma unroll
+  for (int kc = 0; kc < kD / 16; ++kc) {
+    const uint16_t* q0 = qs + r0 * L::stride + kc * 16 + 2 * t;
+    const uint16_t* q1 = q0 + 8 * L::stride;
+    qf[kc][0] = lds32(q0);
+    qf[kc][1] = lds32(q1);
+    qf[kc][2] = lds32(q0 + 8);
+    qf[kc][3] = lds32(q1 + 8);
+  }
+  int qpos[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + 8 * h;
+    const int tok = pt.tok0 + row / group;
+    const bool valid = row < rows && tok < pt.tok_end;
+    qpos[h] = !valid ? -1 : pt.key_pos ? a.query_positions[tok] : pt.pos0 + (tok - pt.tok0);
+  }
+  __syncthreads();  // every warp has its Q fragments: K1 can take tile 1
+
+  float o[kD / 8][4] = {};
+  float m[2] = {-FLT_MAX, -FLT_MAX}, l[2] = {0.0f, 0.0f};
+  // ldmatrix row addresses of this lane: matrix lane / 8, row lane % 8 of it.
+  const int mat = lane / 8, mrow = lane % 8;
+  for (int it = 0; it < n_tiles; ++it) {
+    const int b = it & 1;
+    if (it + 1 < n_tiles) {
+      issue(pt.kv_lo + (it + 1) * kMmaKeys, b ^ 1);
+      asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+    } else {
+      asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    }
+    __syncthreads();  // tile it and its key positions are visible to every warp
+    const uint16_t* ks = k_buf(b);
+    const uint16_t* vs = v_buf(b);
+    const int* tile_pos = key_pos_s[b];
+
+    // S = Q K^T: per 8 keys, two kc steps per ldmatrix (matrices: kc lo/hi, kc + 1 lo/hi).
+    float s[kMmaKeys / 8][4] = {};
+#pragma unroll
+    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+      for (int kc = 0; kc < kD / 16; kc += 2) {
+        uint32_t kb[4];
+        ldmatrix_x4(kb, ks + (nt * 8 + mrow) * L::stride + kc * 16 + mat * 8);
+        mma_bf16_m16n8k16(s[nt], qf[kc], kb[0], kb[1]);
+        mma_bf16_m16n8k16(s[nt], qf[kc + 1], kb[2], kb[3]);
+      }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e / 2, kpos = tile_pos[nt * 8 + 2 * t + e % 2];
+        const bool visible =
+            kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
+        s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
+        mx[h] = fmaxf(mx[h], s[nt][e]);
+      }
+    float correction[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+      const float m_new = fmaxf(m[h], mx[h]);
+      correction[h] = expf(m[h] - m_new);
+      m[h] = m_new;
+    }
+    float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = expf(s[nt][e] - m[e / 2]);
+        sum[e / 2] += s[nt][e];
+      }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) l[h] = l[h] * correction[h] + sum[h];
+#pragma unroll
+    for (int dt = 0; dt < kD / 8; ++dt) {
+      o[dt][0] *= correction[0];
+      o[dt][1] *= correction[0];
+      o[dt][2] *= correction[1];
+      o[dt][3] *= correction[1];
+    }
+    // O += P V, 16 keys at a time; V^T fragments by ldmatrix.trans (matrices: keys lo/hi of d
+    // tile dt, keys lo/hi of dt + 1).
+#pragma unroll
+    for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
+      const uint32_t p[4] = {pack_bf16x2(s[2 * kc][0], s[2 * kc][1]),
+                             pack_bf16x2(s[2 * kc][2], s[2 * kc][3]),
+                             pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                             pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int dt = 0; dt < kD / 8; dt += 2) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb,
+                          vs + (kc * 16 + (mat % 2) * 8 + mrow) * L::stride + (dt + mat / 2) * 8);
+        mma_bf16_m16n8k16(o[dt], p, vb[0], vb[1]);
+        mma_bf16_m16n8k16(o[dt + 1], p, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with buffer b before iteration it + 1 refills it
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + 8 * h;
+    const int tok = pt.tok0 + row / group;
+    if (row >= rows || tok >= pt.tok_end) continue;
+    const int64_t o0 = a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
+#pragma unroll
+    for (int dt = 0; dt < kD / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        store_act(a.out, a.outr.elem, o0 + dt * 8 + 2 * t + e,
+                  l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f);
+  }
+}
+
 // Asks once per kernel and device for the dynamic shared memory above 48 KB a kernel needs.
 cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<uint64_t>& asked) {
   if (bytes <= (48 << 10)) return cudaSuccess;
@@ -605,6 +829,13 @@ bool flash_prefill_disabled() {
     return v && *v && std::string(v) != "0";
   }();
   return off;
+}
+
+// HEARTH_CUDA_FLASH_ASYNC=0 keeps bf16 caches on flash_prefill_mma_kernel (A/B, and the test
+// that both kernels give the same bits); read at every launch, so a test can switch it.
+bool flash_prefill_async_disabled() {
+  const char* v = std::getenv("HEARTH_CUDA_FLASH_ASYNC");
+  return v && std::string(v) == "0";
 }
 
 }  // namespace
@@ -636,6 +867,19 @@ cudaError_t launch_flash_prefill(const AttentionArgs& a, cudaStream_t stream) {
   return dispatch_float(a.cache_elem, [&](auto tag) {
     using C = decltype(tag);
     auto go = [&]<int kD>() {
+      if constexpr (std::is_same_v<C, __nv_bfloat16>) {
+        if (tensor_cores && a.head_dim == kD && !flash_prefill_async_disabled()) {
+          auto kernel = flash_prefill_async_kernel<kD>;
+          static std::atomic<uint64_t> asked{0};
+          if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kernel),
+                                                  AsyncLayout<kD>::bytes, asked);
+              e != cudaSuccess)
+            return e;
+          kernel<<<unsigned(blocks), kMmaThreads, AsyncLayout<kD>::bytes, stream>>>(a, group,
+                                                                                    tile_tokens);
+          return cudaGetLastError();
+        }
+      }
       if (tensor_cores) {
         auto kernel = flash_prefill_mma_kernel<C, kD>;
         static std::atomic<uint64_t> asked{0};

@@ -73,9 +73,22 @@ struct RopeTensor {
   int64_t heads = 0;
 };
 // rope of one or two tensors (q and k) with the same positions [T] and inv_freq [half].
+// Where rope_qk_write_kv's launch also writes the rotated keys (t[1]) and the values (t[2], not
+// rotated, out unused) into the paged cache [blocks, kv_heads, block_size, head_dim]; slots < 0
+// are skipped, as in launch_write_kv.
+struct RopeCacheWrite {
+  const int32_t* slots = nullptr;  // null: no cache write
+  int64_t slot_stride = 1;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  Elem cache_elem = Elem::f32;
+  int block_size = 0;
+  int64_t kv_heads = 0;
+};
 struct RopeArgs {
-  RopeTensor t[2];
+  RopeTensor t[3];
   int count = 0;
+  RopeCacheWrite cache;
   const int32_t* positions = nullptr;
   int64_t pos_stride = 1;
   const float* inv_freq = nullptr;

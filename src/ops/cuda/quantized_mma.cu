@@ -101,13 +101,23 @@ struct StepLoad {
   float s[2], b[2];
 };
 
+// 16 bytes of weights that L1 need not keep: the weights stream through once, while the x
+// fragments every warp of the SM reads again should stay in L1.
+__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
 template <typename S>
 __device__ __forceinline__ void load_step(const Rows2<S>& rows, int64_t u, int upg_log2,
                                           StepLoad<S>& l) {
   const int64_t grp = u >> upg_log2;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    l.w[r] = __ldg(rows.w[r] + u);
+    l.w[r] = load_streaming(rows.w[r] + u);
     l.s[r] = to_f32(rows.s[r][grp]);
     l.b[r] = to_f32(rows.b[r][grp]);
   }
