@@ -1,6 +1,7 @@
-// The CUDA backend (host side): device selection, the caching allocator, the one stream, and the
-// Backend whose methods unpack tensors into the kernel launchers of launch.h. Host <-> device
-// copies are cudaMemcpy of contiguous bytes; layout and dtype changes run on the device.
+// The CUDA backend (host side): device selection, the one stream, the caching allocator's instance
+// (caching_allocator.h), and the Backend whose methods unpack tensors into the kernel launchers of
+// launch.h. Host <-> device copies are cudaMemcpy of contiguous bytes; layout and dtype changes
+// run on the device.
 #include "ops/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -9,15 +10,12 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "core/storage.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cuda/backend_internal.h"
+#include "ops/cuda/caching_allocator.h"
 #include "ops/cuda/launch.h"
 #include "ops/cuda/op_profile.h"
 #include "ops/cuda/quantized_kv_launch.h"
@@ -26,11 +24,6 @@
 #include "ops/precision.h"
 
 namespace hearth::ops::cuda {
-
-struct CaptureArena {
-  std::map<size_t, std::vector<void*>> free;
-  std::vector<void*> owned;
-};
 
 namespace {
 
@@ -43,123 +36,6 @@ namespace {
 void check(cudaError_t error, const char* what) {
   if (error != cudaSuccess) fail_cuda(error, what);
 }
-
-// Caching allocator: freed blocks go to per-size free lists and are reused (cudaMalloc/cudaFree
-// synchronize the device and must stay off the hot path). Sizes round up to 512 B below 1 MiB and
-// to 2 MiB above. Only one stream issues work, so a block freed by the host can be handed out
-// again at once: its next users queue behind its last ones.
-//
-// While a thread records a CUDA graph, its allocations come from the graph's CaptureArena
-// (backend_internal.h): a replay writes those addresses long after the tensors that held them
-// during capture are gone, so they must not reach the shared free lists while the graph lives.
-class CachingAllocator {
- public:
-  void* allocate(size_t bytes) {
-    const size_t size = round(bytes);
-    CaptureArena* arena = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (capture_arena_ && capture_thread_ == std::this_thread::get_id()) arena = capture_arena_;
-      if (arena) {
-        if (void* p = pop(arena->free, size)) return p;
-      }
-      if (void* p = pop(free_, size)) {
-        if (arena) adopt(arena, p, size);
-        return p;
-      }
-    }
-    void* p = nullptr;
-    cudaError_t e;
-    if (arena) {
-      // cudaMalloc queues no stream work, but the thread-local capture mode refuses it as
-      // "potentially unsafe"; relaxed mode lets it through for this one call. Rare: the step
-      // before a capture runs eagerly and leaves blocks of every size it needs in the cache.
-      cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-      cudaThreadExchangeStreamCaptureMode(&mode);
-      e = cudaMalloc(&p, size);
-      cudaThreadExchangeStreamCaptureMode(&mode);
-    } else {
-      e = cudaMalloc(&p, size);
-      if (e == cudaErrorMemoryAllocation) {
-        cudaGetLastError();  // clear it, give the cache back to the driver, retry once
-        release_cache();
-        e = cudaMalloc(&p, size);
-      }
-    }
-    if (e != cudaSuccess)
-      fail(ErrorCode::out_of_memory, "CUDA: cannot allocate {} bytes of device memory ({})", bytes,
-           cudaGetErrorString(e));
-    if (arena) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      adopt(arena, p, size);
-    }
-    return p;
-  }
-  void deallocate(void* p, size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (capture_arena_ && capture_thread_ == std::this_thread::get_id() && !owner_.count(p)) {
-      // Freed while recording: captured ops may have used it, so the graph keeps it too.
-      adopt(capture_arena_, p, round(bytes));
-    }
-    if (!owner_.empty()) {
-      auto it = owner_.find(p);
-      if (it != owner_.end()) {
-        it->second->free[round(bytes)].push_back(p);
-        return;
-      }
-    }
-    free_[round(bytes)].push_back(p);
-  }
-  void release_cache();
-
-  CaptureArena* begin_arena() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    HEARTH_CHECK(!capture_arena_, "CUDA: one graph capture at a time");
-    capture_arena_ = new CaptureArena();
-    capture_thread_ = std::this_thread::get_id();
-    return capture_arena_;
-  }
-  void end_arena() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    capture_arena_ = nullptr;
-  }
-  bool capturing() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return capture_arena_ && capture_thread_ == std::this_thread::get_id();
-  }
-  void release_arena(CaptureArena* arena) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (void* p : arena->owned) owner_.erase(p);
-    for (auto& [size, blocks] : arena->free)
-      for (void* p : blocks) free_[size].push_back(p);
-    delete arena;
-  }
-
- private:
-  using FreeLists = std::map<size_t, std::vector<void*>>;
-  static void* pop(FreeLists& lists, size_t size) {
-    auto it = lists.find(size);
-    if (it == lists.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
-    it->second.pop_back();
-    return p;
-  }
-  void adopt(CaptureArena* arena, void* p, size_t) {
-    arena->owned.push_back(p);
-    owner_[p] = arena;
-  }
-  static size_t round(size_t bytes) {
-    constexpr size_t kSmall = 512, kLarge = size_t(2) << 20;
-    if (bytes == 0) bytes = 1;
-    if (bytes < (size_t(1) << 20)) return (bytes + kSmall - 1) / kSmall * kSmall;
-    return (bytes + kLarge - 1) / kLarge * kLarge;
-  }
-  std::mutex mutex_;
-  FreeLists free_;
-  std::unordered_map<void*, CaptureArena*> owner_;  // blocks owned by a live graph
-  CaptureArena* capture_arena_ = nullptr;
-  std::thread::id capture_thread_;
-};
 
 }  // namespace
 
@@ -949,14 +825,6 @@ class CudaBackend final : public Backend {
           "silu_mul");
   }
 };
-
-void CachingAllocator::release_cache() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  cudaStreamSynchronize(stream());
-  for (auto& [size, blocks] : free_)
-    for (void* p : blocks) cudaFree(p);
-  free_.clear();
-}
 
 State& state() {
   // Leaked on purpose: tensors freed by static destructors must still find their allocator.
