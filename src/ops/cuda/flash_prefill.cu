@@ -417,6 +417,137 @@ __device__ __forceinline__ void load8_bf16(const C* p, uint16_t (&out)[8]) {
   }
 }
 
+// The block's query rows: row r < rows is query head h0 + r % group of token pt.tok0 + r / group.
+// Q (unscaled) is written to qs as bf16 (rows `stride` apart; zeros past head_dim and past the
+// tile), then read into the lane's A fragments of rows r0 and r0 + 8 (r0 = 16 warp + g); qpos
+// gets those rows' positions (-1 past the tile). Ends past a barrier.
+template <int kD>
+__device__ __forceinline__ void load_q_fragments(const AttentionArgs& a, const PrefillTile& pt,
+                                                 int group, int rows, int h0, uint16_t* qs,
+                                                 int stride, uint32_t (&qf)[kD / 16][4],
+                                                 int (&qpos)[2]) {
+  constexpr int kChunks = kD / 8;
+  const int tid = threadIdx.x, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int hd = int(a.head_dim);
+  for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
+    const int row = c / kChunks, d = (c % kChunks) * 8;
+    const int tok = pt.tok0 + row / group;
+    uint16_t v[8] = {};
+    if (row < rows && tok < pt.tok_end && d < hd) {
+      const int64_t q0 = a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(load_act(a.q, a.qr.elem, q0 + e)));
+    }
+    *reinterpret_cast<uint4*>(qs + row * stride + d) = pack8(v);
+  }
+  __syncthreads();
+  const int r0 = (tid / 32) * 16 + g;
+#pragma unroll
+  for (int kc = 0; kc < kD / 16; ++kc) {
+    const uint16_t* q0 = qs + r0 * stride + kc * 16 + 2 * t;
+    const uint16_t* q1 = q0 + 8 * stride;
+    qf[kc][0] = lds32(q0);
+    qf[kc][1] = lds32(q1);
+    qf[kc][2] = lds32(q0 + 8);
+    qf[kc][3] = lds32(q1 + 8);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + 8 * h;
+    const int tok = pt.tok0 + row / group;
+    const bool valid = row < rows && tok < pt.tok_end;
+    qpos[h] = !valid ? -1 : pt.key_pos ? a.query_positions[tok] : pt.pos0 + (tok - pt.tok0);
+  }
+}
+
+// One tile of scores S (the lane's: rows r0, r0 + 8 x keys 8 nt + 2t, + 1): scale and mask, then
+// the online softmax (a row's keys are spread over the quad's 4 lanes): m and l move on, o is
+// rescaled, and S becomes P = exp(S - m). l holds the lane's keys only until the end.
+template <int kD>
+__device__ __forceinline__ void online_softmax_tile(const AttentionArgs& a, const int* tile_pos,
+                                                    const int (&qpos)[2],
+                                                    float (&s)[kMmaKeys / 8][4], float (&m)[2],
+                                                    float (&l)[2], float (&o)[kD / 8][4]) {
+  const int t = threadIdx.x % 4;
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int h = e / 2, kpos = tile_pos[nt * 8 + 2 * t + e % 2];
+      const bool visible =
+          kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
+      s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
+      mx[h] = fmaxf(mx[h], s[nt][e]);
+    }
+  float correction[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    // m starts at -FLT_MAX, so a row with nothing visible yet keeps p = 0 and no NaN.
+    const float m_new = fmaxf(m[h], mx[h]);
+    correction[h] = expf(m[h] - m_new);
+    m[h] = m_new;
+  }
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int nt = 0; nt < kMmaKeys / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[nt][e] = expf(s[nt][e] - m[e / 2]);
+      sum[e / 2] += s[nt][e];
+    }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) l[h] = l[h] * correction[h] + sum[h];
+#pragma unroll
+  for (int dt = 0; dt < kD / 8; ++dt) {
+    o[dt][0] *= correction[0];
+    o[dt][1] *= correction[0];
+    o[dt][2] *= correction[1];
+    o[dt][3] *= correction[1];
+  }
+}
+
+// The A fragment of P for keys 16 kc .. 16 kc + 15 (O += P V).
+__device__ __forceinline__ void p_fragment(const float (&s)[kMmaKeys / 8][4], int kc,
+                                           uint32_t (&p)[4]) {
+  p[0] = pack_bf16x2(s[2 * kc][0], s[2 * kc][1]);
+  p[1] = pack_bf16x2(s[2 * kc][2], s[2 * kc][3]);
+  p[2] = pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+  p[3] = pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+}
+
+// O / l of the lane's rows into the output (l summed over the quad first).
+template <int kD>
+__device__ __forceinline__ void store_output_rows(const AttentionArgs& a, const PrefillTile& pt,
+                                                  int group, int rows, int h0,
+                                                  const float (&o)[kD / 8][4], float (&l)[2]) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int r0 = (threadIdx.x / 32) * 16 + g, hd = int(a.head_dim);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + 8 * h;
+    const int tok = pt.tok0 + row / group;
+    if (row >= rows || tok >= pt.tok_end) continue;
+    const int64_t o0 = a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
+#pragma unroll
+    for (int dt = 0; dt < kD / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = dt * 8 + 2 * t + e;
+        if (d < hd)
+          store_act(a.out, a.outr.elem, o0 + d, l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f);
+      }
+  }
+}
+
 template <typename C, int kD>
 __global__ void __launch_bounds__(kMmaThreads)
     flash_prefill_mma_kernel(AttentionArgs a, int group, int tile_tokens) {
@@ -430,7 +561,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   __shared__ int key_pos_s[2][kMmaKeys];
   __shared__ int64_t key_off_s[kMmaKeys];
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int tid = threadIdx.x, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int kvh = int(blockIdx.x % unsigned(a.kv_heads));
   PrefillTile pt;
   if (!find_prefill_tile(a, tile_tokens, pt)) return;
@@ -439,39 +570,9 @@ __global__ void __launch_bounds__(kMmaThreads)
   const int h0 = kvh * group;
   const int hd = int(a.head_dim);
 
-  // Q (unscaled) as bf16 in the K area, zeros past head_dim and past the tile.
-  for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
-    const int row = c / kChunks, d = (c % kChunks) * 8;
-    const int tok = pt.tok0 + row / group;
-    uint16_t v[8] = {};
-    if (row < rows && tok < pt.tok_end && d < hd) {
-      const int64_t q0 = a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(load_act(a.q, a.qr.elem, q0 + e)));
-    }
-    *reinterpret_cast<uint4*>(ks + row * L::k_stride + d) = pack8(v);
-  }
-  __syncthreads();
   uint32_t qf[kD / 16][4];
-  const int r0 = warp * 16 + g;  // the lane's rows r0 and r0 + 8 of the block
-#pragma unroll
-  for (int kc = 0; kc < kD / 16; ++kc) {
-    const uint16_t* q0 = ks + r0 * L::k_stride + kc * 16 + 2 * t;
-    const uint16_t* q1 = q0 + 8 * L::k_stride;
-    qf[kc][0] = lds32(q0);
-    qf[kc][1] = lds32(q1);
-    qf[kc][2] = lds32(q0 + 8);
-    qf[kc][3] = lds32(q1 + 8);
-  }
   int qpos[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = r0 + 8 * h;
-    const int tok = pt.tok0 + row / group;
-    const bool valid = row < rows && tok < pt.tok_end;
-    qpos[h] = !valid ? -1 : pt.key_pos ? a.query_positions[tok] : pt.pos0 + (tok - pt.tok0);
-  }
+  load_q_fragments<kD>(a, pt, group, rows, h0, ks, L::k_stride, qf, qpos);
 
   float o[kD / 8][4] = {};
   float m[2] = {-FLT_MAX, -FLT_MAX}, l[2] = {0.0f, 0.0f};
@@ -508,52 +609,12 @@ __global__ void __launch_bounds__(kMmaThreads)
         const uint16_t* kp = ks + (nt * 8 + g) * L::k_stride + kc * 16 + 2 * t;
         mma_bf16_m16n8k16(s[nt], qf[kc], lds32(kp), lds32(kp + 8));
       }
-    // Scale, mask and the online softmax; a row's keys are spread over the quad's 4 lanes.
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e / 2, kpos = tile_pos[nt * 8 + 2 * t + e % 2];
-        const bool visible =
-            kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
-        s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
-        mx[h] = fmaxf(mx[h], s[nt][e]);
-      }
-    float correction[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      // m starts at -FLT_MAX, so a row with nothing visible yet keeps p = 0 and no NaN.
-      const float m_new = fmaxf(m[h], mx[h]);
-      correction[h] = expf(m[h] - m_new);
-      m[h] = m_new;
-    }
-    float sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = expf(s[nt][e] - m[e / 2]);
-        sum[e / 2] += s[nt][e];
-      }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) l[h] = l[h] * correction[h] + sum[h];  // the lane's keys only
-#pragma unroll
-    for (int dt = 0; dt < kD / 8; ++dt) {
-      o[dt][0] *= correction[0];
-      o[dt][1] *= correction[0];
-      o[dt][2] *= correction[1];
-      o[dt][3] *= correction[1];
-    }
+    online_softmax_tile<kD>(a, tile_pos, qpos, s, m, l, o);
     // O += P V, 16 keys at a time.
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
-      const uint32_t p[4] = {pack_bf16x2(s[2 * kc][0], s[2 * kc][1]),
-                             pack_bf16x2(s[2 * kc][2], s[2 * kc][3]),
-                             pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                             pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      uint32_t p[4];
+      p_fragment(s, kc, p);
 #pragma unroll
       for (int dt = 0; dt < kD / 8; ++dt) {
         const uint16_t* vp = vt + (dt * 8 + g) * L::v_stride + kc * 16 + 2 * t;
@@ -562,26 +623,7 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
   }
 
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = r0 + 8 * h;
-    const int tok = pt.tok0 + row / group;
-    if (row >= rows || tok >= pt.tok_end) continue;
-    const int64_t o0 = a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
-#pragma unroll
-    for (int dt = 0; dt < kD / 8; ++dt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int d = dt * 8 + 2 * t + e;
-        if (d < hd)
-          store_act(a.out, a.outr.elem, o0 + d, l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f);
-      }
-  }
+  store_output_rows<kD>(a, pt, group, rows, h0, o, l);
 }
 
 // ---- bf16 cache, head_dim 64 or 128: asynchronous copies
@@ -638,7 +680,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   auto v_buf = [&](int b) { return base + (2 * b + 1) * L::tile; };
   __shared__ int key_pos_s[2][kMmaKeys];
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int tid = threadIdx.x, lane = tid % 32;
   const int kvh = int(blockIdx.x % unsigned(a.kv_heads));
   PrefillTile pt;
   if (!find_prefill_tile(a, tile_tokens, pt)) return;
@@ -667,40 +709,10 @@ __global__ void __launch_bounds__(kMmaThreads)
   const int n_tiles = (pt.kv_hi - pt.kv_lo + kMmaKeys - 1) / kMmaKeys;
   if (n_tiles > 0) issue(pt.kv_lo, 0);
 
-  // Q (unscaled) as bf16 in K1, zeros past the tile; A fragments into registers.
-  uint16_t* qs = k_buf(1);
-  for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
-    const int row = c / kChunks, d = (c % kChunks) * 8;
-    const int tok = pt.tok0 + row / group;
-    uint16_t v[8] = {};
-    if (row < rows && tok < pt.tok_end) {
-      const int64_t q0 = a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(load_act(a.q, a.qr.elem, q0 + e)));
-    }
-    *reinterpret_cast<uint4*>(qs + row * L::stride + d) = pack8(v);
-  }
-  __syncthreads();
+  // Q through K1 (free until tile 1), A fragments into registers.
   uint32_t qf[kD / 16][4];
-  const int r0 = warp * 16 + g;
-#pragma unroll
-  for (int kc = 0; kc < kD / 16; ++kc) {
-    const uint16_t* q0 = qs + r0 * L::stride + kc * 16 + 2 * t;
-    const uint16_t* q1 = q0 + 8 * L::stride;
-    qf[kc][0] = lds32(q0);
-    qf[kc][1] = lds32(q1);
-    qf[kc][2] = lds32(q0 + 8);
-    qf[kc][3] = lds32(q1 + 8);
-  }
   int qpos[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = r0 + 8 * h;
-    const int tok = pt.tok0 + row / group;
-    const bool valid = row < rows && tok < pt.tok_end;
-    qpos[h] = !valid ? -1 : pt.key_pos ? a.query_positions[tok] : pt.pos0 + (tok - pt.tok0);
-  }
+  load_q_fragments<kD>(a, pt, group, rows, h0, k_buf(1), L::stride, qf, qpos);
   __syncthreads();  // every warp has its Q fragments: K1 can take tile 1
 
   float o[kD / 8][4] = {};
@@ -731,51 +743,13 @@ __global__ void __launch_bounds__(kMmaThreads)
         mma_bf16_m16n8k16(s[nt], qf[kc], kb[0], kb[1]);
         mma_bf16_m16n8k16(s[nt], qf[kc + 1], kb[2], kb[3]);
       }
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e / 2, kpos = tile_pos[nt * 8 + 2 * t + e % 2];
-        const bool visible =
-            kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
-        s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
-        mx[h] = fmaxf(mx[h], s[nt][e]);
-      }
-    float correction[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float m_new = fmaxf(m[h], mx[h]);
-      correction[h] = expf(m[h] - m_new);
-      m[h] = m_new;
-    }
-    float sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int nt = 0; nt < kMmaKeys / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = expf(s[nt][e] - m[e / 2]);
-        sum[e / 2] += s[nt][e];
-      }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) l[h] = l[h] * correction[h] + sum[h];
-#pragma unroll
-    for (int dt = 0; dt < kD / 8; ++dt) {
-      o[dt][0] *= correction[0];
-      o[dt][1] *= correction[0];
-      o[dt][2] *= correction[1];
-      o[dt][3] *= correction[1];
-    }
+    online_softmax_tile<kD>(a, tile_pos, qpos, s, m, l, o);
     // O += P V, 16 keys at a time; V^T fragments by ldmatrix.trans (matrices: keys lo/hi of d
     // tile dt, keys lo/hi of dt + 1).
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
-      const uint32_t p[4] = {pack_bf16x2(s[2 * kc][0], s[2 * kc][1]),
-                             pack_bf16x2(s[2 * kc][2], s[2 * kc][3]),
-                             pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                             pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      uint32_t p[4];
+      p_fragment(s, kc, p);
 #pragma unroll
       for (int dt = 0; dt < kD / 8; dt += 2) {
         uint32_t vb[4];
@@ -788,24 +762,7 @@ __global__ void __launch_bounds__(kMmaThreads)
     __syncthreads();  // every warp is done with buffer b before iteration it + 1 refills it
   }
 
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = r0 + 8 * h;
-    const int tok = pt.tok0 + row / group;
-    if (row >= rows || tok >= pt.tok_end) continue;
-    const int64_t o0 = a.outr.offset(int64_t(tok) * a.heads + h0 + row % group);
-#pragma unroll
-    for (int dt = 0; dt < kD / 8; ++dt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e)
-        store_act(a.out, a.outr.elem, o0 + dt * 8 + 2 * t + e,
-                  l[h] > 0.0f ? o[dt][2 * h + e] / l[h] : 0.0f);
-  }
+  store_output_rows<kD>(a, pt, group, rows, h0, o, l);
 }
 
 // Asks once per kernel and device for the dynamic shared memory above 48 KB a kernel needs.
