@@ -88,8 +88,9 @@ __device__ __forceinline__ void unpack16(const uint4& v, float (&f)[4], float) {
 // FMA sequence, and with the fixed butterfly its sum, depends only on (w row, x row, K): every
 // kernel below gives identical sums. Requires K % (16 / sizeof(W)) == 0, 16-byte aligned w rows and
 // x rows (gemv_vec_layout). Elements [off, off + kE) of x (4 or 8; aligned: vec_layout) as floats.
-// The x type is a template argument (kBf16X), not a run-time branch: a branch between the loads
-// kept them from being issued ahead of the FMAs (8B bf16 decode ran 3 % slower with it).
+// The x type is a template argument (kBf16X), so each kernel has one straight load path: a
+// run-time branch here is the suspected cause of 8B bf16 decode running 3.4 % slower once its
+// activations became bf16 (docs/perf/cuda.md; the template version is not yet measured).
 template <int kE, bool kBf16X>
 __device__ __forceinline__ void load_x_chunk(const void* __restrict__ x, int64_t off,
                                              float (&xv)[kE]) {
