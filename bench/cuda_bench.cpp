@@ -10,9 +10,11 @@
 //    the tiled correct-first kernel it replaced (launch_matmul above the GEMV limit);
 //  - decode chains (--chains runs only these): the products of Llama-3.1-8B decoder layers as a
 //    decode step issues them, over 8 layers with their own weights (L2 cold), captured as one
-//    CUDA graph and replayed (decode_chains.h).
+//    CUDA graph and replayed (decode_chains.h);
+//  - prefill parts (--prefill runs only these): causal attention and the projections of an 8B
+//    prefill of 2048 tokens, bf16 and quantized (prefill_parts.h).
 //
-//   build/bin/cuda_bench [--reps N] [--chains] [--chain-bits 0|4|8]
+//   build/bin/cuda_bench [--reps N] [--chains] [--chain-bits 0|4|8] [--prefill]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -30,6 +32,7 @@
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/quantized.h"
+#include "prefill_parts.h"
 
 using namespace hearth;
 
@@ -72,11 +75,12 @@ Tensor random_device(const Dims& shape, DType dtype) {
 
 int main(int argc, char** argv) {
   int reps = 5;
-  bool chains_only = false;
+  bool chains_only = false, prefill_only = false;
   int chain_bits = -1;  // -1: bf16, 4-bit and 8-bit
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--chains") == 0) chains_only = true;
+    if (std::strcmp(argv[i], "--prefill") == 0) prefill_only = true;
     if (std::strcmp(argv[i], "--chain-bits") == 0 && i + 1 < argc)
       chain_bits = std::atoi(argv[++i]);
   }
@@ -86,6 +90,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const Device dev = Device::cuda(0);
+  if (prefill_only) {
+    bench::run_prefill_parts(reps);
+    return 0;
+  }
 
   const int64_t copy_bytes = int64_t(1) << 30;
   Tensor a = Tensor::empty({copy_bytes}, DType::u8, dev),
