@@ -435,6 +435,12 @@ __device__ __forceinline__ void load_q_fragments(const AttentionArgs& a, const P
     uint16_t v[8] = {};
     if (row < rows && tok < pt.tok_end && d < hd) {
       const int64_t q0 = a.qr.offset(int64_t(tok) * a.heads + h0 + row % group) + d;
+      const __nv_bfloat16* q16 = static_cast<const __nv_bfloat16*>(a.q) + q0;
+      if (a.qr.elem == Elem::bf16 && reinterpret_cast<uintptr_t>(q16) % 16 == 0) {
+        // bf16 activations: 8 values in one 16-byte load, already rounded.
+        *reinterpret_cast<uint4*>(qs + row * stride + d) = *reinterpret_cast<const uint4*>(q16);
+        continue;
+      }
 #pragma unroll
       for (int e = 0; e < 8; ++e)
         v[e] = __bfloat16_as_ushort(from_f32<__nv_bfloat16>(load_act(a.q, a.qr.elem, q0 + e)));
@@ -461,42 +467,69 @@ __device__ __forceinline__ void load_q_fragments(const AttentionArgs& a, const P
   }
 }
 
-// One tile of scores S (the lane's: rows r0, r0 + 8 x keys 8 nt + 2t, + 1): scale and mask, then
-// the online softmax (a row's keys are spread over the quad's 4 lanes): m and l move on, o is
-// rescaled, and S becomes P = exp(S - m). l holds the lane's keys only until the end.
-template <int kD>
+// 2^x by the SFU's approximation (one MUFU.EX2; relative error ~2^-22, below the bf16 rounding
+// of P that follows). exp2f without fast-math adds range scaling around it.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Whether every key of the tile at slot `start` is visible to every query row of the block, so
+// the tile needs no mask (all tiles of a causal prefill but the last one or two): slot order,
+// the tile's last key at or before the first query's position and, with a window, its first key
+// inside the last query's window.
+__device__ __forceinline__ bool tile_fully_visible(const AttentionArgs& a, const PrefillTile& pt,
+                                                   int start) {
+  if (pt.key_pos) return false;
+  const int last_q = pt.pos0 + (pt.tok_end - pt.tok0) - 1;
+  return start + kMmaKeys - 1 <= pt.pos0 && (a.window <= 0 || last_q - start < a.window);
+}
+
+// One tile of scores S (the lane's: rows r0, r0 + 8 x keys 8 nt + 2t, + 1): mask (kMasked), then
+// the online softmax (a row's keys are spread over the quad's 4 lanes) in base 2 with the scale
+// folded in, as FlashAttention-2 does: m is the running maximum of S * scale * log2(e), P =
+// 2^(S * scale * log2(e) - m) = exp(scale * S - max), one FFMA and one EX2 per score; o is
+// rescaled and S becomes P. l holds the lane's keys only until the end.
+template <int kD, bool kMasked>
 __device__ __forceinline__ void online_softmax_tile(const AttentionArgs& a, const int* tile_pos,
                                                     const int (&qpos)[2],
                                                     float (&s)[kMmaKeys / 8][4], float (&m)[2],
                                                     float (&l)[2], float (&o)[kD / 8][4]) {
   const int t = threadIdx.x % 4;
+  const float scale_log2 = a.scale * 1.4426950408889634f;
   float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
   for (int nt = 0; nt < kMmaKeys / 8; ++nt)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int h = e / 2, kpos = tile_pos[nt * 8 + 2 * t + e % 2];
-      const bool visible =
-          kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
-      s[nt][e] = visible ? s[nt][e] * a.scale : -INFINITY;
+      const int h = e / 2;
+      if constexpr (kMasked) {
+        const int kpos = tile_pos[nt * 8 + 2 * t + e % 2];
+        const bool visible =
+            kpos >= 0 && kpos <= qpos[h] && (a.window <= 0 || qpos[h] - kpos < a.window);
+        s[nt][e] = visible ? s[nt][e] : -INFINITY;
+      }
       mx[h] = fmaxf(mx[h], s[nt][e]);
     }
-  float correction[2];
+  float correction[2], neg_m[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-    // m starts at -FLT_MAX, so a row with nothing visible yet keeps p = 0 and no NaN.
-    const float m_new = fmaxf(m[h], mx[h]);
-    correction[h] = expf(m[h] - m_new);
+    // m starts at -FLT_MAX, so a row with nothing visible yet keeps p = 0 and no NaN (the scale
+    // is positive: the maximum of the scaled scores is the scaled maximum).
+    const float m_new = fmaxf(m[h], mx[h] * scale_log2);
+    correction[h] = fast_exp2(m[h] - m_new);
     m[h] = m_new;
+    neg_m[h] = -m_new;
   }
   float sum[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int nt = 0; nt < kMmaKeys / 8; ++nt)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      s[nt][e] = expf(s[nt][e] - m[e / 2]);
+      s[nt][e] = fast_exp2(fmaf(s[nt][e], scale_log2, neg_m[e / 2]));
       sum[e / 2] += s[nt][e];
     }
 #pragma unroll
@@ -609,8 +642,11 @@ __global__ void __launch_bounds__(kMmaThreads)
         const uint16_t* kp = ks + (nt * 8 + g) * L::k_stride + kc * 16 + 2 * t;
         mma_bf16_m16n8k16(s[nt], qf[kc], lds32(kp), lds32(kp + 8));
       }
-    online_softmax_tile<kD>(a, tile_pos, qpos, s, m, l, o);
-    // O += P V, 16 keys at a time.
+    if (tile_fully_visible(a, pt, start))
+      online_softmax_tile<kD, false>(a, tile_pos, qpos, s, m, l, o);
+    else
+      online_softmax_tile<kD, true>(a, tile_pos, qpos, s, m, l, o);
+      // O += P V, 16 keys at a time.
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
       uint32_t p[4];
@@ -670,7 +706,7 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kMmaThreads)
+__global__ void __launch_bounds__(kMmaThreads, 3)
     flash_prefill_async_kernel(AttentionArgs a, int group, int tile_tokens) {
   using L = AsyncLayout<kD>;
   constexpr int kChunks = kD / 8;  // 16-byte chunks of a key row
@@ -743,9 +779,12 @@ __global__ void __launch_bounds__(kMmaThreads)
         mma_bf16_m16n8k16(s[nt], qf[kc], kb[0], kb[1]);
         mma_bf16_m16n8k16(s[nt], qf[kc + 1], kb[2], kb[3]);
       }
-    online_softmax_tile<kD>(a, tile_pos, qpos, s, m, l, o);
-    // O += P V, 16 keys at a time; V^T fragments by ldmatrix.trans (matrices: keys lo/hi of d
-    // tile dt, keys lo/hi of dt + 1).
+    if (tile_fully_visible(a, pt, pt.kv_lo + it * kMmaKeys))
+      online_softmax_tile<kD, false>(a, tile_pos, qpos, s, m, l, o);
+    else
+      online_softmax_tile<kD, true>(a, tile_pos, qpos, s, m, l, o);
+      // O += P V, 16 keys at a time; V^T fragments by ldmatrix.trans (matrices: keys lo/hi of d
+      // tile dt, keys lo/hi of dt + 1).
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
       uint32_t p[4];
