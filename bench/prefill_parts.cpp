@@ -78,16 +78,19 @@ void attention(int reps) {
               static_cast<long long>(kKvHeads), static_cast<long long>(kHeadDim));
   struct Variant {
     const char* name;
-    const char* async;
+    const char* env;
+    const char* value;
   };
-  for (const Variant& variant : {Variant{"async K/V tiles", "1"}, Variant{"staged tiles", "0"}}) {
-    setenv("HEARTH_CUDA_FLASH_ASYNC", variant.async, 1);
+  for (const Variant& variant : {Variant{"async, 64 rows", "HEARTH_CUDA_FLASH_ASYNC", "1"},
+                                 Variant{"async, 128 rows", "HEARTH_CUDA_FLASH_ROWS", "128"},
+                                 Variant{"staged tiles", "HEARTH_CUDA_FLASH_ASYNC", "0"}}) {
+    setenv(variant.env, variant.value, 1);
     const double t =
         best_seconds(reps, 10, [&] { ops::paged_attention(q, k, v, meta, scale, out); });
     std::printf("  %-20s %9.1f us per layer %8.1f TFLOP/s\n", variant.name, t * 1e6,
                 flops / t / 1e12);
+    unsetenv(variant.env);
   }
-  unsetenv("HEARTH_CUDA_FLASH_ASYNC");
 }
 
 void projections(int reps) {

@@ -8,7 +8,7 @@ namespace hearth::bench {
 //  - causal prefill attention of one 2048-token sequence at Llama-3.1-8B's shape (32 query
 //    heads, 8 kv heads, head_dim 128, bf16 paged cache of 32-slot blocks): time per layer and
 //    TFLOP/s (4 * head_dim flops per visible query-key pair and head), for each prefill kernel
-//    the environment can select (HEARTH_CUDA_FLASH_ASYNC);
+//    the environment can select (HEARTH_CUDA_FLASH_ASYNC, HEARTH_CUDA_FLASH_ROWS);
 //  - the 8B projections at 2048 rows: bf16 cuBLAS and the 4-/8-bit quantized matmul (group
 //    size 64, bf16 scales), TFLOP/s.
 void run_prefill_parts(int reps);

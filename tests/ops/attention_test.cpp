@@ -256,23 +256,36 @@ TEST_P(AttentionTest, AsyncPrefillTilesEqualTheStagedKernel) {
       {{{200, 60}, {50, 50}}, 4, 1, 128, 32, 33, DType::bf16},
       {{{333, 333}}, 8, 2, 128, 16, 0, DType::bf16},
   };
+  // The async kernel at 64 rows a block, the staged kernel, the async kernel at 128 rows.
+  const std::pair<const char*, const char*> variants[3] = {{"HEARTH_CUDA_FLASH_ASYNC", "1"},
+                                                           {"HEARTH_CUDA_FLASH_ASYNC", "0"},
+                                                           {"HEARTH_CUDA_FLASH_ROWS", "128"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(describe(c));
     Built b = build(c, rng);
     const float scale = 1.0f / std::sqrt(float(b.q.dim(2)));
-    Tensor outs[2];
-    for (int staged = 0; staged < 2; ++staged) {
-      if (staged) setenv("HEARTH_CUDA_FLASH_ASYNC", "0", 1);
+    Tensor outs[3];
+    for (int v = 0; v < 3; ++v) {
+      setenv(variants[v].first, variants[v].second, 1);
       Tensor dout = to_dev(Tensor::empty(b.q.shape(), DType::f32));
       paged_attention(to_dev(b.q), to_dev(b.k_cache), to_dev(b.v_cache), meta_to_dev(*this, b.meta),
                       scale, dout);
-      outs[staged] = Tensor::empty(b.q.shape(), DType::f32);
-      fetch(dout, outs[staged]);
-      unsetenv("HEARTH_CUDA_FLASH_ASYNC");
+      outs[v] = Tensor::empty(b.q.shape(), DType::f32);
+      fetch(dout, outs[v]);
+      unsetenv(variants[v].first);
     }
-    const std::vector<float> a = outs[0].to_vector<float>(), s = outs[1].to_vector<float>();
-    ASSERT_EQ(a.size(), s.size());
-    EXPECT_EQ(0, std::memcmp(a.data(), s.data(), a.size() * sizeof(float)));
+    const std::vector<float> a = outs[0].to_vector<float>();
+    for (int v = 1; v < 3; ++v) {
+      SCOPED_TRACE(variants[v].first);
+      const std::vector<float> o = outs[v].to_vector<float>();
+      ASSERT_EQ(a.size(), o.size());
+      // 128-row blocks start a window's first tile at another slot (their first query's window),
+      // which regroups the online softmax's steps: equal within bf16 P rounding, not in bits.
+      if (v == 2 && c.window > 0)
+        EXPECT_LT(normalized_error(outs[v], outs[0]), 2e-3);
+      else
+        EXPECT_EQ(0, std::memcmp(a.data(), o.data(), a.size() * sizeof(float)));
+    }
   }
 }
 

@@ -421,7 +421,7 @@ __device__ __forceinline__ void load8_bf16(const C* p, uint16_t (&out)[8]) {
 // Q (unscaled) is written to qs as bf16 (rows `stride` apart; zeros past head_dim and past the
 // tile), then read into the lane's A fragments of rows r0 and r0 + 8 (r0 = 16 warp + g); qpos
 // gets those rows' positions (-1 past the tile). Ends past a barrier.
-template <int kD>
+template <int kD, int kWarps = kMmaWarps>
 __device__ __forceinline__ void load_q_fragments(const AttentionArgs& a, const PrefillTile& pt,
                                                  int group, int rows, int h0, uint16_t* qs,
                                                  int stride, uint32_t (&qf)[kD / 16][4],
@@ -429,7 +429,7 @@ __device__ __forceinline__ void load_q_fragments(const AttentionArgs& a, const P
   constexpr int kChunks = kD / 8;
   const int tid = threadIdx.x, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int hd = int(a.head_dim);
-  for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
+  for (int c = tid; c < 16 * kWarps * kChunks; c += 32 * kWarps) {
     const int row = c / kChunks, d = (c % kChunks) * 8;
     const int tok = pt.tok0 + row / group;
     uint16_t v[8] = {};
@@ -705,9 +705,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(shared_address(row)));
 }
 
-template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, 3)
+// kWarps 4: 64 query rows a block, three blocks an SM (168 registers). kWarps 8: 128 rows, one
+// block an SM; each K/V tile then serves twice the rows (the kernel is bound by L2 reads of K/V
+// at 64 rows: ~74 % of L2 throughput on the 8B shape, H100, ncu).
+template <int kD, int kWarps>
+__global__ void __launch_bounds__(32 * kWarps, kWarps == 4 ? 3 : 1)
     flash_prefill_async_kernel(AttentionArgs a, int group, int tile_tokens) {
+  constexpr int kThreadsA = 32 * kWarps;
   using L = AsyncLayout<kD>;
   constexpr int kChunks = kD / 8;  // 16-byte chunks of a key row
   extern __shared__ uint4 smem_async[];
@@ -736,7 +740,7 @@ __global__ void __launch_bounds__(kMmaThreads, 3)
     if (tid < kMmaKeys) key_pos_s[b][key] = pos;
     const int bytes = off >= 0 ? 16 : 0;
     const int64_t src = off >= 0 ? off : 0;
-    for (int c = tid / kMmaKeys; c < kChunks; c += kMmaThreads / kMmaKeys) {
+    for (int c = tid / kMmaKeys; c < kChunks; c += kThreadsA / kMmaKeys) {
       copy16_async(k_buf(b) + key * L::stride + c * 8, k_cache + src + c * 8, bytes);
       copy16_async(v_buf(b) + key * L::stride + c * 8, v_cache + src + c * 8, bytes);
     }
@@ -745,10 +749,10 @@ __global__ void __launch_bounds__(kMmaThreads, 3)
   const int n_tiles = (pt.kv_hi - pt.kv_lo + kMmaKeys - 1) / kMmaKeys;
   if (n_tiles > 0) issue(pt.kv_lo, 0);
 
-  // Q through K1 (free until tile 1), A fragments into registers.
+  // Q through K1 and V1 (free until tile 1; 128 rows take both), A fragments into registers.
   uint32_t qf[kD / 16][4];
   int qpos[2];
-  load_q_fragments<kD>(a, pt, group, rows, h0, k_buf(1), L::stride, qf, qpos);
+  load_q_fragments<kD, kWarps>(a, pt, group, rows, h0, k_buf(1), L::stride, qf, qpos);
   __syncthreads();  // every warp has its Q fragments: K1 can take tile 1
 
   float o[kD / 8][4] = {};
@@ -829,6 +833,13 @@ bool flash_prefill_disabled() {
 
 // HEARTH_CUDA_FLASH_ASYNC=0 keeps bf16 caches on flash_prefill_mma_kernel (A/B, and the test
 // that both kernels give the same bits); read at every launch, so a test can switch it.
+// Query rows per block of the async kernel: 64 (default) or 128 (HEARTH_CUDA_FLASH_ROWS=128), read
+// at every launch (A/B figures).
+int flash_async_rows() {
+  const char* v = std::getenv("HEARTH_CUDA_FLASH_ROWS");
+  return v && std::string(v) == "128" ? 128 : 64;
+}
+
 bool flash_prefill_async_disabled() {
   const char* v = std::getenv("HEARTH_CUDA_FLASH_ASYNC");
   return v && std::string(v) == "0";
@@ -865,15 +876,21 @@ cudaError_t launch_flash_prefill(const AttentionArgs& a, cudaStream_t stream) {
     auto go = [&]<int kD>() {
       if constexpr (std::is_same_v<C, __nv_bfloat16>) {
         if (tensor_cores && a.head_dim == kD && !flash_prefill_async_disabled()) {
-          auto kernel = flash_prefill_async_kernel<kD>;
-          static std::atomic<uint64_t> asked{0};
-          if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kernel),
-                                                  AsyncLayout<kD>::bytes, asked);
-              e != cudaSuccess)
-            return e;
-          kernel<<<unsigned(blocks), kMmaThreads, AsyncLayout<kD>::bytes, stream>>>(a, group,
-                                                                                    tile_tokens);
-          return cudaGetLastError();
+          auto go_async = [&]<int kWarps>() {
+            auto kernel = flash_prefill_async_kernel<kD, kWarps>;
+            static std::atomic<uint64_t> asked{0};
+            if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kernel),
+                                                    AsyncLayout<kD>::bytes, asked);
+                e != cudaSuccess)
+              return e;
+            const int tokens = 16 * kWarps / group;
+            const int64_t async_blocks = (a.tokens / tokens + a.num_seqs) * a.kv_heads;
+            kernel<<<unsigned(async_blocks), 32 * kWarps, AsyncLayout<kD>::bytes, stream>>>(
+                a, group, tokens);
+            return cudaGetLastError();
+          };
+          return flash_async_rows() == 128 ? go_async.template operator()<8>()
+                                           : go_async.template operator()<4>();
         }
       }
       if (tensor_cores) {
