@@ -81,7 +81,7 @@ void attention(int reps) {
     const char* env;
     const char* value;
   };
-  for (const Variant& variant : {Variant{"async, 64 rows", "HEARTH_CUDA_FLASH_ASYNC", "1"},
+  for (const Variant& variant : {Variant{"async, 64 rows", "HEARTH_CUDA_FLASH_ROWS", "64"},
                                  Variant{"async, 128 rows", "HEARTH_CUDA_FLASH_ROWS", "128"},
                                  Variant{"staged tiles", "HEARTH_CUDA_FLASH_ASYNC", "0"}}) {
     setenv(variant.env, variant.value, 1);

@@ -257,7 +257,7 @@ TEST_P(AttentionTest, AsyncPrefillTilesEqualTheStagedKernel) {
       {{{333, 333}}, 8, 2, 128, 16, 0, DType::bf16},
   };
   // The async kernel at 64 rows a block, the staged kernel, the async kernel at 128 rows.
-  const std::pair<const char*, const char*> variants[3] = {{"HEARTH_CUDA_FLASH_ASYNC", "1"},
+  const std::pair<const char*, const char*> variants[3] = {{"HEARTH_CUDA_FLASH_ROWS", "64"},
                                                            {"HEARTH_CUDA_FLASH_ASYNC", "0"},
                                                            {"HEARTH_CUDA_FLASH_ROWS", "128"}};
   for (const Case& c : cases) {

@@ -312,6 +312,7 @@ AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
   AttentionPlan p;
   if (use_flash_prefill(a, sm_count)) {
     p.flash = true;
+    p.flash_rows = flash_prefill_rows(a, sm_count);
     return p;
   }
   const int64_t group = a.heads / a.kv_heads;
@@ -326,7 +327,7 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
                                    cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
   if (a.head_dim > kMaxHeadDim || a.tokens > INT32_MAX) return cudaErrorInvalidValue;
-  if (p.flash) return launch_flash_prefill(a, stream);
+  if (p.flash) return launch_flash_prefill(a, p.flash_rows, stream);
   float* part_ml = scratch;
   float* part_acc = split_partial_acc(scratch, a.tokens, a.heads, p.splits);
   const dim3 grid(unsigned(a.tokens), unsigned(a.kv_heads * p.tiles), unsigned(p.splits));

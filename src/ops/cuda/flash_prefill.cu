@@ -833,13 +833,6 @@ bool flash_prefill_disabled() {
 
 // HEARTH_CUDA_FLASH_ASYNC=0 keeps bf16 caches on flash_prefill_mma_kernel (A/B, and the test
 // that both kernels give the same bits); read at every launch, so a test can switch it.
-// Query rows per block of the async kernel: 64 (default) or 128 (HEARTH_CUDA_FLASH_ROWS=128), read
-// at every launch (A/B figures).
-int flash_async_rows() {
-  const char* v = std::getenv("HEARTH_CUDA_FLASH_ROWS");
-  return v && std::string(v) == "128" ? 128 : 64;
-}
-
 bool flash_prefill_async_disabled() {
   const char* v = std::getenv("HEARTH_CUDA_FLASH_ASYNC");
   return v && std::string(v) == "0";
@@ -863,7 +856,16 @@ bool use_flash_prefill(const AttentionArgs& a, int sm_count) {
   return 2 * blocks >= sm_count || a.max_slots <= kShortContextSlots;
 }
 
-cudaError_t launch_flash_prefill(const AttentionArgs& a, cudaStream_t stream) {
+int flash_prefill_rows(const AttentionArgs& a, int sm_count) {
+  if (const char* v = std::getenv("HEARTH_CUDA_FLASH_ROWS"); v && *v)
+    return std::string(v) == "128" ? 128 : 64;
+  const int64_t group = a.heads / a.kv_heads;
+  if (group < 1 || group > 128) return 64;
+  const int64_t blocks_128 = (a.tokens / (128 / group) + a.num_seqs) * a.kv_heads;
+  return blocks_128 >= 2 * int64_t(sm_count) ? 128 : 64;
+}
+
+cudaError_t launch_flash_prefill(const AttentionArgs& a, int rows, cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
   const int group = int(a.heads / a.kv_heads);
   const int tile_tokens = kBr / group;
@@ -889,8 +891,8 @@ cudaError_t launch_flash_prefill(const AttentionArgs& a, cudaStream_t stream) {
                 a, group, tokens);
             return cudaGetLastError();
           };
-          return flash_async_rows() == 128 ? go_async.template operator()<8>()
-                                           : go_async.template operator()<4>();
+          return rows == 128 ? go_async.template operator()<8>()
+                             : go_async.template operator()<4>();
         }
       }
       if (tensor_cores) {

@@ -11,6 +11,11 @@ namespace hearth::ops::cuda {
 // a head_dim it instantiates, 16-byte aligned caches, enough blocks (or short enough contexts)
 // for the GPU's sm_count, and HEARTH_CUDA_NO_FLASH_PREFILL unset.
 bool use_flash_prefill(const AttentionArgs& args, int sm_count);
-cudaError_t launch_flash_prefill(const AttentionArgs& args, cudaStream_t stream);
+// Query rows per block for a bf16 cache on tensor cores (other kernels take 64): 128 rows serve
+// each K/V tile to twice the rows (the kernel is bound by L2 reads of K/V: 8B shape, 2048 tokens,
+// H100: 287 against 339 us a layer) but run one block an SM, so they are chosen when that still
+// makes two blocks per SM. HEARTH_CUDA_FLASH_ROWS=64|128 overrides (A/B figures, tests).
+int flash_prefill_rows(const AttentionArgs& args, int sm_count);
+cudaError_t launch_flash_prefill(const AttentionArgs& args, int rows, cudaStream_t stream);
 
 }  // namespace hearth::ops::cuda

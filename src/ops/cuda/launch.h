@@ -195,6 +195,7 @@ struct AttentionPlan {
   // Prefill with many query rows per sequence: the tiled kernel of flash_prefill.cu instead (no
   // splits, no scratch).
   bool flash = false;
+  int flash_rows = 64;  // query rows per block (flash_prefill_rows)
 };
 AttentionPlan plan_paged_attention(const AttentionArgs& args, int sm_count);
 cudaError_t launch_paged_attention(const AttentionArgs& args, const AttentionPlan& plan,
