@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../common/test_python.h"
 #include "io/safetensors.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
@@ -42,13 +43,16 @@ std::vector<float> reference_logits(int64_t max_size, int64_t keep,
   const char* dir = mkdtemp(tmpl);
   EXPECT_NE(dir, nullptr);
   const fs::path out = fs::path(dir) / "logits.f32";
-  std::string cmd = "/usr/bin/python3 '" + std::string(HEARTH_SOURCE_DIR) +
+  std::string cmd = test_env::test_python() + " '" + std::string(HEARTH_SOURCE_DIR) +
                     "/tests/model/rotating_reference.py' '" + kModel.string() + "' " +
                     std::to_string(max_size) + " " + std::to_string(keep) + " '" + out.string() +
                     "'";
   for (const auto& c : chunks) {
     cmd += " ";
-    for (size_t i = 0; i < c.size(); ++i) cmd += (i ? "," : "") + std::to_string(c[i]);
+    for (size_t i = 0; i < c.size(); ++i) {
+      if (i) cmd += ',';  // (a char, not "," + string: g++ 12 warns -Wrestrict on that)
+      cmd += std::to_string(c[i]);
+    }
   }
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream in(out, std::ios::binary);
@@ -75,8 +79,9 @@ std::vector<std::vector<int32_t>> chunked(const std::vector<int64_t>& sizes) {
 class RotatingReference : public testing::TestWithParam<Device> {
  protected:
   void SetUp() override {
-    if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0)
-      GTEST_SKIP() << "needs /usr/bin/python3 with numpy (Debian python3-numpy)";
+    if (std::system((test_env::test_python() + " -c 'import numpy' 2>/dev/null").c_str()) != 0)
+      GTEST_SKIP() << "needs " << test_env::test_python()
+                   << " with numpy (Debian python3-numpy, or HEARTH_TEST_PYTHON)";
     try {
       ops::backend_for(GetParam());
     } catch (const Error& e) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/test_python.h"
 #include "op_test_util.h"
 #include "ops/quantized.h"
 #include "ops/reference/reference.h"
@@ -76,11 +77,8 @@ fs::path run_numpy(const std::vector<Case>& cases) {
   }
   list.close();
   const std::string script = std::string(HEARTH_SOURCE_DIR) + "/tests/ops/mlx_affine_quantize.py";
-  // Debian's python3 with python3-numpy (scripts/setup.sh); HEARTH_TEST_PYTHON names another
-  // interpreter with numpy (the GPU machine's).
-  const char* python = std::getenv("HEARTH_TEST_PYTHON");
-  const std::string cmd = std::string(python ? python : "/usr/bin/python3") + " '" + script +
-                          "' '" + folder.string() + "'";
+  const std::string cmd =
+      hearth::test_env::test_python() + " '" + script + "' '" + folder.string() + "'";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return folder;
 }
