@@ -24,6 +24,7 @@
 #include <functional>
 #include <string>
 
+#include "bench_util.h"
 #include "decode_chains.h"
 #include "ops/copy.h"
 #include "ops/cuda/cuda_backend.h"
@@ -35,43 +36,8 @@
 #include "prefill_parts.h"
 
 using namespace hearth;
-
-namespace {
-
-// Best time of `reps` timed batches of `inner` calls (after one warm-up batch), device synced.
-double best_seconds(int reps, int inner, const std::function<void()>& fn) {
-  // Both syncs: the tiled row launches on the legacy default stream, the backend on its own.
-  auto sync = [] {
-    ops::cuda::synchronize();
-    cudaDeviceSynchronize();
-  };
-  for (int i = 0; i < inner; ++i) fn();
-  sync();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < inner; ++i) fn();
-    sync();
-    best = std::min(
-        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / inner);
-  }
-  return best;
-}
-
-Tensor random_device(const Dims& shape, DType dtype) {
-  Tensor host = Tensor::empty(shape, DType::f32);
-  float* p = host.data<float>();
-  uint32_t state = 12345;
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    state = state * 1664525u + 1013904223u;
-    p[i] = (float(state >> 8) / float(1 << 24) - 0.5f) * 0.1f;
-  }
-  Tensor typed = Tensor::empty(shape, dtype);
-  ops::copy(host, typed);
-  return ops::to_device(typed, Device::cuda(0));
-}
-
-}  // namespace
+using bench::best_seconds;
+using bench::random_device;
 
 int main(int argc, char** argv) {
   int reps = 5;

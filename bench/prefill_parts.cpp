@@ -3,8 +3,9 @@
 // model's shapes, with the dtypes the decoder uses on CUDA (bf16 activations and cache).
 #include "prefill_parts.h"
 
+#include "bench_util.h"
+
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -23,43 +24,17 @@ namespace {
 
 constexpr int64_t kTokens = 2048, kHeads = 32, kKvHeads = 8, kHeadDim = 128, kBlock = 32;
 
-Tensor random_on_device(const Dims& shape, DType dtype, uint32_t seed) {
-  Tensor host = Tensor::empty(shape, DType::f32);
-  float* p = host.data<float>();
-  uint32_t state = seed;
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    state = state * 1664525u + 1013904223u;
-    p[i] = (float(state >> 8) / float(1 << 24) - 0.5f);
-  }
-  return ops::to_device(ops::cast(host, dtype), Device::cuda(0));
-}
-
 Tensor i32_on_device(const std::vector<int32_t>& values, const Dims& shape) {
   Tensor host = Tensor::empty(shape, DType::i32);
   std::copy(values.begin(), values.end(), host.data<int32_t>());
   return ops::to_device(host, Device::cuda(0));
 }
 
-// Best seconds per call over `reps` batches of `inner` calls after one warm-up batch.
-double best_seconds(int reps, int inner, const std::function<void()>& fn) {
-  for (int i = 0; i < inner; ++i) fn();
-  ops::cuda::synchronize();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < inner; ++i) fn();
-    ops::cuda::synchronize();
-    best = std::min(
-        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / inner);
-  }
-  return best;
-}
-
 void attention(int reps) {
   const int64_t blocks = kTokens / kBlock;
-  Tensor q = random_on_device({kTokens, kHeads, kHeadDim}, DType::bf16, 1);
-  Tensor k = random_on_device({blocks, kKvHeads, kBlock, kHeadDim}, DType::bf16, 2);
-  Tensor v = random_on_device({blocks, kKvHeads, kBlock, kHeadDim}, DType::bf16, 3);
+  Tensor q = random_device({kTokens, kHeads, kHeadDim}, DType::bf16, 1);
+  Tensor k = random_device({blocks, kKvHeads, kBlock, kHeadDim}, DType::bf16, 2);
+  Tensor v = random_device({blocks, kKvHeads, kBlock, kHeadDim}, DType::bf16, 3);
   Tensor out = Tensor::empty({kTokens, kHeads, kHeadDim}, DType::bf16, Device::cuda(0));
   // Blocks in a scrambled order, as a pool hands them out after some use.
   std::vector<int32_t> table(static_cast<size_t>(blocks));
@@ -104,8 +79,8 @@ void projections(int reps) {
   std::printf("\n%-26s %12s %12s %12s\n", "GEMM (m=2048, bf16 x)", "bf16 TF/s", "4-bit TF/s",
               "8-bit TF/s");
   for (const Shape& s : shapes) {
-    Tensor x = random_on_device({kTokens, s.k}, DType::bf16, 4);
-    Tensor w = random_on_device({s.n, s.k}, DType::bf16, 5);
+    Tensor x = random_device({kTokens, s.k}, DType::bf16, 4);
+    Tensor w = random_device({s.n, s.k}, DType::bf16, 5);
     Tensor out = Tensor::empty({kTokens, s.n}, DType::bf16, Device::cuda(0));
     const double flops = 2.0 * double(kTokens) * double(s.n) * double(s.k);
     double tf[3];

@@ -492,10 +492,10 @@ __device__ __forceinline__ bool tile_fully_visible(const AttentionArgs& a, const
 // 2^(S * scale * log2(e) - m) = exp(scale * S - max), one FFMA and one EX2 per score; o is
 // rescaled and S becomes P. l holds the lane's keys only until the end.
 template <int kD, bool kMasked>
-__device__ __forceinline__ void online_softmax_tile(const AttentionArgs& a, const int* tile_pos,
-                                                    const int (&qpos)[2],
-                                                    float (&s)[kMmaKeys / 8][4], float (&m)[2],
-                                                    float (&l)[2], float (&o)[kD / 8][4]) {
+__device__ __forceinline__ void softmax_tile_step(const AttentionArgs& a, const int* tile_pos,
+                                                  const int (&qpos)[2], float (&s)[kMmaKeys / 8][4],
+                                                  float (&m)[2], float (&l)[2],
+                                                  float (&o)[kD / 8][4]) {
   const int t = threadIdx.x % 4;
   const float scale_log2 = a.scale * 1.4426950408889634f;
   float mx[2] = {-INFINITY, -INFINITY};
@@ -541,6 +541,19 @@ __device__ __forceinline__ void online_softmax_tile(const AttentionArgs& a, cons
     o[dt][2] *= correction[1];
     o[dt][3] *= correction[1];
   }
+}
+
+// The online softmax step of the tile at slot `start`, unmasked when the whole tile is visible.
+template <int kD>
+__device__ __forceinline__ void online_softmax_tile(const AttentionArgs& a, const PrefillTile& pt,
+                                                    int start, const int* tile_pos,
+                                                    const int (&qpos)[2],
+                                                    float (&s)[kMmaKeys / 8][4], float (&m)[2],
+                                                    float (&l)[2], float (&o)[kD / 8][4]) {
+  if (tile_fully_visible(a, pt, start))
+    softmax_tile_step<kD, false>(a, tile_pos, qpos, s, m, l, o);
+  else
+    softmax_tile_step<kD, true>(a, tile_pos, qpos, s, m, l, o);
 }
 
 // The A fragment of P for keys 16 kc .. 16 kc + 15 (O += P V).
@@ -642,11 +655,8 @@ __global__ void __launch_bounds__(kMmaThreads)
         const uint16_t* kp = ks + (nt * 8 + g) * L::k_stride + kc * 16 + 2 * t;
         mma_bf16_m16n8k16(s[nt], qf[kc], lds32(kp), lds32(kp + 8));
       }
-    if (tile_fully_visible(a, pt, start))
-      online_softmax_tile<kD, false>(a, tile_pos, qpos, s, m, l, o);
-    else
-      online_softmax_tile<kD, true>(a, tile_pos, qpos, s, m, l, o);
-      // O += P V, 16 keys at a time.
+    online_softmax_tile<kD>(a, pt, start, tile_pos, qpos, s, m, l, o);
+    // O += P V, 16 keys at a time.
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
       uint32_t p[4];
@@ -783,12 +793,9 @@ __global__ void __launch_bounds__(32 * kWarps, kWarps == 4 ? 3 : 1)
         mma_bf16_m16n8k16(s[nt], qf[kc], kb[0], kb[1]);
         mma_bf16_m16n8k16(s[nt], qf[kc + 1], kb[2], kb[3]);
       }
-    if (tile_fully_visible(a, pt, pt.kv_lo + it * kMmaKeys))
-      online_softmax_tile<kD, false>(a, tile_pos, qpos, s, m, l, o);
-    else
-      online_softmax_tile<kD, true>(a, tile_pos, qpos, s, m, l, o);
-      // O += P V, 16 keys at a time; V^T fragments by ldmatrix.trans (matrices: keys lo/hi of d
-      // tile dt, keys lo/hi of dt + 1).
+    online_softmax_tile<kD>(a, pt, pt.kv_lo + it * kMmaKeys, tile_pos, qpos, s, m, l, o);
+    // O += P V, 16 keys at a time; V^T fragments by ldmatrix.trans (matrices: keys lo/hi of d
+    // tile dt, keys lo/hi of dt + 1).
 #pragma unroll
     for (int kc = 0; kc < kMmaKeys / 16; ++kc) {
       uint32_t p[4];
