@@ -35,8 +35,8 @@ inline double best_seconds(int reps, int inner, const std::function<void()>& fn)
   return best;
 }
 
-// A device tensor of uniform values in [-0.05, 0.05) (a fixed LCG from `seed`), of `dtype`.
-inline Tensor random_device(const Dims& shape, DType dtype, uint32_t seed = 12345) {
+// A host f32 tensor of uniform values in [-0.05, 0.05) from a fixed LCG seeded with `seed`.
+inline Tensor random_host(const Dims& shape, uint32_t seed) {
   Tensor host = Tensor::empty(shape, DType::f32);
   float* p = host.data<float>();
   uint32_t state = seed;
@@ -44,7 +44,12 @@ inline Tensor random_device(const Dims& shape, DType dtype, uint32_t seed = 1234
     state = state * 1664525u + 1013904223u;
     p[i] = (float(state >> 8) / float(1 << 24) - 0.5f) * 0.1f;
   }
-  return ops::to_device(ops::cast(host, dtype), Device::cuda(0));
+  return host;
+}
+
+// random_host's values as a device tensor of `dtype`.
+inline Tensor random_device(const Dims& shape, DType dtype, uint32_t seed = 12345) {
+  return ops::to_device(ops::cast(random_host(shape, seed), dtype), Device::cuda(0));
 }
 
 }  // namespace hearth::bench

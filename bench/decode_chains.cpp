@@ -4,6 +4,8 @@
 // 50 MB L2). Here each product reads its own weights once per replay, in the step's order.
 #include "decode_chains.h"
 
+#include "bench_util.h"
+
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -25,17 +27,6 @@ namespace {
 constexpr int kLayers = 8;
 constexpr int64_t kHidden = 4096, kKv = 1024, kFfn = 14336;
 constexpr float kEps = 1e-5f;
-
-Tensor random_host(const Dims& shape, uint32_t seed) {
-  Tensor host = Tensor::empty(shape, DType::f32);
-  float* p = host.data<float>();
-  uint32_t state = seed;
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    state = state * 1664525u + 1013904223u;
-    p[i] = (float(state >> 8) / float(1 << 24) - 0.5f) * 0.1f;
-  }
-  return host;
-}
 
 // One bf16 matrix on the device; quantized to `bits` there when bits > 0.
 struct Weight {
