@@ -872,6 +872,19 @@ int flash_prefill_rows(const AttentionArgs& a, int sm_count) {
   return blocks_128 >= 2 * int64_t(sm_count) ? 128 : 64;
 }
 
+// Launches kKernel(a, group, tile_tokens) on `blocks` blocks of `threads` threads with `bytes` of
+// dynamic shared memory, asked for once per device and kernel.
+template <auto kKernel>
+cudaError_t launch_prefill_kernel(int64_t blocks, int threads, size_t bytes, const AttentionArgs& a,
+                                  int group, int tile_tokens, cudaStream_t stream) {
+  static std::atomic<uint64_t> asked{0};
+  if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kKernel), bytes, asked);
+      e != cudaSuccess)
+    return e;
+  kKernel<<<unsigned(blocks), threads, bytes, stream>>>(a, group, tile_tokens);
+  return cudaGetLastError();
+}
+
 cudaError_t launch_flash_prefill(const AttentionArgs& a, int rows, cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
   const int group = int(a.heads / a.kv_heads);
@@ -886,41 +899,20 @@ cudaError_t launch_flash_prefill(const AttentionArgs& a, int rows, cudaStream_t 
       if constexpr (std::is_same_v<C, __nv_bfloat16>) {
         if (tensor_cores && a.head_dim == kD && !flash_prefill_async_disabled()) {
           auto go_async = [&]<int kWarps>() {
-            auto kernel = flash_prefill_async_kernel<kD, kWarps>;
-            static std::atomic<uint64_t> asked{0};
-            if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kernel),
-                                                    AsyncLayout<kD>::bytes, asked);
-                e != cudaSuccess)
-              return e;
             const int tokens = 16 * kWarps / group;
             const int64_t async_blocks = (a.tokens / tokens + a.num_seqs) * a.kv_heads;
-            kernel<<<unsigned(async_blocks), 32 * kWarps, AsyncLayout<kD>::bytes, stream>>>(
-                a, group, tokens);
-            return cudaGetLastError();
+            return launch_prefill_kernel<flash_prefill_async_kernel<kD, kWarps>>(
+                async_blocks, 32 * kWarps, AsyncLayout<kD>::bytes, a, group, tokens, stream);
           };
           return rows == 128 ? go_async.template operator()<8>()
                              : go_async.template operator()<4>();
         }
       }
-      if (tensor_cores) {
-        auto kernel = flash_prefill_mma_kernel<C, kD>;
-        static std::atomic<uint64_t> asked{0};
-        if (cudaError_t e = allow_shared_memory(reinterpret_cast<const void*>(kernel),
-                                                MmaLayout<kD>::bytes, asked);
-            e != cudaSuccess)
-          return e;
-        kernel<<<unsigned(blocks), kMmaThreads, MmaLayout<kD>::bytes, stream>>>(a, group,
-                                                                                tile_tokens);
-        return cudaGetLastError();
-      }
-      auto kernel = flash_prefill_kernel<C, kD>;
-      static std::atomic<uint64_t> asked{0};
-      if (cudaError_t e =
-              allow_shared_memory(reinterpret_cast<const void*>(kernel), Layout<kD>::bytes, asked);
-          e != cudaSuccess)
-        return e;
-      kernel<<<unsigned(blocks), kThreads, Layout<kD>::bytes, stream>>>(a, group, tile_tokens);
-      return cudaGetLastError();
+      if (tensor_cores)
+        return launch_prefill_kernel<flash_prefill_mma_kernel<C, kD>>(
+            blocks, kMmaThreads, MmaLayout<kD>::bytes, a, group, tile_tokens, stream);
+      return launch_prefill_kernel<flash_prefill_kernel<C, kD>>(blocks, kThreads, Layout<kD>::bytes,
+                                                                a, group, tile_tokens, stream);
     };
     return a.head_dim <= 64 ? go.template operator()<64>() : go.template operator()<128>();
   });
