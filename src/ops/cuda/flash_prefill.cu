@@ -815,21 +815,6 @@ __global__ void __launch_bounds__(32 * kWarps, kWarps == 4 ? 3 : 1)
   store_output_rows<kD>(a, pt, group, rows, h0, o, l);
 }
 
-// Asks once per kernel and device for the dynamic shared memory above 48 KB a kernel needs.
-cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<uint64_t>& asked) {
-  if (bytes <= (48 << 10)) return cudaSuccess;
-  int device = 0;
-  if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
-  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
-  if (asked.load(std::memory_order_relaxed) & bit) return cudaSuccess;
-  if (cudaError_t e =
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-      e != cudaSuccess)
-    return e;
-  asked.fetch_or(bit, std::memory_order_relaxed);
-  return cudaSuccess;
-}
-
 bool flash_prefill_disabled() {
   static const bool off = [] {
     const char* v = std::getenv("HEARTH_CUDA_NO_FLASH_PREFILL");

@@ -6,6 +6,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -21,6 +23,12 @@ enum class Elem : int { f32, f16, bf16, u8, u32, u64 };
 // Whether kernels that follow pdl.cuh's rules are launched as programmatic dependents (compute
 // capability 9.0 and later, unless HEARTH_CUDA_PDL=0; read once per process).
 bool pdl_launches();
+
+// Lets `kernel` use `bytes` of dynamic shared memory on the current device: the attribute is
+// asked for once per device (a bit of `asked`, one static per kernel) where bytes exceed the
+// 48 KB a launch gets without it. The attribute is per device, so once per process is not enough
+// on a second GPU.
+cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<uint64_t>& asked);
 
 // A tensor as rows of its contiguous last dimension: row r's offset (in elements) for up to 4
 // leading dimensions of any strides, and its element type (activations: f32 or bf16).

@@ -1,4 +1,5 @@
-// pdl_launches (pdl.cuh): programmatic dependent launches need compute capability 9.0.
+// pdl_launches (pdl.cuh): programmatic dependent launches need compute capability 9.0; and
+// allow_shared_memory (launch.h).
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -21,6 +22,20 @@ bool pdl_launches() {
     return major >= 9;
   }();
   return enabled;
+}
+
+cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<uint64_t>& asked) {
+  if (bytes <= (48 << 10)) return cudaSuccess;
+  int device = 0;
+  if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
+  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
+  if (asked.load(std::memory_order_relaxed) & bit) return cudaSuccess;
+  if (cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+      e != cudaSuccess)
+    return e;
+  asked.fetch_or(bit, std::memory_order_relaxed);
+  return cudaSuccess;
 }
 
 }  // namespace hearth::ops::cuda

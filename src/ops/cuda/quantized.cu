@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 #include "ops/cuda/device_types.cuh"
@@ -502,10 +503,11 @@ cudaError_t launch_qgemv_units(const void* x, Elem x_elem, int64_t x_stride, int
       auto kernel = qgemv_unit_kernel<S, kBits, kM, kR, kStaged>;
       const size_t bytes = kStaged ? smem : 0;
       if constexpr (kStaged) {
-        // Once per kernel: above 48 KB of dynamic shared memory must be asked for.
-        static const cudaError_t attr = cudaFuncSetAttribute(
-            kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kQgemvSmemLimit));
-        if (attr != cudaSuccess) return attr;
+        static std::atomic<uint64_t> asked{0};
+        if (cudaError_t e =
+                allow_shared_memory(reinterpret_cast<const void*>(kernel), kQgemvSmemLimit, asked);
+            e != cudaSuccess)
+          return e;
       }
       int per_sm = 0;
       if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kGemvThreads, bytes) !=
@@ -692,9 +694,11 @@ cudaError_t launch_qgemv_chunks(const void* x, Elem x_elem, int64_t x_stride, in
     const unsigned blocks = blocks_for(w.n, kGemvWarps * rows_per_warp);
     auto go = [&]<int kM>() {
       auto kernel = qgemv_chunk_smem_kernel<S, kBits, kM>;
-      static const cudaError_t attr = cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kQgemvSmemLimit));
-      if (attr != cudaSuccess) return attr;
+      static std::atomic<uint64_t> asked{0};
+      if (cudaError_t e =
+              allow_shared_memory(reinterpret_cast<const void*>(kernel), kQgemvSmemLimit, asked);
+          e != cudaSuccess)
+        return e;
       launch_kernel(kernel, dim3(blocks), dim3(kGemvThreads), smem, stream, xc, xsum, m, w,
                     rows_per_warp, bias, bias_elem, out, out_elem, out_stride);
       return cudaGetLastError();
