@@ -533,8 +533,12 @@ AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
   const int64_t group = a.heads / a.kv_heads;
   p.tile = head_tile_for_group(group);
   p.tiles = int((group + p.tile - 1) / p.tile);
-  plan_key_splits(p, a.tokens * a.kv_heads * p.tiles, a.max_slots, kMinSplitSlots, sm_count,
-                  a.tokens, a.heads, a.head_dim);
+  static const int64_t min_split = [] {  // EXPERIMENT (branch only): tuning knob
+    const char* env = std::getenv("HEARTH_CUDA_MIN_SPLIT");
+    return env ? std::atoll(env) : kMinSplitSlots;
+  }();
+  plan_key_splits(p, a.tokens * a.kv_heads * p.tiles, a.max_slots, min_split, sm_count, a.tokens,
+                  a.heads, a.head_dim);
   return p;
 }
 
