@@ -77,6 +77,16 @@ TEST_P(SelectTest, NanRanksFirst) {
   fetch(dout, out);
   EXPECT_EQ(out.to_vector<int32_t>()[0], 5);
   EXPECT_EQ(out.to_vector<int32_t>()[1], 3);
+  // Long rows (vector loads on the GPU): NaNs far from the start, one of them before a tie of
+  // the row's largest number; rows start at unaligned offsets (5001 columns).
+  Tensor y = random_float({2, 5001}, DType::f32, rng);
+  float* q = y.data<float>();
+  q[4097] = NAN;
+  q[4500] = NAN;
+  q[5001 + 2] = 1e30f;
+  q[5001 + 4999] = 1e30f;
+  q[5001 + 3000] = NAN;
+  check_exact(*this, y, 3);
 }
 
 HEARTH_OP_TEST_ON_ALL_DEVICES(SelectTest);
