@@ -111,6 +111,31 @@ __device__ __forceinline__ RowView row_view(const AttentionArgs& a, int64_t t) {
   return v;
 }
 
+// What a split-KV block (grid: query rows x (kv heads x head tiles) x splits) attends: query row
+// t, the kv head, the tile's first query head h0 and its nh heads, and slots [lo, hi) of its split.
+struct SplitBlock {
+  int64_t t, lo, hi;
+  int kvh, split, h0, nh;
+  RowView v;
+};
+
+template <int kTile>
+__device__ __forceinline__ SplitBlock split_block(const AttentionArgs& a, int tiles,
+                                                  int64_t split_len) {
+  SplitBlock b;
+  b.t = blockIdx.x;
+  b.kvh = int(blockIdx.y) / tiles;
+  const int tile = int(blockIdx.y) % tiles;
+  b.split = int(blockIdx.z);
+  const int group = int(a.heads / a.kv_heads);
+  b.h0 = b.kvh * group + tile * kTile;
+  b.nh = min(kTile, group - tile * kTile);
+  b.v = row_view(a, b.t);
+  b.lo = max(b.v.first, int64_t(b.split) * split_len);
+  b.hi = min(b.v.last + 1, int64_t(b.split + 1) * split_len);
+  return b;
+}
+
 // The block's result from its warps' online-softmax states in shared memory (each warp's max, sum
 // and unnormalized output per head of the tile): merged in warp order, then written as the output
 // (one split) or as the split's partial for combine_kernel.
@@ -160,16 +185,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   pdl_trigger();
   __shared__ float sm_m[kWarps][kTile], sm_l[kWarps][kTile];
   __shared__ float sm_acc[kWarps][kTile][kMaxHeadDim];
-  const int64_t t = blockIdx.x;
-  const int kvh = blockIdx.y / tiles, tile = blockIdx.y % tiles;
-  const int split = blockIdx.z;
+  const SplitBlock b = split_block<kTile>(a, tiles, split_len);
+  const int64_t t = b.t, lo = b.lo, hi = b.hi;
+  const int kvh = b.kvh, split = b.split, h0 = b.h0, nh = b.nh;
+  const RowView& v = b.v;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int group = int(a.heads / a.kv_heads);
-  const int h0 = kvh * group + tile * kTile;
-  const int nh = min(kTile, group - tile * kTile);  // heads of this tile
-  const RowView v = row_view(a, t);
-  const int64_t lo = max(v.first, int64_t(split) * split_len);
-  const int64_t hi = min(v.last + 1, int64_t(split + 1) * split_len);
   const C* k_cache = static_cast<const C*>(a.k_cache);
   const C* v_cache = static_cast<const C*>(a.v_cache);
 
@@ -285,17 +305,12 @@ __global__ void __launch_bounds__(kWarps * 32)
   pdl_trigger();
   __shared__ float sm_m[kWarps][kTile], sm_l[kWarps][kTile];
   __shared__ float sm_acc[kWarps][kTile][kMaxHeadDim];
-  const int64_t t = blockIdx.x;
-  const int kvh = blockIdx.y / tiles, tile = blockIdx.y % tiles;
-  const int split = blockIdx.z;
+  const SplitBlock b = split_block<kTile>(a, tiles, split_len);
+  const int64_t t = b.t, lo = b.lo, hi = b.hi;
+  const int kvh = b.kvh, split = b.split, h0 = b.h0, nh = b.nh;
+  const RowView& v = b.v;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int sub = lane / L::kLanes, pl = lane % L::kLanes;  // key of the warp's step, lane in row
-  const int group = int(a.heads / a.kv_heads);
-  const int h0 = kvh * group + tile * kTile;
-  const int nh = min(kTile, group - tile * kTile);
-  const RowView v = row_view(a, t);
-  const int64_t lo = max(v.first, int64_t(split) * split_len);
-  const int64_t hi = min(v.last + 1, int64_t(split + 1) * split_len);
   const C* k_cache = static_cast<const C*>(a.k_cache);
   const C* v_cache = static_cast<const C*>(a.v_cache);
 
