@@ -120,7 +120,7 @@ __device__ __forceinline__ void keep_best(float cv, int ci, float& v, int& i) {
 
 // argmax of one row per block. A decode step ends with it, over a vocabulary-sized row (128k
 // logits for Llama 3): block_best's one 4-byte load at a time per thread put ~500 dependent loads
-// in a row per thread, ~120 us on the H100, more than the whole step's attention. Here 1024
+// in a row per thread, ~120 us on the H100 (3 % of an 8B 4-bit step, 8 % of a 1B one). Here 1024
 // threads read 16-byte vectors, 4 in flight each. ranks_before is a total order, so the visiting
 // order cannot change the result.
 constexpr int kArgmaxThreads = 1024;
