@@ -287,9 +287,10 @@ __device__ __forceinline__ void unpack_row_part(const uint4& raw, float (&out)[k
 }
 
 // The split-KV kernel for head dims of 64, 128 or 256 with 16-byte aligned rows: the same
-// blocks, splits and results as split_attention_kernel, but each warp has several keys in flight.
-// That kernel walks its keys one at a time per warp (a block-table read, then K and V loads of 4
-// bytes a lane), so a decode step's attention costs one memory latency per key and warp: ~16 in a
+// blocks, splits and partials as split_attention_kernel (the same math in another summation
+// order), but each warp has several keys in flight. That kernel walks its keys one at a time per
+// warp (a block-table read, then K and V loads of one value a lane), so a decode step's attention
+// costs one memory latency per key and warp: ~16 in a
 // row per block at a few hundred keys, and more as the context grows. Here a group of kLanes lanes
 // reads a key's row with 16-byte loads, a warp covers kKeys keys at once, and kUnroll such steps
 // are loaded before any is used. Each lane group keeps its own online softmax (one max per
