@@ -290,12 +290,11 @@ __device__ __forceinline__ void unpack_row_part(const uint4& raw, float (&out)[k
 // blocks, splits and partials as split_attention_kernel (the same math in another summation
 // order), but each warp has several keys in flight. That kernel walks its keys one at a time per
 // warp (a block-table read, then K and V loads of one value a lane), so a decode step's attention
-// costs one memory latency per key and warp: ~16 in a
-// row per block at a few hundred keys, and more as the context grows. Here a group of kLanes lanes
-// reads a key's row with 16-byte loads, a warp covers kKeys keys at once, and kUnroll such steps
-// are loaded before any is used. Each lane group keeps its own online softmax (one max per
-// group of keys, then one rescale), and the groups of a warp merge by shuffles before the warps
-// merge in shared memory.
+// costs one memory latency per key and warp: ~16 in a row per block at a few hundred keys, and
+// more as the context grows. Here a group of kLanes lanes reads a key's row with 16-byte loads, a
+// warp covers kKeys keys at once, and kUnroll such steps are loaded before any is used. Each lane
+// group keeps its own online softmax (one max per group of keys, then one rescale), and the groups
+// of a warp merge by shuffles before the warps merge in shared memory.
 template <typename C, int kTile, int kDim>
 __global__ void __launch_bounds__(kWarps * 32)
     split_attention_vec_kernel(AttentionArgs a, int tiles, int64_t split_len, int splits,
@@ -552,8 +551,9 @@ AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
   const int64_t group = a.heads / a.kv_heads;
   p.tile = head_tile_for_group(group);
   p.tiles = int((group + p.tile - 1) / p.tile);
+  p.vector_rows = vector_rows(a);
   plan_key_splits(p, a.tokens * a.kv_heads * p.tiles, a.max_slots,
-                  vector_rows(a) ? kMinSplitSlotsVec : kMinSplitSlots, sm_count, a.tokens, a.heads,
+                  p.vector_rows ? kMinSplitSlotsVec : kMinSplitSlots, sm_count, a.tokens, a.heads,
                   a.head_dim);
   return p;
 }
@@ -576,7 +576,7 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
       launch_kernel(split_attention_vec_kernel<C, kTile, kDim>, grid, dim3(32 * kWarps), 0, stream,
                     a, p.tiles, p.split_len, p.splits, part_ml, part_acc);
     };
-    const bool vec = vector_rows(a);
+    const bool vec = p.vector_rows;
     // Head dims up to 64, 128 or 256: 2, 4 or 8 values per lane.
     auto by_dim = [&]<int kTile>() {
       if (vec && a.head_dim == 64)

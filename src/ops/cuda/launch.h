@@ -200,6 +200,9 @@ struct AttentionPlan {
   int tile = 1, tiles = 1, splits = 1;
   int64_t split_len = 0;
   int64_t scratch_floats = 0;
+  // The split-KV kernel that reads several keys at once per warp (head dims 64/128/256, aligned
+  // caches): decided here, since it also sets the splits' shortest length.
+  bool vector_rows = false;
   // Prefill with many query rows per sequence: the tiled kernel of flash_prefill.cu instead (no
   // splits, no scratch).
   bool flash = false;
