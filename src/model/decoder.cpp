@@ -125,7 +125,10 @@ kv::KvLayout DecoderModel::kv_layout(int block_size) const {
   layout.n_kv_heads = int(config_.num_kv_heads);
   layout.head_dim = int(config_.head_dim);
   layout.block_size = block_size;
-  layout.dtype = DType::f32;
+  // The cache holds K and V as the layers produce them: bf16 when the activations are bf16 (a CUDA
+  // model at bf16 matmul precision, as mlx-lm keeps a bf16 model's cache in bf16), halving the
+  // bytes prefill attention and decode read; f32 otherwise, so f32 runs stay exact.
+  layout.dtype = activation_dtype();
   layout.device = device_;
   return layout;
 }

@@ -75,11 +75,12 @@ TEST_P(FusedTest, AddRmsNormEqualsAddThenRmsNorm) {
   };
   // Decode rows and a prefill block; widths odd, a multiple of 4 (16-byte rows on CUDA) and
   // model-sized; pads 4 keep CUDA's vector kernel, 3 force its scalar one (or, for delta only, the
-  // vector kernel with scalar delta loads).
+  // vector kernel with scalar delta loads); 6000 and 9000 wide rows take its 8-quad and streaming
+  // variants.
   const Case cases[] = {{{1, 64}, 0, 0},    {{3, 7}, 0, 0},     {{8, 1028}, 0, 0},
                         {{5, 100}, 4, 4},   {{2, 100}, 4, 3},   {{4, 33}, 3, 0},
                         {{130, 256}, 0, 0}, {{101, 515}, 0, 3}, {{2, 3, 100}, 0, 0},
-                        {{1, 2048}, 0, 4}};
+                        {{1, 2048}, 0, 4},  {{2, 6000}, 0, 0},  {{2, 9000}, 0, 4}};
   for (DType wd : kWeightDtypes) {
     for (const Case& c : cases) {
       for (bool into_delta : {true, false}) {

@@ -1,4 +1,6 @@
-// rms_norm against the reference: ranks 1-3, odd widths, every weight dtype, in place.
+// rms_norm against the reference: ranks 1-3, odd widths, every weight dtype, in place; rows up to
+// 4096 and 8192 wide and wider (CUDA's register kernels of 4 and 8 quads a thread and its streaming
+// one).
 #include <fmt/format.h>
 
 #include "op_test_util.h"
@@ -17,7 +19,7 @@ TEST_P(RmsNormTest, MatchesReference) {
   Rng rng(31);
   for (DType wd : {DType::f32, DType::f16, DType::bf16}) {
     for (Dims shape : {Dims{1}, Dims{7}, Dims{3, 1}, Dims{5, 64}, Dims{2, 3, 100}, Dims{17, 2051},
-                       Dims{1, 4096}, Dims{300, 33}}) {
+                       Dims{1, 4096}, Dims{300, 33}, Dims{2, 6000}, Dims{2, 9000}}) {
       for (bool in_place : {false, true}) {
         for (int64_t pad : {0, 3, 4}) {  // 4: strided rows that stay 16-byte aligned
           SCOPED_TRACE(fmt::format("w={} shape={} in_place={} pad={}", dtype_name(wd), shape.str(),

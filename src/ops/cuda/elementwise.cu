@@ -127,10 +127,28 @@ __device__ __forceinline__ float4 round_act4(Elem e, float4 v) {
 }
 
 // Same with four elements per access of x and out (the launcher checks alignment); delta is read
-// four at a time when its rows allow (kDeltaVec), else element by element.
-template <typename W, bool kAdd, bool kDeltaVec>
+// four at a time when its rows allow (kDeltaVec), else element by element. With kQuads > 0 (rows
+// of at most kQuads * 4 * kThreads elements, every model's hidden size up to 8192 with kQuads 8)
+// each thread keeps its quads of x in registers between the sum and the scaling instead of reading
+// x again, and loads its quads of the weight before waiting for the kernel that writes x (weights
+// are never written by kernels, pdl.cuh); kQuads 0 streams rows of any width. The sum runs over
+// the same elements in the same order in both, so they give the same bits.
+template <typename W, bool kAdd, bool kDeltaVec, int kQuads>
 __global__ void rms_norm4_kernel(void* x, Rows xr, const void* delta, Rows dr, const W* weight,
                                  float eps, void* out, Rows outr) {
+  const int64_t n4 = xr.cols / 4;
+  constexpr int kHeld = kQuads > 0 ? kQuads : 1;
+  float4 w[kHeld];
+  if constexpr (kQuads > 0) {
+#pragma unroll
+    for (int i = 0; i < kQuads; ++i) {
+      const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
+      if (c < n4) {
+        const W* wp = weight + 4 * c;
+        w[i] = make_float4(to_f32(wp[0]), to_f32(wp[1]), to_f32(wp[2]), to_f32(wp[3]));
+      }
+    }
+  }
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
@@ -138,9 +156,9 @@ __global__ void rms_norm4_kernel(void* x, Rows xr, const void* delta, Rows dr, c
   // In groups of four from each row's start (rows_vec4: offsets are multiples of 4).
   const int64_t x0 = xr.offset(row) / 4, o0 = outr.offset(row) / 4;
   const int64_t d0 = kAdd ? dr.offset(row) : 0;
-  const int64_t n4 = xr.cols / 4;
+  float4 held[kHeld];
   float ss = 0.0f;
-  for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
+  auto sum_quad = [&](int64_t c) {
     float4 v = load_act4(x, xr.elem, x0 + c);
     if constexpr (kAdd) {
       const float4 d = kDeltaVec ? load_act4(delta, dr.elem, d0 / 4 + c)
@@ -153,17 +171,37 @@ __global__ void rms_norm4_kernel(void* x, Rows xr, const void* delta, Rows dr, c
       store_act4(x, xr.elem, x0 + c, v);
     }
     ss = __fadd_rn(ss, sum_squares(v));
+    return v;
+  };
+  auto scale_quad = [&](int64_t c, float4 v, float4 wq, float inv) {
+    store_act4(out, outr.elem, o0 + c,
+               make_float4(__fmul_rn(wq.x, __fmul_rn(v.x, inv)), __fmul_rn(wq.y, __fmul_rn(v.y, inv)),
+                           __fmul_rn(wq.z, __fmul_rn(v.z, inv)),
+                           __fmul_rn(wq.w, __fmul_rn(v.w, inv))));
+  };
+  if constexpr (kQuads > 0) {
+#pragma unroll
+    for (int i = 0; i < kQuads; ++i) {
+      const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
+      if (c < n4) held[i] = sum_quad(c);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) sum_quad(c);
   }
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(__fadd_rn(__fdiv_rn(ss, float(xr.cols)), eps));
-  for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
-    const float4 v = load_act4(x, xr.elem, x0 + c);
-    const W* wp = weight + 4 * c;
-    store_act4(out, outr.elem, o0 + c,
-               make_float4(__fmul_rn(to_f32(wp[0]), __fmul_rn(v.x, inv)),
-                           __fmul_rn(to_f32(wp[1]), __fmul_rn(v.y, inv)),
-                           __fmul_rn(to_f32(wp[2]), __fmul_rn(v.z, inv)),
-                           __fmul_rn(to_f32(wp[3]), __fmul_rn(v.w, inv))));
+  if constexpr (kQuads > 0) {
+#pragma unroll
+    for (int i = 0; i < kQuads; ++i) {
+      const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
+      if (c < n4) scale_quad(c, held[i], w[i], inv);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < n4; c += blockDim.x) {
+      const W* wp = weight + 4 * c;
+      scale_quad(c, load_act4(x, xr.elem, x0 + c),
+                 make_float4(to_f32(wp[0]), to_f32(wp[1]), to_f32(wp[2]), to_f32(wp[3])), inv);
+    }
   }
 }
 
@@ -340,19 +378,31 @@ cudaError_t launch_add_rms_norm(void* x, Rows xr, const void* delta, Rows dr, co
     using W = decltype(w);
     const W* wp = static_cast<const W*>(weight);
     const unsigned blocks = unsigned(xr.count);
+    const int64_t quads_per_thread = (xr.cols / 4 + kThreads - 1) / kThreads;
+    auto launch = [&](auto add, auto delta_vec) {
+      constexpr bool kAdd = decltype(add)::value, kDeltaVec = decltype(delta_vec)::value;
+      if (quads_per_thread <= 4)
+        launch_kernel(rms_norm4_kernel<W, kAdd, kDeltaVec, 4>, dim3(blocks), dim3(kThreads), 0,
+                      stream, x, xr, delta, dr, wp, eps, out, outr);
+      else if (quads_per_thread <= 8)
+        launch_kernel(rms_norm4_kernel<W, kAdd, kDeltaVec, 8>, dim3(blocks), dim3(kThreads), 0,
+                      stream, x, xr, delta, dr, wp, eps, out, outr);
+      else
+        launch_kernel(rms_norm4_kernel<W, kAdd, kDeltaVec, 0>, dim3(blocks), dim3(kThreads), 0,
+                      stream, x, xr, delta, dr, wp, eps, out, outr);
+    };
+    using no = std::false_type;
+    using yes = std::true_type;
     if (!delta) {
       if (vec)
-        launch_kernel(rms_norm4_kernel<W, false, false>, dim3(blocks), dim3(kThreads), 0, stream, x,
-                      xr, delta, dr, wp, eps, out, outr);
+        launch(no{}, no{});
       else
         launch_kernel(rms_norm_kernel<W, false>, dim3(blocks), dim3(kThreads), 0, stream, x, xr,
                       delta, dr, wp, eps, out, outr);
     } else if (vec && delta_vec) {
-      launch_kernel(rms_norm4_kernel<W, true, true>, dim3(blocks), dim3(kThreads), 0, stream, x, xr,
-                    delta, dr, wp, eps, out, outr);
+      launch(yes{}, yes{});
     } else if (vec) {
-      launch_kernel(rms_norm4_kernel<W, true, false>, dim3(blocks), dim3(kThreads), 0, stream, x,
-                    xr, delta, dr, wp, eps, out, outr);
+      launch(yes{}, no{});
     } else {
       launch_kernel(rms_norm_kernel<W, true>, dim3(blocks), dim3(kThreads), 0, stream, x, xr, delta,
                     dr, wp, eps, out, outr);
