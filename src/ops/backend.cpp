@@ -67,11 +67,10 @@ void Backend::matmul_grouped(const Tensor& x, std::span<const MatmulGroup> group
 
 void Backend::matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
                               const Tensor* gate_bias, const Tensor* up_bias, Tensor& out) {
-  // Both products stay f32 (out may be bf16: SiLU·mul rounds once); the gate product goes
-  // straight into an f32 out.
-  Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-  Tensor gate =
-      out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+  // Both products in out's dtype (bf16 activations round them to bf16, as PyTorch computes a bf16
+  // model's gate and up projections); the gate product goes straight into out.
+  Tensor up = Tensor::empty(out.shape(), out.dtype(), out.device());
+  Tensor& gate = out;
   matmul(x, w_gate, gate_bias, gate);
   matmul(x, w_up, up_bias, up);
   silu_mul(gate, up, out);

@@ -29,11 +29,12 @@ inline constexpr int kMaxMatmulGroups = 4;
 void matmul_grouped(const Tensor& x, std::span<const MatmulGroup> groups);
 
 // out = silu(x . w_gate^T + gate_bias) * (x . w_up^T + up_bias): the gate and up projections of a
-// SwiGLU MLP and the activation. w_gate, w_up: [N, K] of one dtype; out: f32 [M, N] (rows
-// contiguous). Equal bit for bit to matmul(x, w_gate) -> g, matmul(x, w_up) -> u,
-// silu_mul(g, u, out) on the same backend: the fused CUDA GEMV (M <= 8) computes each dot product
-// in the same order as the matmul GEMV and the activation with the same f32 expression; other
-// cases run that sequence.
+// SwiGLU MLP and the activation. w_gate, w_up: [N, K] of one dtype; out: [M, N] (rows
+// contiguous), f32 or bf16. Equal bit for bit to matmul(x, w_gate) -> g, matmul(x, w_up) -> u,
+// silu_mul(g, u, out) on the same backend with g and u of out's dtype (a bf16 out rounds both
+// products to bf16 first, as PyTorch computes a bf16 model's MLP): the fused CUDA GEMV (M <= 8)
+// computes each dot product in the same order as the matmul GEMV, rounds it as matmul stores it
+// and applies the activation with the same f32 expression; other cases run that sequence.
 void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out,
                      const Tensor* gate_bias = nullptr, const Tensor* up_bias = nullptr);
 

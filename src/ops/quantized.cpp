@@ -211,10 +211,9 @@ void Backend::quantized_matmul_grouped(const Tensor& x,
 void Backend::quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
                                         const QuantizedWeight& w_up, const Tensor* gate_bias,
                                         const Tensor* up_bias, Tensor& out) {
-  // As Backend::matmul_silu_mul: f32 products, one rounding where out is bf16.
-  Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-  Tensor gate =
-      out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+  // As Backend::matmul_silu_mul: both products in out's dtype, the gate product into out.
+  Tensor up = Tensor::empty(out.shape(), out.dtype(), out.device());
+  Tensor& gate = out;
   quantized_matmul(x, w_gate, gate_bias, gate);
   quantized_matmul(x, w_up, up_bias, up);
   silu_mul(gate, up, out);

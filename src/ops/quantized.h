@@ -69,8 +69,8 @@ inline constexpr int kMaxQuantizedMatmulGroups = 4;
 void quantized_matmul_grouped(const Tensor& x, std::span<const QuantizedMatmulGroup> groups);
 
 // out = silu(x . w_gate^T + gate_bias) * (x . w_up^T + up_bias) with quantized weights, equal bit
-// for bit to quantized_matmul(gate), quantized_matmul(up), silu_mul on the same backend (one
-// launch in the CUDA 4-bit GEMV, as for quantized_matmul_grouped).
+// for bit to quantized_matmul(gate), quantized_matmul(up) into tensors of out's dtype, silu_mul
+// on the same backend (one launch in the CUDA 4-bit GEMV, as for quantized_matmul_grouped).
 void quantized_matmul_silu_mul(const Tensor& x, const QuantizedWeight& w_gate,
                                const QuantizedWeight& w_up, Tensor& out,
                                const Tensor* gate_bias = nullptr, const Tensor* up_bias = nullptr);

@@ -151,13 +151,13 @@ TEST_P(Bf16ActivationTest, MatmulPlainGroupedAndSiluMul) {
         expect_identical(g1, o1);
         expect_identical(g2, o2);
       }
-      // SiLU·mul of the two f32 products, rounded once into bf16.
+      // SiLU·mul of the two products rounded to bf16 (as PyTorch's bf16 MLP), rounded into bf16.
       Tensor rs = Tensor::empty({m, n}, DType::f32);
       reference::silu_mul(ref1, ref2, rs);
       Tensor fused = dev_empty({m, n}, DType::bf16);
       matmul_silu_mul(dx, dw1, dw2, fused, &dbias);
       expect_close(host_f32(fused), rs, kTolerance);
-      Tensor pg = dev_empty({m, n}, DType::f32), pu = dev_empty({m, n}, DType::f32);
+      Tensor pg = dev_empty({m, n}, DType::bf16), pu = dev_empty({m, n}, DType::bf16);
       matmul(dx, dw1, pg, &dbias);
       matmul(dx, dw2, pu);
       Tensor unfused = dev_empty({m, n}, DType::bf16);
@@ -197,7 +197,7 @@ TEST_P(Bf16ActivationTest, QuantizedMatmulPlainGroupedAndSiluMul) {
       expect_identical(g2, o2);
       Tensor fused = dev_empty({m, n}, DType::bf16);
       quantized_matmul_silu_mul(dxb, q1, q2, fused);
-      Tensor pg = dev_empty({m, n}, DType::f32), pu = dev_empty({m, n}, DType::f32);
+      Tensor pg = dev_empty({m, n}, DType::bf16), pu = dev_empty({m, n}, DType::bf16);
       quantized_matmul(dxb, q1, pg);
       quantized_matmul(dxb, q2, pu);
       Tensor unfused = dev_empty({m, n}, DType::bf16);

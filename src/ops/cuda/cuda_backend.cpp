@@ -520,14 +520,12 @@ class CudaBackend final : public Backend {
             "matmul_silu_mul");
       return;
     }
-    // Prefill (or a layout the GEMV cannot read): the unfused sequence (Backend's default), the
-    // gate product straight into an f32 out and the split of x shared by the two cuBLAS GEMMs.
-    // silu_mul here reads and writes at the memory roofline already (see docs/perf/cuda.md), so a
-    // fused epilogue would only save the up round trip.
+    // Prefill (or a layout the GEMV cannot read): the unfused sequence (Backend's default), both
+    // products in out's dtype (bf16 halves the bytes the GEMMs write and silu_mul reads), the gate
+    // product straight into out and the split of x shared by the two cuBLAS GEMMs.
     OpProfileScope scope("matmul_silu_mul (gemm)", stream());
-    Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-    Tensor gate =
-        out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+    Tensor up = Tensor::empty(out.shape(), out.dtype(), out.device());
+    Tensor& gate = out;
     if (uses_blas(x, w_gate)) {
       const BlasX bx = blas_prepare(x, w_gate.dtype());
       blas_gemm(x, bx, w_gate, gate_bias, gate);
@@ -716,10 +714,9 @@ class CudaBackend final : public Backend {
     gg.g[gg.count++] = quant_gemv_out(w_gate, gate_bias, &out);
     gg.g[gg.count++] = quant_gemv_out(w_up, up_bias, nullptr);
     if (try_quantized_gemv_bf16(x, gg, true)) return;
-    // Backend's default: both products in f32, one rounding where out is bf16.
-    Tensor up = Tensor::empty(out.shape(), DType::f32, out.device());
-    Tensor gate =
-        out.dtype() == DType::f32 ? out : Tensor::empty(out.shape(), DType::f32, out.device());
+    // Backend's default: both products in out's dtype, the gate product into out.
+    Tensor up = Tensor::empty(out.shape(), out.dtype(), out.device());
+    Tensor& gate = out;
     quantized_matmul_unprofiled(x, w_gate, gate_bias, gate);
     quantized_matmul_unprofiled(x, w_up, up_bias, up);
     silu_mul_unprofiled(gate, up, out);

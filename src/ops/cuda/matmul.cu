@@ -232,8 +232,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 // Gate and up projections with SiLU·mul: each warp computes the gate and the up dot products of
 // kC output columns (2 * kC weight rows in flight, as the two-rows-per-warp matmul) and writes
 // silu(g) * u. g and u are the sums gemv_vec_kernel would write (gemv_dot's order, the same bias
-// add) and silu_times is the silu_mul kernel's expression, so the result equals the unfused
-// sequence bit for bit.
+// add, rounded to out's type as it stores them) and silu_times is the silu_mul kernel's
+// expression, so the result equals the unfused sequence bit for bit.
 template <typename W, int kM, int kC, int kU, bool kBf16X>
 __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_silu_mul_kernel(const void* __restrict__ x, int64_t x_stride, GemvOut gate, GemvOut up,
@@ -264,7 +264,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
       if (lane == (c * kM + i) % 32) {
         const float g = acc[c][i] + (gate.bias ? load_bias(gate.bias, gate.bias_elem, n) : 0.0f);
         const float u = acc[kC + c][i] + (up.bias ? load_bias(up.bias, up.bias_elem, n) : 0.0f);
-        store_act(out, oe, i * out_stride + n, silu_times(g, u));
+        store_act(out, oe, i * out_stride + n, silu_times(round_act(oe, g), round_act(oe, u)));
       }
     }
   }

@@ -275,7 +275,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int w = 0; w < kWarps; ++w) u += partial[w][row + 8][i];
     const float gv = sum + bias_value(gate.bias, gate.bias_elem, n);
     const float uv = u + bias_value(up.bias, up.bias_elem, n);
-    store_act(gate.out, gate.out_elem, i * gate.out_stride + n, silu_times(gv, uv));
+    // The products rounded to out's type, as quantized_matmul stores them (ops/quantized.h).
+    const Elem e = gate.out_elem;
+    store_act(gate.out, e, i * gate.out_stride + n, silu_times(round_act(e, gv), round_act(e, uv)));
   } else {
     const QuantGemvOut& o = groups.g[gi];
     const int64_t n = tile * 16 + row;
