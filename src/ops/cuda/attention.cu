@@ -136,52 +136,6 @@ __device__ __forceinline__ SplitBlock split_block(const AttentionArgs& a, int ti
   return b;
 }
 
-// out[row] (row = t * heads + h) from its splits' partials, the block's threads over the head
-// dims. Partials are read through L2 (__ldcg): other blocks of the same launch wrote them.
-__device__ __forceinline__ void merge_split_row(const AttentionArgs& a, int splits,
-                                                const float* part_ml, const float* part_acc,
-                                                int64_t row) {
-  const float* ml = part_ml + row * splits * 2;
-  float gm = -FLT_MAX, gl = 0.0f;
-  for (int s = 0; s < splits; ++s)
-    if (__ldcg(ml + 2 * s + 1) > 0.0f) gm = fmaxf(gm, __ldcg(ml + 2 * s));
-  for (int s = 0; s < splits; ++s) {
-    const float ls = __ldcg(ml + 2 * s + 1);
-    if (ls > 0.0f) gl += ls * expf(__ldcg(ml + 2 * s) - gm);
-  }
-  const int64_t o0 = a.outr.offset(row);
-  for (int64_t d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
-    float sum = 0.0f;
-    for (int s = 0; s < splits; ++s)
-      if (__ldcg(ml + 2 * s + 1) > 0.0f)
-        sum += __ldcg(part_acc + (row * splits + s) * a.head_dim + d) * expf(__ldcg(ml + 2 * s) - gm);
-    store_act(a.out, a.outr.elem, o0 + d, gl > 0.0f ? sum / gl : 0.0f);
-  }
-}
-
-// After a split block stored its partials: with counters, the last of the splits of its (query
-// row, kv head, tile) to finish merges the tile's heads, so no combine kernel is launched (~4 us
-// a decode layer). Each thread's partial stores are fenced before thread 0 counts the block done
-// (CUDA's threadFenceReduction pattern); the merging block resets the counter for the next launch.
-__device__ __forceinline__ void finish_split(const AttentionArgs& a, const SplitBlock& b,
-                                             int splits, const float* part_ml,
-                                             const float* part_acc, unsigned* counters) {
-  if (splits == 1 || !counters) return;
-  __shared__ bool merge;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* counter = counters + int64_t(blockIdx.x) * gridDim.y + blockIdx.y;
-    merge = atomicAdd(counter, 1u) == unsigned(splits - 1);
-    if (merge) *counter = 0u;
-  }
-  __syncthreads();
-  if (!merge) return;
-  __threadfence();
-  for (int g = 0; g < b.nh; ++g)
-    merge_split_row(a, splits, part_ml, part_acc, b.t * a.heads + b.h0 + g);
-}
-
 // The block's result from its warps' online-softmax states in shared memory (each warp's max, sum
 // and unnormalized output per head of the tile): merged in warp order, then written as the output
 // (one split) or as the split's partial for combine_kernel.
@@ -226,7 +180,7 @@ __device__ __forceinline__ void store_block_result(
 template <typename C, int kTile, int kPerLane>
 __global__ void __launch_bounds__(kWarps * 32)
     split_attention_kernel(AttentionArgs a, int tiles, int64_t split_len, int splits,
-                           float* part_ml, float* part_acc, unsigned* counters) {
+                           float* part_ml, float* part_acc) {
   pdl_wait();
   pdl_trigger();
   __shared__ float sm_m[kWarps][kTile], sm_l[kWarps][kTile];
@@ -311,7 +265,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   __syncthreads();
   store_block_result<kTile>(a, t, h0, nh, split, splits, sm_m, sm_l, sm_acc, part_ml, part_acc);
-  finish_split(a, b, splits, part_ml, part_acc, counters);
 }
 
 // How the vector kernel below reads a K or V row of kDim values of C: 16-byte loads, kLanes lanes
@@ -345,7 +298,7 @@ __device__ __forceinline__ void unpack_row_part(const uint4& raw, float (&out)[k
 template <typename C, int kTile, int kDim>
 __global__ void __launch_bounds__(kWarps * 32)
     split_attention_vec_kernel(AttentionArgs a, int tiles, int64_t split_len, int splits,
-                               float* part_ml, float* part_acc, unsigned* counters) {
+                               float* part_ml, float* part_acc) {
   using L = RowLoads<C, kDim>;
   constexpr int E = L::kElems, kLoads = L::kLoads, kUnroll = L::kUnroll;
   pdl_wait();
@@ -496,7 +449,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   __syncthreads();
   store_block_result<kTile>(a, t, h0, nh, split, splits, sm_m, sm_l, sm_acc, part_ml, part_acc);
-  finish_split(a, b, splits, part_ml, part_acc, counters);
 }
 
 // Whether split_attention_vec_kernel can read the caches: head dims of 64, 128 or 256 (rows of
@@ -512,21 +464,26 @@ bool vector_rows(const AttentionArgs& a) {
          reinterpret_cast<uintptr_t>(a.v_cache) % 16 == 0;
 }
 
-// HEARTH_CUDA_FUSED_MERGE=0 merges the splits in a combine kernel instead (for comparisons).
-bool fused_merge_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("HEARTH_CUDA_FUSED_MERGE");
-    return !(env && std::string(env) == "0");
-  }();
-  return enabled;
-}
-
 // launch_split_combine's kernel: one block per (query row, head).
 __global__ void combine_kernel(AttentionArgs a, int splits, const float* part_ml,
                                const float* part_acc) {
   pdl_wait();
   pdl_trigger();
-  merge_split_row(a, splits, part_ml, part_acc, blockIdx.x);
+  const int64_t row = blockIdx.x;  // t * heads + h
+  const float* ml = part_ml + row * splits * 2;
+  float gm = -FLT_MAX, gl = 0.0f;
+  for (int s = 0; s < splits; ++s)
+    if (ml[2 * s + 1] > 0.0f) gm = fmaxf(gm, ml[2 * s]);
+  for (int s = 0; s < splits; ++s)
+    if (ml[2 * s + 1] > 0.0f) gl += ml[2 * s + 1] * expf(ml[2 * s] - gm);
+  const int64_t o0 = a.outr.offset(row);
+  for (int64_t d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
+    float sum = 0.0f;
+    for (int s = 0; s < splits; ++s)
+      if (ml[2 * s + 1] > 0.0f)
+        sum += part_acc[(row * splits + s) * a.head_dim + d] * expf(ml[2 * s] - gm);
+    store_act(a.out, a.outr.elem, o0 + d, gl > 0.0f ? sum / gl : 0.0f);
+  }
 }
 
 }  // namespace
@@ -598,29 +555,26 @@ AttentionPlan plan_paged_attention(const AttentionArgs& a, int sm_count) {
   plan_key_splits(p, a.tokens * a.kv_heads * p.tiles, a.max_slots,
                   p.vector_rows ? kMinSplitSlotsVec : kMinSplitSlots, sm_count, a.tokens, a.heads,
                   a.head_dim);
-  const int64_t counters = a.tokens * a.kv_heads * p.tiles;
-  if (p.splits > 1 && counters <= kSplitCounters && fused_merge_enabled()) p.counters = counters;
   return p;
 }
 
 cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& p, float* scratch,
-                                   unsigned* split_counters, cudaStream_t stream) {
+                                   cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
   if (a.head_dim > kMaxHeadDim || a.tokens > INT32_MAX) return cudaErrorInvalidValue;
   if (p.flash) return launch_flash_prefill(a, p.flash_rows, stream);
   float* part_ml = scratch;
   float* part_acc = split_partial_acc(scratch, a.tokens, a.heads, p.splits);
-  unsigned* counters = p.counters > 0 ? split_counters : nullptr;
   const dim3 grid(unsigned(a.tokens), unsigned(a.kv_heads * p.tiles), unsigned(p.splits));
   cudaError_t e = dispatch_float(a.cache_elem, [&](auto tag) {
     using C = decltype(tag);
     auto go = [&]<int kTile, int kPerLane>() {
       launch_kernel(split_attention_kernel<C, kTile, kPerLane>, grid, dim3(32 * kWarps), 0, stream,
-                    a, p.tiles, p.split_len, p.splits, part_ml, part_acc, counters);
+                    a, p.tiles, p.split_len, p.splits, part_ml, part_acc);
     };
     auto go_vec = [&]<int kTile, int kDim>() {
       launch_kernel(split_attention_vec_kernel<C, kTile, kDim>, grid, dim3(32 * kWarps), 0, stream,
-                    a, p.tiles, p.split_len, p.splits, part_ml, part_acc, counters);
+                    a, p.tiles, p.split_len, p.splits, part_ml, part_acc);
     };
     const bool vec = p.vector_rows;
     // Head dims up to 64, 128 or 256: 2, 4 or 8 values per lane.
@@ -653,7 +607,7 @@ cudaError_t launch_paged_attention(const AttentionArgs& a, const AttentionPlan& 
     }
     return cudaGetLastError();
   });
-  if (e != cudaSuccess || p.splits == 1 || counters) return e;
+  if (e != cudaSuccess || p.splits == 1) return e;
   return launch_split_combine(a, p.splits, scratch, stream);
 }
 

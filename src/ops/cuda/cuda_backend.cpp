@@ -101,7 +101,6 @@ struct State {
   // Embedding ids are checked on the device without a sync: the first bad (position, id) is
   // kept on the device and read with the next device -> host transfer, which then fails.
   unsigned long long* bad_id = nullptr;       // device; all ones when no bad id was seen
-  unsigned* split_counters = nullptr;  // device, kSplitCounters zeros (launch_paged_attention)
   unsigned long long* bad_id_host = nullptr;  // pinned
   bool embedding_unchecked = false;
   int64_t embedding_vocab = 0;
@@ -614,7 +613,7 @@ class CudaBackend final : public Backend {
     if (plan.scratch_floats > 0)
       scratch = Tensor::empty({plan.scratch_floats}, DType::f32, q.device());
     check(launch_paged_attention(a, plan, plan.scratch_floats > 0 ? scratch.data<float>() : nullptr,
-                                 state().split_counters, stream()),
+                                 stream()),
           "paged_attention");
   }
 
@@ -855,10 +854,6 @@ State& state() {
     check(cudaMalloc(reinterpret_cast<void**>(&st->bad_id), sizeof(*st->bad_id)),
           "cudaMalloc (embedding id check)");
     check(cudaMemset(st->bad_id, 0xff, sizeof(*st->bad_id)), "cudaMemset");
-    check(cudaMalloc(reinterpret_cast<void**>(&st->split_counters),
-                     kSplitCounters * sizeof(unsigned)),
-          "cudaMalloc (attention split counters)");
-    check(cudaMemset(st->split_counters, 0, kSplitCounters * sizeof(unsigned)), "cudaMemset");
     check(cudaHostAlloc(reinterpret_cast<void**>(&st->bad_id_host), sizeof(*st->bad_id_host),
                         cudaHostAllocDefault),
           "cudaHostAlloc (embedding id check)");

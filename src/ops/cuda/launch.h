@@ -207,17 +207,9 @@ struct AttentionPlan {
   // splits, no scratch).
   bool flash = false;
   int flash_rows = 64;  // query rows per block (flash_prefill_rows)
-  // With splits: the split blocks of one (query row, kv head, tile) count their finished splits
-  // in one counter, and the last to finish merges them (no combine launch), when the launch needs
-  // at most kSplitCounters counters; 0 runs the separate combine kernel.
-  int64_t counters = 0;
 };
-// Counters for the split merge: zeros before and after every launch (the merging block resets
-// its counter), so decode graphs replay them as captured. The backend allocates them once.
-constexpr int64_t kSplitCounters = int64_t(1) << 14;
 AttentionPlan plan_paged_attention(const AttentionArgs& args, int sm_count);
-// split_counters: kSplitCounters zeroed counters, or nullptr (then a combine kernel merges).
 cudaError_t launch_paged_attention(const AttentionArgs& args, const AttentionPlan& plan,
-                                   float* scratch, unsigned* split_counters, cudaStream_t stream);
+                                   float* scratch, cudaStream_t stream);
 
 }  // namespace hearth::ops::cuda
