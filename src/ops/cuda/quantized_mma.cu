@@ -330,9 +330,12 @@ cudaError_t launch_quantized_gemv_bf16(const void* x, Elem x_elem, int64_t x_str
     auto go = [&]<int kPairs>() {
       const uint4* xb4 = reinterpret_cast<const uint4*>(xb);
       const float2* xs2 = reinterpret_cast<const float2*>(xsum);
-      // Steps per round of a warp's loads (two rounds in flight): 4 for one pair of x rows; more
-      // pairs hold more accumulators, and 2 keeps them in registers (no spills).
-      constexpr int kAhead = kPairs == 1 ? 4 : 2;
+      // Steps per round of a warp's loads (two rounds in flight): 2 keeps a thread at 128
+      // registers, 4 blocks an SM. 4 steps for one pair of x rows had more bytes in flight per
+      // warp but 168-177 registers (2-3 blocks an SM): on the H100 the 8B 4-bit decode chains
+      // ran at 96.0 us a layer with 2 against 102-116 with 4, batch-1 decode at 280 against
+      // 253 tok/s (docs/perf/cuda.md).
+      constexpr int kAhead = 2;
       return launch_kernel(silu_mul ? qgemv4_mma_kernel<S, kPairs, true, kAhead>
                                     : qgemv4_mma_kernel<S, kPairs, false, kAhead>,
                            dim3(unsigned(tiles)), dim3(kThreads), 0, stream, xb4, xs2, m, k,
