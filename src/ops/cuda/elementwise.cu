@@ -191,10 +191,10 @@ __global__ void rms_norm4_kernel(void* x, Rows xr, const void* delta, Rows dr, c
     return v;
   };
   auto scale_quad = [&](int64_t c, float4 v, float4 wq, float inv) {
-    store_act4(out, outr.elem, o0 + c,
-               make_float4(__fmul_rn(wq.x, __fmul_rn(v.x, inv)), __fmul_rn(wq.y, __fmul_rn(v.y, inv)),
-                           __fmul_rn(wq.z, __fmul_rn(v.z, inv)),
-                           __fmul_rn(wq.w, __fmul_rn(v.w, inv))));
+    store_act4(
+        out, outr.elem, o0 + c,
+        make_float4(__fmul_rn(wq.x, __fmul_rn(v.x, inv)), __fmul_rn(wq.y, __fmul_rn(v.y, inv)),
+                    __fmul_rn(wq.z, __fmul_rn(v.z, inv)), __fmul_rn(wq.w, __fmul_rn(v.w, inv))));
   };
   if constexpr (kQuads > 0) {
     // Every load first: x's stores (kAdd) may alias later loads, which would otherwise wait.
