@@ -371,6 +371,43 @@ TEST_P(QuantizedTest, GroupedAndSiluMulEqualSingleProducts) {
   }
 }
 
+// Launches on both sides of the CUDA 4-bit GEMV's block width (8 warps for launches of fewer tiles
+// than two an SM, 4 otherwise; on a 132-SM H100 or H200): a single 4096-row product (256 tiles)
+// against the same product in a group of four (1,024 tiles), and a 4000-row SwiGLU (500 tiles of 8
+// gate + 8 up rows) against its single products (250 tiles each) agree bit for bit; K of 16 steps
+// of 128 codes gives every class of steps whose sums stay apart some work.
+TEST_P(QuantizedTest, WideAndNarrowGemvBlocksGiveTheSameBits) {
+  Rng rng(79);
+  MatmulPrecisionScope scope(MatmulPrecision::bf16);
+  const int64_t k = 2048;
+  for (int64_t m : {1, 3}) {
+    SCOPED_TRACE(fmt::format("m={}", m));
+    Tensor x = to_dev(random_float({m, k}, DType::f32, rng));
+    std::vector<QuantizedWeight> dw;
+    for (int i = 0; i < 4; ++i)
+      dw.push_back(to_dev_weight(random_weight(4096, k, 4, 64, DType::bf16, rng)));
+    Tensor single = to_dev(Tensor::empty({m, 4096}, DType::f32));
+    quantized_matmul(x, dw[0], single);
+    std::vector<Tensor> grouped;
+    for (int i = 0; i < 4; ++i) grouped.push_back(to_dev(Tensor::empty({m, 4096}, DType::f32)));
+    std::vector<QuantizedMatmulGroup> groups;
+    for (int i = 0; i < 4; ++i) groups.push_back({&dw[size_t(i)], nullptr, &grouped[size_t(i)]});
+    quantized_matmul_grouped(x, groups);
+    expect_close(to_host(grouped[0]), to_host(single), 0.0);
+
+    QuantizedWeight gate = to_dev_weight(random_weight(4000, k, 4, 64, DType::bf16, rng));
+    QuantizedWeight up = to_dev_weight(random_weight(4000, k, 4, 64, DType::bf16, rng));
+    Tensor g = to_dev(Tensor::empty({m, 4000}, DType::f32));
+    Tensor u = to_dev(Tensor::empty({m, 4000}, DType::f32));
+    Tensor fused = to_dev(Tensor::empty({m, 4000}, DType::f32));
+    quantized_matmul(x, gate, g);
+    quantized_matmul(x, up, u);
+    silu_mul(g, u, g);
+    quantized_matmul_silu_mul(x, gate, up, fused);
+    expect_close(to_host(fused), to_host(g), 0.0);
+  }
+}
+
 TEST_P(QuantizedTest, Embedding) {
   Rng rng(53);
   for (int bits : kQuantBits)

@@ -24,9 +24,10 @@
 //  - x is prepared once per launch (prepare_kernel): rounded to bf16 and stored per (row, unit,
 //    mma) as the 4 values of the B fragment, with the f32 sum of the rounded values per unit.
 //
-// Blocks of 4 warps own one tile (16 rows, or 8 gate + 8 up rows for the fused SwiGLU); the warps
-// split K by steps and add their partial sums in shared memory in a fixed order, so a row's sum
-// depends only on K: grouped and fused launches give each output the bits of a single product.
+// Blocks of 4 or 8 warps own one tile (16 rows, or 8 gate + 8 up rows for the fused SwiGLU); the
+// warps split K by steps, keep the sums of each class of steps modulo 8 apart and add the classes
+// in shared memory in a fixed order, so a row's sum depends only on K, not on the block's warps:
+// grouped and fused launches give each output the bits of a single product.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -37,9 +38,10 @@
 namespace hearth::ops::cuda {
 namespace {
 
-// 4 warps: blocks are small enough that the q/k/v launch of an 8B model (384 tiles) is one wave.
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
+// Warps per block: 4, or 8 for launches of too few tiles to fill the SMs with 4-warp blocks
+// (quantized_gemv_warps). The sums stay apart per class of steps modulo kSumWarps whatever the
+// block's warps (a 4-warp block keeps two classes per warp), so both give the same bits.
+constexpr int kSumWarps = 8;
 constexpr int kUnitCodes = 32;   // codes per 16-byte unit
 constexpr int kStepCodes = 128;  // codes per row per warp step (4 lanes x one unit)
 
@@ -177,35 +179,42 @@ __device__ __forceinline__ float bias_value(const void* bias, Elem elem, int64_t
   return to_f32(static_cast<const __half*>(bias)[n]);
 }
 
-// A round: the kAhead steps c0, c0 + kWarps, ... of one warp (the warps interleave their steps).
-template <typename S, int kAhead>
+// A round: the kAhead steps c0, c0 + kW, ... of one warp (the kW warps interleave their steps).
+template <typename S, int kAhead, int kW>
 __device__ __forceinline__ void load_round(const Rows2<S>& rows, int64_t c0, int64_t steps, int t,
                                            int upg_log2, StepLoad<S> (&l)[kAhead]) {
 #pragma unroll
   for (int a = 0; a < kAhead; ++a) {
-    const int64_t c = c0 + a * kWarps;
+    const int64_t c = c0 + a * kW;
     if (c < steps) load_step(rows, c * 4 + t, upg_log2, l[a]);
   }
 }
 
-template <typename S, int kPairs, int kAhead>
+// Step c goes to the sums of class c % kSumWarps: with kSets = kSumWarps / kW classes a warp
+// and rounds starting at multiples of kW * kAhead steps from the warp's first, that is set a %
+// kSets of step a of the round.
+template <typename S, int kPairs, int kAhead, int kW>
 __device__ __forceinline__ void compute_round(const StepLoad<S> (&l)[kAhead],
                                               const uint4* __restrict__ xb,
                                               const float2* __restrict__ xsum, int m, int64_t units,
                                               int64_t c0, int64_t steps, int lane,
-                                              float (&acc)[kPairs][4]) {
+                                              float (&acc)[kSumWarps / kW][kPairs][4]) {
+  constexpr int kSets = kSumWarps / kW;
+  static_assert(kAhead % kSets == 0, "a round's steps must cycle through the warp's classes");
 #pragma unroll
   for (int a = 0; a < kAhead; ++a) {
-    const int64_t c = c0 + a * kWarps;
-    if (c < steps) compute_step<S, kPairs>(l[a], xb, xsum, m, units, c * 4 + (lane & 3), lane, acc);
+    const int64_t c = c0 + a * kW;
+    if (c < steps)
+      compute_step<S, kPairs>(l[a], xb, xsum, m, units, c * 4 + (lane & 3), lane, acc[a % kSets]);
   }
 }
 
-template <typename S, int kPairs, bool kSilu, int kAhead>
-__global__ void __launch_bounds__(kThreads)
+template <typename S, int kPairs, bool kSilu, int kAhead, int kW>
+__global__ void __launch_bounds__(kW * 32)
     qgemv4_mma_kernel(const uint4* __restrict__ xb, const float2* __restrict__ xsum, int m,
                       int64_t k, QuantGemvGroups groups) {
-  __shared__ float partial[kWarps][16][2 * kPairs];
+  constexpr int kSets = kSumWarps / kW;
+  __shared__ float partial[kSumWarps][16][2 * kPairs];
   // The block's product and tile (fused SwiGLU: product 0 is gate, 1 is up, tiles of 8 rows).
   int gi = 0;
   while (gi + 1 < groups.count && int64_t(blockIdx.x) >= groups.tiles_end[gi]) ++gi;
@@ -227,36 +236,46 @@ __global__ void __launch_bounds__(kThreads)
   // Weights are never written by kernels: the first round is loaded before waiting for the
   // kernels that write x (pdl.cuh).
   StepLoad<S> la[kAhead], lb[kAhead];
-  constexpr int kRound = kWarps * kAhead;
-  load_round(rows, warp, steps, t, upg_log2, la);
+  constexpr int kRound = kW * kAhead;
+  load_round<S, kAhead, kW>(rows, warp, steps, t, upg_log2, la);
   pdl_wait();
   pdl_trigger();
-  float acc[kPairs][4];
+  float acc[kSets][kPairs][4];
 #pragma unroll
-  for (int p = 0; p < kPairs; ++p) acc[p][0] = acc[p][1] = acc[p][2] = acc[p][3] = 0.0f;
+  for (int s = 0; s < kSets; ++s)
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p)
+      acc[s][p][0] = acc[s][p][1] = acc[s][p][2] = acc[s][p][3] = 0.0f;
   // Two rounds of loads alternate so that one is in flight while the other is converted.
   for (int64_t c0 = warp; c0 < steps; c0 += 2 * kRound) {
-    if (c0 + kRound < steps) load_round(rows, c0 + kRound, steps, t, upg_log2, lb);
-    compute_round<S, kPairs, kAhead>(la, xb, xsum, m, units, c0, steps, lane, acc);
+    if (c0 + kRound < steps) load_round<S, kAhead, kW>(rows, c0 + kRound, steps, t, upg_log2, lb);
+    compute_round<S, kPairs, kAhead, kW>(la, xb, xsum, m, units, c0, steps, lane, acc);
     if (c0 + kRound >= steps) break;
-    if (c0 + 2 * kRound < steps) load_round(rows, c0 + 2 * kRound, steps, t, upg_log2, la);
-    compute_round<S, kPairs, kAhead>(lb, xb, xsum, m, units, c0 + kRound, steps, lane, acc);
+    if (c0 + 2 * kRound < steps)
+      load_round<S, kAhead, kW>(rows, c0 + 2 * kRound, steps, t, upg_log2, la);
+    compute_round<S, kPairs, kAhead, kW>(lb, xb, xsum, m, units, c0 + kRound, steps, lane, acc);
   }
-  // Sum over the quad's four units, then over the warps in order.
+  // Sum over the quad's four units, then over the step classes in order.
 #pragma unroll
-  for (int p = 0; p < kPairs; ++p)
+  for (int s = 0; s < kSets; ++s)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      acc[p][e] += __shfl_xor_sync(0xffffffffu, acc[p][e], 1);
-      acc[p][e] += __shfl_xor_sync(0xffffffffu, acc[p][e], 2);
-    }
+    for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        acc[s][p][e] += __shfl_xor_sync(0xffffffffu, acc[s][p][e], 1);
+        acc[s][p][e] += __shfl_xor_sync(0xffffffffu, acc[s][p][e], 2);
+      }
   if (t == 0) {
 #pragma unroll
-    for (int p = 0; p < kPairs; ++p) {
-      partial[warp][g][2 * p] = acc[p][0];
-      partial[warp][g][2 * p + 1] = acc[p][1];
-      partial[warp][g + 8][2 * p] = acc[p][2];
-      partial[warp][g + 8][2 * p + 1] = acc[p][3];
+    for (int s = 0; s < kSets; ++s) {
+      const int cls = warp + kW * s;
+#pragma unroll
+      for (int p = 0; p < kPairs; ++p) {
+        partial[cls][g][2 * p] = acc[s][p][0];
+        partial[cls][g][2 * p + 1] = acc[s][p][1];
+        partial[cls][g + 8][2 * p] = acc[s][p][2];
+        partial[cls][g + 8][2 * p + 1] = acc[s][p][3];
+      }
     }
   }
   __syncthreads();
@@ -264,7 +283,7 @@ __global__ void __launch_bounds__(kThreads)
   if (row >= 16 || i >= m) return;
   float sum = 0.0f;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) sum += partial[w][row][i];
+  for (int w = 0; w < kSumWarps; ++w) sum += partial[w][row][i];
   if constexpr (kSilu) {
     if (row >= 8) return;
     const int64_t n = tile * 8 + row;
@@ -272,7 +291,7 @@ __global__ void __launch_bounds__(kThreads)
     if (n >= gate.w.n) return;
     float u = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) u += partial[w][row + 8][i];
+    for (int w = 0; w < kSumWarps; ++w) u += partial[w][row + 8][i];
     const float gv = sum + bias_value(gate.bias, gate.bias_elem, n);
     const float uv = u + bias_value(up.bias, up.bias_elem, n);
     // The products rounded to out's type, as quantized_matmul stores them (ops/quantized.h).
@@ -284,6 +303,22 @@ __global__ void __launch_bounds__(kThreads)
     if (n >= o.w.n) return;
     store_act(o.out, o.out_elem, i * o.out_stride + n, sum + bias_value(o.bias, o.bias_elem, n));
   }
+}
+
+// 8 warps a block for launches of fewer tiles than two an SM, where 4-warp blocks leave the SMs
+// 4-8 warps each: the 8B's o and down projections (256 tiles on 132 SMs). H100 decode chains, us
+// a layer with 4 -> 8 warps: o 10.8 -> 8.8, down 26.9 -> 19.7; q/k/v (384 tiles) 12.0 -> 13.5,
+// so it keeps 4 (docs/perf/cuda.md).
+bool wide_blocks(int64_t tiles) {
+  static const int sms = [] {
+    int n = 0;
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess || n <= 0) {
+      cudaGetLastError();
+      n = 132;
+    }
+    return n;
+  }();
+  return tiles < 2 * int64_t(sms);
 }
 
 }  // namespace
@@ -336,10 +371,13 @@ cudaError_t launch_quantized_gemv_bf16(const void* x, Elem x_elem, int64_t x_str
       // ran at 96.0 us a layer with 2 against 102-116 with 4, batch-1 decode at 280 against
       // 253 tok/s (docs/perf/cuda.md).
       constexpr int kAhead = 2;
-      return launch_kernel(silu_mul ? qgemv4_mma_kernel<S, kPairs, true, kAhead>
-                                    : qgemv4_mma_kernel<S, kPairs, false, kAhead>,
-                           dim3(unsigned(tiles)), dim3(kThreads), 0, stream, xb4, xs2, m, k,
-                           groups);
+      auto launch = [&]<int kW>() {
+        return launch_kernel(silu_mul ? qgemv4_mma_kernel<S, kPairs, true, kAhead, kW>
+                                      : qgemv4_mma_kernel<S, kPairs, false, kAhead, kW>,
+                             dim3(unsigned(tiles)), dim3(kW * 32), 0, stream, xb4, xs2, m, k,
+                             groups);
+      };
+      return wide_blocks(tiles) ? launch.template operator()<8>() : launch.template operator()<4>();
     };
     switch (pairs) {
       case 1:
