@@ -13,6 +13,7 @@
 #   strip P/bin/* && tar -C P -cf - bin | xz -T2 -9 > .cudarun-fast/bin.tar.xz
 # Usage (repo root on the GPU machine): bash .cudarun-fast/device_run.sh STAGES  (default: all)
 #   stages: tests bench models hearth profile peer precision quant tc chains ncu
+# (bench/cuda_peer/ab_run.sh runs several builds side by side for A/B figures)
 #   tc: the bf16 tensor-core kernels (4-bit GEMV, prefill attention): their op/model tests, then 8B
 #       prefill and 8B 4-bit decode with them on and off (HEARTH_CUDA_BF16_KERNELS=1/0; needs the
 #       models stage and m8b-q4 from quant)
