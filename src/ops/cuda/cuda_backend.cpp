@@ -351,19 +351,6 @@ QuantizedKvArgs quantized_kv_args(const QuantizedKvPlanes& c) {
   return a;
 }
 
-// Multiprocessors of the device (the attention splits aim at two waves of blocks over them).
-int sm_count() {
-  static const int count = [] {
-    int n = 0;
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess || n <= 0) {
-      cudaGetLastError();
-      n = 108;
-    }
-    return n;
-  }();
-  return count;
-}
-
 GemvOut gemv_out(const Tensor& w, const Tensor* bias, Tensor* out) {
   GemvOut g;
   g.w = w.raw_data();

@@ -12,8 +12,10 @@
 
 #ifdef __CUDACC__
 #define HEARTH_HOST_DEVICE __host__ __device__
+#define HEARTH_UNROLL _Pragma("unroll")
 #else
 #define HEARTH_HOST_DEVICE
+#define HEARTH_UNROLL
 #endif
 
 namespace hearth::ops::cuda {
@@ -29,6 +31,10 @@ bool pdl_launches();
 // 48 KB a launch gets without it. The attribute is per device, so once per process is not enough
 // on a second GPU.
 cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<uint64_t>& asked);
+
+// Multiprocessors of the current device, read once per process (launch shapes aim at waves of
+// blocks over them: attention splits, persistent and 8-warp quantized GEMVs).
+int sm_count();
 
 // A tensor as rows of its contiguous last dimension: row r's offset (in elements) for up to 4
 // leading dimensions of any strides, and its element type (activations: f32 or bf16).
@@ -46,7 +52,7 @@ struct Rows {
   // outermost index needs no division (row < count).
   HEARTH_HOST_DEVICE int64_t offset(int64_t row) const {
     int64_t off = 0;
-#pragma unroll
+    HEARTH_UNROLL
     for (int d = 3; d >= 1; --d) {
       if (d < lead) {
         off += (row % shape[d]) * stride[d];

@@ -38,4 +38,18 @@ cudaError_t allow_shared_memory(const void* kernel, size_t bytes, std::atomic<ui
   return cudaSuccess;
 }
 
+int sm_count() {
+  static const int count = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        n <= 0) {
+      cudaGetLastError();
+      n = 132;
+    }
+    return n;
+  }();
+  return count;
+}
+
 }  // namespace hearth::ops::cuda

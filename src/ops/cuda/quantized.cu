@@ -212,21 +212,6 @@ __device__ __forceinline__ void reduce_and_store(float (&acc)[kR][kM], int lane,
   }
 }
 
-// Multiprocessors of the current device (the persistent GEMV grid is sized to fill them once).
-int sm_count() {
-  static const int count = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        n <= 0) {
-      cudaGetLastError();
-      n = 132;
-    }
-    return n;
-  }();
-  return count;
-}
-
 // Shared memory a GEMV block may use for its copy of x (two blocks fit an SM of 228 KB).
 constexpr size_t kQgemvSmemLimit = 96 << 10;
 

@@ -310,15 +310,7 @@ __global__ void __launch_bounds__(kW * 32)
 // a layer with 4 -> 8 warps: o 10.8 -> 8.8, down 26.9 -> 19.7; q/k/v (384 tiles) 12.0 -> 13.5,
 // so it keeps 4 (docs/perf/cuda.md).
 bool wide_blocks(int64_t tiles) {
-  static const int sms = [] {
-    int n = 0;
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess || n <= 0) {
-      cudaGetLastError();
-      n = 132;
-    }
-    return n;
-  }();
-  return tiles < 2 * int64_t(sms);
+  return tiles < 2 * int64_t(sm_count());
 }
 
 }  // namespace
