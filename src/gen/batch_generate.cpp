@@ -77,7 +77,9 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     if (options.max_tokens == 0) continue;
     for (size_t done = 0; done < p.size();) {
       size_t n = std::min(p.size() - done, size_t(options.prefill_step_size));
-      model::SequenceInput in{std::span<const int32_t>(p).subspan(done, n), caches[s].get(), false};
+      model::SequenceInput in{.tokens = std::span<const int32_t>(p).subspan(done, n),
+                              .cache = caches[s].get(),
+                              .all_logits = false};
       Tensor logits = model.forward(std::span<const model::SequenceInput>(&in, 1));
       done += n;
       if (done < p.size()) continue;
@@ -98,7 +100,7 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     std::vector<size_t> which;
     for (size_t s = 0; s < S; ++s) {
       if (!active[s]) continue;
-      batch.push_back({std::span<const int32_t>(&next[s], 1), caches[s].get(), false});
+      batch.push_back({.tokens = std::span<const int32_t>(&next[s], 1), .cache = caches[s].get()});
       which.push_back(s);
     }
     if (batch.empty()) break;

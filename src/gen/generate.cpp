@@ -57,6 +57,33 @@ TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
   history_ = prompt_;
   if (sample_on_device(options_, model_.device()))
     device_sampler_.emplace(options_.sampling, options_.processors, model_.device());
+  greedy_on_device_ = greedy_on_device(options_, processors_.size());
+  if (greedy_on_device_) {
+    for (auto& r : readbacks_) r = ops::make_readback_buffer(model_.device(), sizeof(int32_t));
+    // Only a cache that can give back the token of a step queued ahead (a rotating one may have
+    // overwritten a slot; a quantized one is replaced between steps).
+    bool trimmable = options_.kv_bits == 0 && cache_->is_trimmable();
+    for (int l = 0; l < cache_->n_layers(); ++l) trimmable &= !cache_->policy(l).rotating();
+    pipelined_ = trimmable && options_.pipelined_decode.value_or(pipelined_by_default(model_));
+  }
+}
+
+TokenGenerator::~TokenGenerator() {
+  try {
+    drop_queued_steps();
+  } catch (const std::exception&) {
+    // Only bookkeeping is left to undo; a destructor must not throw.
+  }
+}
+
+const kv::KvCache& TokenGenerator::cache() {
+  drop_queued_steps();
+  return *cache_;
+}
+
+std::shared_ptr<kv::KvCache> TokenGenerator::shared_cache() {
+  drop_queued_steps();
+  return cache_;
 }
 
 std::vector<kv::CachePolicy> cache_policies(const model::Model& model,
@@ -112,8 +139,10 @@ std::shared_ptr<kv::KvCache> make_prompt_cache(const model::Model& model,
   return std::make_shared<kv::KvCache>(pool, policies);
 }
 
-void TokenGenerator::forward(std::span<const int32_t> tokens, Tensor* logits) {
-  model::SequenceInput in{tokens, cache_.get(), false};
+void TokenGenerator::forward(std::span<const int32_t> tokens, Tensor* logits,
+                             const Tensor& device_token) {
+  model::SequenceInput in{
+      .tokens = tokens, .cache = cache_.get(), .all_logits = false, .device_token = device_token};
   Tensor out = model_.forward(std::span<const model::SequenceInput>(&in, 1));
   if (logits) *logits = out;
   // mlx-lm's maybe_quantize_kv_cache runs after every model call, prefill chunks included.
@@ -123,6 +152,12 @@ void TokenGenerator::forward(std::span<const int32_t> tokens, Tensor* logits) {
 
 bool greedy_on_device(const GenerationOptions& options, size_t processors) {
   return !options.sampler && options.sampling.temp == 0.0f && processors == 0;
+}
+
+bool pipelined_by_default(const model::Model& model) {
+  if (model.device().is_cpu()) return false;
+  const char* env = std::getenv("HEARTH_PIPELINED_DECODE");
+  return !(env && std::string(env) == "0");
 }
 
 bool sample_on_device(const GenerationOptions& options, Device device) {
@@ -156,19 +191,46 @@ std::span<const float> TokenGenerator::logprobs() {
   return logprobs_;
 }
 
+void TokenGenerator::queue_greedy_step(std::span<const int32_t> tokens,
+                                       const Tensor& device_token) {
+  QueuedStep s;
+  forward(tokens, &s.logits, device_token);
+  // argmax over the logits equals argmax over their log-softmax (up to ties that the rounding
+  // of the normalization can create, where HF's greedy search also takes the logits' argmax).
+  s.id = Tensor::empty({1}, DType::i32, s.logits.device());
+  ops::argmax(s.logits, s.id);
+  s.readback = readbacks_[size_t(next_readback_)].get();
+  next_readback_ ^= 1;
+  s.readback->download(s.id);
+  queued_.push_back(std::move(s));
+}
+
+void TokenGenerator::drop_queued_steps() {
+  if (queued_.empty()) return;
+  cache_->trim(int64_t(queued_.size()));
+  queued_.clear();
+}
+
 void TokenGenerator::run_step(std::span<const int32_t> tokens) {
+  if (greedy_on_device_) {
+    if (queued_.empty()) queue_greedy_step(tokens);
+    // The step after this one, fed by this one's argmax on the device, unless max_tokens ends
+    // generation with this token.
+    if (pipelined_ && (options_.max_tokens < 0 || produced_ + 1 < options_.max_tokens)) {
+      static constexpr int32_t kPlaceholder = 0;
+      queue_greedy_step({&kPlaceholder, 1}, queued_.back().id);
+    }
+    QueuedStep s = std::move(queued_.front());
+    queued_.pop_front();
+    pending_token_ = *static_cast<const int32_t*>(s.readback->wait());
+    step_logits_ = s.logits;
+    step_normalized_ = false;
+    return;
+  }
   Tensor logits;
   forward(tokens, &logits);
   const int64_t vocab = logits.dim(1);
   step_logits_ = Tensor();
-  if (greedy_on_device(options_, processors_.size())) {
-    // argmax over the logits equals argmax over their log-softmax (up to ties that the rounding
-    // of the normalization can create, where HF's greedy search also takes the logits' argmax).
-    pending_token_ = argmax_rows(logits)[0];
-    step_logits_ = logits;
-    step_normalized_ = false;
-    return;
-  }
   if (device_sampler_ && !logits.device().is_cpu()) {
     const std::span<const int32_t> history(history_);
     pending_token_ = device_sampler_->sample(logits, {&history, 1}, rng_, &step_logits_)[0];

@@ -3,7 +3,9 @@
 // model's forward pass, so every front end shares this one path.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -14,6 +16,7 @@
 #include "gen/sampling.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "ops/graph.h"
 #include "text/tokenizer.h"
 
 namespace hearth::gen {
@@ -41,6 +44,10 @@ struct GenerationOptions {
   int kv_group_size = 64;
   int64_t quantized_kv_start = 5000;
   std::vector<int32_t> extra_eos_token_ids;
+  // Pipelined greedy decode (TokenGenerator): step n + 1 is queued before the host reads token n.
+  // Unset: on for GPUs (HEARTH_PIPELINED_DECODE=0 turns it off), off on the CPU, where a step
+  // runs as it is queued and pipelining gains nothing.
+  std::optional<bool> pipelined_decode;
   // Called after each prefill chunk with (tokens processed, prompt tokens).
   std::function<void(int64_t, int64_t)> prompt_progress;
 };
@@ -73,29 +80,55 @@ bool greedy_on_device(const GenerationOptions& options, size_t processors);
 // the sampler of `options.sampling` without XTC, no custom sampler or extra processors.
 // HEARTH_DEVICE_SAMPLING=0 keeps them on the host.
 bool sample_on_device(const GenerationOptions& options, Device device);
+// GenerationOptions::pipelined_decode when unset: on for a model on a GPU, unless
+// HEARTH_PIPELINED_DECODE=0.
+bool pipelined_by_default(const model::Model& model);
 // argmax of each row of logits [R, V] computed on logits' device, as host ids.
 std::vector<int32_t> argmax_rows(const Tensor& logits);
 
 // mlx-lm's generate_step: prefill the prompt (all but its last token in chunks of
 // prefill_step_size), then yield one token per call.
+//
+// Pipelined greedy decode (GenerationOptions::pipelined_decode; greedy on the device, KV caches
+// that can be trimmed: standard, not quantized): like mlx-lm's generate_step, which evaluates
+// step n + 1 asynchronously before yielding token n, next() queues the step that consumes token n
+// (fed from the device, where its argmax is) before it waits for token n, so the GPU never idles
+// while the host reads a token and launches the next step. The step queued ahead is dropped, and
+// its token trimmed off the cache, when the cache is asked for or the generator is destroyed:
+// the cache then holds what it holds without pipelining.
 class TokenGenerator {
  public:
   // `cache` may hold a prefix already (prompt caching); a fresh one is made otherwise.
   TokenGenerator(model::Model& model, std::vector<int32_t> prompt, const GenerationOptions& options,
                  std::shared_ptr<kv::KvCache> cache = nullptr);
+  ~TokenGenerator();
+  TokenGenerator(const TokenGenerator&) = delete;
+  TokenGenerator& operator=(const TokenGenerator&) = delete;
   // The next token, or nullopt once max_tokens were produced.
   std::optional<TokenStep> next();
-  // The sequence's cache; a new object once the cache was quantized (kv_bits).
-  const kv::KvCache& cache() const { return *cache_; }
-  std::shared_ptr<kv::KvCache> shared_cache() const { return cache_; }
+  // The sequence's cache (prompt and the tokens fed so far; a step queued ahead is dropped); a
+  // new object once the cache was quantized (kv_bits).
+  const kv::KvCache& cache();
+  std::shared_ptr<kv::KvCache> shared_cache();
+  // Whether steps are queued ahead of the token being read (pipelined greedy decode).
+  bool pipelined() const { return pipelined_; }
   int64_t prompt_size() const { return int64_t(prompt_.size()); }
   // The last step's log-probabilities [vocab] (mlx-lm's logprobs: processors applied, then
   // log-softmax). A greedy step on the device computes them only here, on first use.
   std::span<const float> logprobs();
 
  private:
+  // A greedy step whose argmax is on its way to the host.
+  struct QueuedStep {
+    Tensor logits;
+    Tensor id;  // i32 [1] on the model's device
+    ops::ReadbackBuffer* readback = nullptr;
+  };
   void run_step(std::span<const int32_t> tokens);
-  void forward(std::span<const int32_t> tokens, Tensor* logits);
+  // Queues a greedy step; `device_token` (model::SequenceInput) feeds it from the device.
+  void queue_greedy_step(std::span<const int32_t> tokens, const Tensor& device_token = {});
+  void drop_queued_steps();
+  void forward(std::span<const int32_t> tokens, Tensor* logits, const Tensor& device_token = {});
 
   model::Model& model_;
   std::vector<int32_t> prompt_;
@@ -112,6 +145,12 @@ class TokenGenerator {
   Tensor step_logits_;
   bool step_normalized_ = false;
   int32_t pending_token_ = -1;
+  // Greedy on the device: steps queued and not yet read, oldest first (two with pipelining), and
+  // the pinned buffers their ids come back through, used in turn.
+  bool greedy_on_device_ = false, pipelined_ = false;
+  std::deque<QueuedStep> queued_;
+  std::array<std::unique_ptr<ops::ReadbackBuffer>, 2> readbacks_;
+  int next_readback_ = 0;
   int produced_ = 0;
   bool started_ = false;
 };

@@ -151,6 +151,7 @@ Tensor DecodeGraphs::forward(std::span<const SequenceInput> batch) {
   auto* staged = static_cast<int32_t*>(b.staging->acquire());
   kv::pack_decode_tables(b.layout, caches, ids, slots, staged);
   b.staging->upload(size_t(b.layout.total) * sizeof(int32_t), b.tables);
+  copy_device_tokens(batch, b.ids);
 
   if (b.graph) {
     b.graph->launch();

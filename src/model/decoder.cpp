@@ -58,6 +58,17 @@ Tensor on_device(const std::vector<T>& values, const Dims& shape, Device device)
 
 }  // namespace
 
+void copy_device_tokens(std::span<const SequenceInput> batch, Tensor& ids) {
+  int64_t row = 0;
+  for (const SequenceInput& in : batch) {
+    if (in.device_token.defined()) {
+      Tensor dst = ids.slice(0, row, row + 1);
+      ops::copy(in.device_token, dst);
+    }
+    row += int64_t(in.tokens.size());
+  }
+}
+
 DecoderModel::DecoderModel(DecoderConfig config, io::WeightSet weights, Device device)
     : config_(std::move(config)), device_(device), weights_(std::move(weights)) {
   const DecoderConfig& c = config_;
@@ -179,6 +190,14 @@ void DecoderModel::check_batch(std::span<const SequenceInput> batch) const {
           !(in.cache->policy(l) == first_cache.policy(l)))
         fail(ErrorCode::invalid_argument,
              "forward: the caches of one batch have different policies at layer {}", l);
+    if (in.device_token.defined()) {
+      if (in.tokens.size() != 1 || in.all_logits || in.device_token.dtype() != DType::i32 ||
+          !(in.device_token.shape() == Dims{1}) || in.device_token.device() != device_)
+        fail(ErrorCode::invalid_argument,
+             "forward: a device token must be one i32 id on {} for a one-token step, got {}",
+             device_.str(), in.device_token.describe());
+      continue;  // the argmax of the previous step: inside the vocabulary
+    }
     for (int32_t id : in.tokens)
       if (id < 0 || id >= c.vocab_size)
         fail(ErrorCode::invalid_argument, "token id {} is outside the vocabulary (size {})", id,
@@ -356,6 +375,7 @@ Tensor DecoderModel::forward_eager(std::span<const SequenceInput> batch) {
     return metas.back().second;
   };
   Tensor ids_t = on_device(ids, {T}, dev);
+  copy_device_tokens(batch, ids_t);
   st.positions = on_device(positions, {T}, dev);
 
   st.inv_freq = inv_freq_;

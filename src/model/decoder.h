@@ -37,6 +37,10 @@ struct DecoderStep {
   std::function<const ops::AttentionMeta&(int group, int model_window)> meta;
 };
 
+// Writes each sequence's device_token (model.h) into its row of the step's i32 ids, queued
+// behind the ids' upload.
+void copy_device_tokens(std::span<const SequenceInput> batch, Tensor& ids);
+
 class DecoderModel : public Model {
  public:
   // Takes the canonical tensors out of `weights` (already sanitized), checking every shape

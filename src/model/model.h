@@ -20,6 +20,10 @@ struct SequenceInput {
   std::span<const int32_t> tokens;
   kv::KvCache* cache = nullptr;
   bool all_logits = false;  // logits for every new token (perplexity, tests), else the last only
+  // Pipelined decode (gen/generate.h): the step's one token as an i32 [1] tensor on the model's
+  // device, the previous step's argmax that the host has not read yet. `tokens` then holds one
+  // placeholder whose value is not read.
+  Tensor device_token = Tensor();
 };
 
 class Model {

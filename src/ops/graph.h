@@ -1,5 +1,6 @@
 // Capture and replay of a fixed sequence of device ops (CUDA graphs, ARCHITECTURE.md decision 2),
-// and the pinned host buffer whose one upload per step refreshes the tables a replay reads.
+// the pinned host buffer whose one upload per step refreshes the tables a replay reads, and the one
+// a step's sampled ids come back through without waiting for the work queued after them.
 // Backend-neutral, so that model code drives graphs without CUDA headers; the CPU captures nothing.
 #pragma once
 
@@ -39,5 +40,21 @@ class StagingBuffer {
   virtual void upload(size_t bytes, Tensor& dst) = 0;
 };
 std::unique_ptr<StagingBuffer> make_staging_buffer(Device device, size_t bytes);
+
+// Host memory the device copies into asynchronously (pinned on CUDA): pipelined decode reads step
+// n's token while step n + 1 is already queued behind it (gen/generate.h).
+class ReadbackBuffer {
+ public:
+  virtual ~ReadbackBuffer() = default;
+  virtual size_t size() const = 0;
+  // Queues a copy of src (contiguous, on the buffer's device, at most size() bytes) behind the
+  // work already queued; a previous download's bytes are no longer valid.
+  virtual void download(const Tensor& src) = 0;
+  // The downloaded bytes, once the device has written them: waits for the work queued before the
+  // download only, not for what was queued after it.
+  virtual const void* wait() = 0;
+};
+// On the CPU the copy is done at download().
+std::unique_ptr<ReadbackBuffer> make_readback_buffer(Device device, size_t bytes);
 
 }  // namespace hearth::ops

@@ -136,7 +136,7 @@ Trace batch_decode(model::Model& m, std::vector<kv::KvCache*> caches,
   Trace t;
   std::vector<int32_t> last;
   for (size_t s = 0; s < prompts.size(); ++s) {
-    model::SequenceInput in{prompts[s], caches[s], false};
+    model::SequenceInput in{.tokens = prompts[s], .cache = caches[s], .all_logits = false};
     std::vector<float> row = to_host(m.forward(std::span<const model::SequenceInput>(&in, 1)));
     last.push_back(argmax(row.data(), vocab));
   }
@@ -144,7 +144,7 @@ Trace batch_decode(model::Model& m, std::vector<kv::KvCache*> caches,
     if (between) between(step);
     std::vector<model::SequenceInput> batch;
     for (size_t s = 0; s < caches.size(); ++s)
-      batch.push_back({std::span<const int32_t>(&last[s], 1), caches[s], false});
+      batch.push_back({.tokens = std::span<const int32_t>(&last[s], 1), .cache = caches[s]});
     std::vector<float> out = to_host(m.forward(batch));
     for (size_t s = 0; s < caches.size(); ++s) {
       last[s] = argmax(out.data() + int64_t(s) * vocab, vocab);
@@ -389,7 +389,8 @@ TEST_F(DecodeGraph, BadTokenIdIsStillReported) {
     return batch_decode(mm, {&cache}, {prompt_of("default")}, 40, [&](int step) {
       if (step != 5 && step != 30) return;
       for (int32_t bad : {vocab, -1}) {
-        model::SequenceInput in{std::span<const int32_t>(&bad, 1), &cache, false};
+        model::SequenceInput in{
+            .tokens = std::span<const int32_t>(&bad, 1), .cache = &cache, .all_logits = false};
         try {
           mm.forward(std::span<const model::SequenceInput>(&in, 1));
           ADD_FAILURE() << "token id " << bad << " was accepted";

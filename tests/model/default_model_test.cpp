@@ -47,7 +47,7 @@ TEST(DefaultModel, ValidationPerplexityMatchesTransformers) {
     std::vector<int32_t> ids = item["ids"].get<std::vector<int32_t>>();
     auto pool = std::make_shared<kv::BlockPool>(model->kv_layout(32), 16);
     kv::KvCache cache(pool);
-    model::SequenceInput in{ids, &cache, true};
+    model::SequenceInput in{.tokens = ids, .cache = &cache, .all_logits = true};
     Tensor logits = model->forward(std::span<const model::SequenceInput>(&in, 1));
     const int64_t V = logits.dim(1);
     std::vector<float> all = logits.to_vector<float>();

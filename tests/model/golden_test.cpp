@@ -77,7 +77,7 @@ void expect_logits_match(const fs::path& dir, Device device, ops::MatmulPrecisio
 
   auto pool = std::make_shared<kv::BlockPool>(model->kv_layout(16), 64);
   kv::KvCache cache(pool);
-  model::SequenceInput in{ids, &cache, true};
+  model::SequenceInput in{.tokens = ids, .cache = &cache, .all_logits = true};
   Tensor logits =
       ops::to_device(model->forward(std::span<const model::SequenceInput>(&in, 1)), Device::cpu());
   ASSERT_EQ(logits.shape(), Dims({L, V}));
@@ -125,6 +125,71 @@ TEST_P(Golden, GreedyContinuationMatchesTransformers) {
   std::vector<int32_t> got;
   while (auto step = generator.next()) got.push_back(step->token);
   EXPECT_EQ(got, expected) << "smallest top-2 margin in the fixture: " << g["min_margin"];
+}
+
+// Pipelined greedy decode (gen::TokenGenerator; on by default on a GPU, forced here on the CPU
+// too) queues the step that consumes each token before the host reads it. It gives HF's greedy
+// continuation, and a consumer that stops early leaves the cache as decode without pipelining
+// does (the step queued ahead trimmed off, whether the cache is asked for or the generator is
+// destroyed), so that a second turn from that cache continues HF's continuation.
+TEST_P(Golden, PipelinedGreedyDecodeMatchesAndLeavesTheSameCache) {
+  nlohmann::json g = golden();
+  auto model = model::load_model(dir(), load_options(device(), ops::MatmulPrecision::exact));
+  std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
+  ASSERT_GE(expected.size(), 8u);
+  gen::GenerationOptions pipelined;
+  pipelined.max_tokens = int(expected.size());
+  pipelined.kv_block_size = 8;
+  pipelined.prefill_step_size = model->config().rope.type == ops::RopeType::dynamic ? 4096 : 7;
+  pipelined.pipelined_decode = true;
+  gen::GenerationOptions plain = pipelined;
+  plain.pipelined_decode = false;
+  // Rotating caches (sliding-window layers) cannot give a token back: those decode unpipelined.
+  bool rotating = false;
+  for (const kv::CachePolicy& p : gen::cache_policies(*model, pipelined)) rotating |= p.rotating();
+  {
+    gen::TokenGenerator generator(*model, prompt, pipelined);
+    EXPECT_EQ(generator.pipelined(), !rotating);
+    std::vector<int32_t> got;
+    while (auto step = generator.next()) got.push_back(step->token);
+    EXPECT_EQ(got, expected) << "smallest top-2 margin in the fixture: " << g["min_margin"];
+  }
+  // Stop after k tokens, with the step that consumes token k - 1 already queued.
+  const int k = 5;
+  const int64_t horizon = int64_t(prompt.size() + expected.size());
+  auto first_turn = [&](const gen::GenerationOptions& o, bool ask_for_cache) {
+    std::shared_ptr<kv::KvCache> cache = gen::make_prompt_cache(*model, o, horizon);
+    gen::TokenGenerator generator(*model, prompt, o, cache);
+    EXPECT_EQ(generator.pipelined(), o.pipelined_decode.value() && !rotating);
+    for (int i = 0; i < k; ++i) {
+      auto step = generator.next();
+      EXPECT_TRUE(step && step->token == expected[size_t(i)]) << "token " << i;
+    }
+    return ask_for_cache ? generator.shared_cache() : cache;  // else trimmed as it is destroyed
+  };
+  for (bool ask : {true, false}) {
+    std::shared_ptr<kv::KvCache> a = first_turn(pipelined, ask), b = first_turn(plain, ask);
+    EXPECT_EQ(a->size(), int64_t(prompt.size()) + k - 1);
+    EXPECT_EQ(b->size(), a->size());
+    for (int l = 0; l < a->n_layers(); l += std::max(1, a->n_layers() - 1)) {
+      kv::LayerState sa = a->read_state(l), sb = b->read_state(l);
+      for (auto [x, y] : {std::pair{&sa.keys, &sb.keys}, std::pair{&sa.values, &sb.values}})
+        EXPECT_EQ(ops::cast(*x, DType::f32).to_vector<float>(),
+                  ops::cast(*y, DType::f32).to_vector<float>())
+            << "layer " << l;
+    }
+    // The second turn feeds token k - 1 and continues HF's continuation.
+    std::vector<int32_t> next_prompt = {expected[k - 1]};
+    gen::GenerationOptions rest = pipelined;
+    rest.max_tokens = 3;
+    gen::TokenGenerator second(*model, next_prompt, rest, a);
+    for (int i = 0; i < 3; ++i) {
+      auto step = second.next();
+      ASSERT_TRUE(step);
+      EXPECT_EQ(step->token, expected[size_t(k + i)]) << "second turn, token " << i;
+    }
+  }
 }
 
 // Greedy decoding picks argmax over the logits on the model's device and computes the

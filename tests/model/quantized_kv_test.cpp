@@ -43,7 +43,7 @@ std::shared_ptr<kv::KvCache> new_cache(int bits, int group_size, int64_t blocks 
 }
 
 std::vector<float> forward(kv::KvCache& cache, std::span<const int32_t> ids, bool all = false) {
-  model::SequenceInput in{ids, &cache, all};
+  model::SequenceInput in{.tokens = ids, .cache = &cache, .all_logits = all};
   return default_model().forward(std::span<const model::SequenceInput>(&in, 1)).to_vector<float>();
 }
 
@@ -276,7 +276,7 @@ void check_snapshot_restore(model::Model& model) {
     return std::make_shared<kv::KvCache>(std::make_shared<kv::BlockPool>(layout, 64));
   };
   auto step = [&](kv::KvCache& cache, std::span<const int32_t> ids) {
-    model::SequenceInput in{ids, &cache, false};
+    model::SequenceInput in{.tokens = ids, .cache = &cache, .all_logits = false};
     return ops::to_device(model.forward(std::span<const model::SequenceInput>(&in, 1)),
                           Device::cpu())
         .to_vector<float>();

@@ -86,7 +86,7 @@ std::unique_ptr<Folders> make_folders(const std::string& name, int bits, int gro
 std::vector<float> all_logits(model::Model& model, const std::vector<int32_t>& ids) {
   auto pool = std::make_shared<kv::BlockPool>(model.kv_layout(16), 64);
   kv::KvCache cache(pool);
-  model::SequenceInput in{ids, &cache, true};
+  model::SequenceInput in{.tokens = ids, .cache = &cache, .all_logits = true};
   return ops::to_device(model.forward(std::span<const model::SequenceInput>(&in, 1)), Device::cpu())
       .to_vector<float>();
 }

@@ -105,7 +105,8 @@ std::vector<std::vector<float>> decode(model::Model& model, kv::KvCache& cache, 
   std::vector<std::vector<float>> out;
   int32_t token = first;
   for (int i = 0; i < steps; ++i) {
-    model::SequenceInput in{std::span<const int32_t>(&token, 1), &cache, false};
+    model::SequenceInput in{
+        .tokens = std::span<const int32_t>(&token, 1), .cache = &cache, .all_logits = false};
     std::vector<float> logits =
         ops::to_device(model.forward(std::span<const model::SequenceInput>(&in, 1)), Device::cpu())
             .to_vector<float>();
@@ -122,7 +123,7 @@ void snapshot_round_trip(model::Model& model, int64_t max_kv_size) {
   options.prefill_step_size = 6;
   std::shared_ptr<kv::KvCache> cache = gen::make_prompt_cache(model, options, 200);
   std::vector<int32_t> prompt{7, 1, 19, 250, 44, 3, 3, 90, 101, 64, 12, 5, 66, 31, 8};
-  model::SequenceInput in{prompt, cache.get(), false};
+  model::SequenceInput in{.tokens = prompt, .cache = cache.get(), .all_logits = false};
   model.forward(std::span<const model::SequenceInput>(&in, 1));
   decode(model, *cache, 42, 5);
   const int64_t at = cache->size();
@@ -130,7 +131,7 @@ void snapshot_round_trip(model::Model& model, int64_t max_kv_size) {
   std::vector<std::vector<float>> first = decode(model, *cache, 17, 12);
   // A chunk too, so a rotating buffer is re-linearized after the snapshot.
   std::vector<int32_t> chunk{4, 9, 77};
-  model::SequenceInput cin{chunk, cache.get(), false};
+  model::SequenceInput cin{.tokens = chunk, .cache = cache.get(), .all_logits = false};
   std::vector<float> chunk_logits =
       ops::to_device(model.forward(std::span<const model::SequenceInput>(&cin, 1)), Device::cpu())
           .to_vector<float>();

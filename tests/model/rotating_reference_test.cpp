@@ -100,7 +100,7 @@ class RotatingReference : public testing::TestWithParam<Device> {
                                                          kv::CachePolicy{max_size, keep}));
     int64_t row = 0;
     for (size_t c = 0; c < chunks.size(); ++c) {
-      model::SequenceInput in{chunks[c], &cache, true};
+      model::SequenceInput in{.tokens = chunks[c], .cache = &cache, .all_logits = true};
       std::vector<float> got =
           ops::to_device(model->forward(std::span<const model::SequenceInput>(&in, 1)),
                          Device::cpu())

@@ -19,5 +19,6 @@ void synchronize();
 bool graphs_supported();
 std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& record);
 std::unique_ptr<StagingBuffer> make_staging_buffer(size_t bytes);
+std::unique_ptr<ReadbackBuffer> make_readback_buffer(size_t bytes);
 
 }  // namespace hearth::ops::cuda

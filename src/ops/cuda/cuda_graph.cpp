@@ -1,6 +1,7 @@
-// CUDA graphs (ops/graph.h): capture on the backend's one stream, replay, and the pinned staging
-// buffers that refresh a replay's input tables with one copy. A decode step of a small model is
-// ~225 launches of a few microseconds of GPU work each; replaying them as one graph removes the
+// CUDA graphs (ops/graph.h): capture on the backend's one stream, replay, the pinned staging
+// buffers that refresh a replay's input tables with one copy, and the pinned readback buffers that
+// bring a step's ids back behind an event instead of a stream sync. A decode step of a small model
+// is ~225 launches of a few microseconds of GPU work each; replaying them as one graph removes the
 // host time between them (docs/perf/cuda.md).
 #include <cuda_runtime_api.h>
 
@@ -89,6 +90,54 @@ class PinnedStaging final : public StagingBuffer {
   bool used_ = false;
 };
 
+class PinnedReadback final : public ReadbackBuffer {
+ public:
+  explicit PinnedReadback(size_t bytes) : bytes_(bytes) {
+    check_cuda(cudaHostAlloc(reinterpret_cast<void**>(&host_), std::max<size_t>(bytes, 1),
+                             cudaHostAllocDefault),
+               "cudaHostAlloc (readback buffer)");
+    cudaError_t e = cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      cudaFreeHost(host_);
+      check_cuda(e, "cudaEventCreate (readback buffer)");
+    }
+  }
+  ~PinnedReadback() override {
+    if (queued_) cudaEventSynchronize(done_);
+    cudaEventDestroy(done_);
+    cudaFreeHost(host_);
+    cudaGetLastError();
+  }
+  PinnedReadback(const PinnedReadback&) = delete;
+  PinnedReadback& operator=(const PinnedReadback&) = delete;
+
+  size_t size() const override { return bytes_; }
+  void download(const Tensor& src) override {
+    HEARTH_CHECK(src.device().is_cuda() && src.is_contiguous() && src.nbytes() <= bytes_,
+                 "readback of {} into a pinned buffer of {} bytes", src.describe(), bytes_);
+    HEARTH_CHECK(!capturing(), "a readback cannot be recorded into a graph");
+    // A download still in flight writes the same bytes: let it land first.
+    if (queued_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (readback buffer)");
+    if (src.nbytes())
+      check_cuda(cudaMemcpyAsync(host_, src.raw_data(), src.nbytes(), cudaMemcpyDeviceToHost,
+                                 backend_stream()),
+                 "cudaMemcpyAsync (readback buffer)");
+    check_cuda(cudaEventRecord(done_, backend_stream()), "cudaEventRecord (readback buffer)");
+    queued_ = true;
+  }
+  const void* wait() override {
+    if (queued_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (readback buffer)");
+    queued_ = false;
+    return host_;
+  }
+
+ private:
+  size_t bytes_;
+  char* host_ = nullptr;
+  cudaEvent_t done_ = nullptr;
+  bool queued_ = false;
+};
+
 }  // namespace
 
 bool graphs_supported() {
@@ -155,6 +204,13 @@ std::unique_ptr<StagingBuffer> make_staging_buffer(size_t bytes) {
   if (!cuda_backend_if_available(&why))
     fail(ErrorCode::unsupported, "make_staging_buffer on cuda: {}", why);
   return std::make_unique<PinnedStaging>(bytes);
+}
+
+std::unique_ptr<ReadbackBuffer> make_readback_buffer(size_t bytes) {
+  std::string why;
+  if (!cuda_backend_if_available(&why))
+    fail(ErrorCode::unsupported, "make_readback_buffer on cuda: {}", why);
+  return std::make_unique<PinnedReadback>(bytes);
 }
 
 }  // namespace hearth::ops::cuda
