@@ -1,13 +1,104 @@
 #include "gen/batch_generate.h"
 
 #include <algorithm>
+#include <array>
+#include <deque>
+#include <functional>
 #include <optional>
 
 #include "core/memory_stats.h"
 #include "core/timer.h"
 #include "ops/copy.h"
+#include "ops/graph.h"
+#include "ops/topk.h"
 
 namespace hearth::gen {
+namespace {
+
+void finish_stats(const model::Model& model, BatchStats& stats, const Stopwatch& clock,
+                  int64_t generated) {
+  stats.generation_time = clock.seconds();
+  stats.generation_tokens = generated;
+  stats.prompt_tps = double(stats.prompt_tokens) / std::max(stats.prompt_time, 1e-9);
+  stats.generation_tps = double(generated) / std::max(stats.generation_time, 1e-9);
+  stats.peak_memory_gb = double(memory::peak_bytes(model.device().kind)) / 1e9;
+}
+
+// Greedy decode steps of the active sequences, argmax on the device, until none is active;
+// returns the tokens produced (stop tokens included). produced[s]: sequence s's tokens so far.
+// Pipelined (TokenGenerator's rule, generate.h): the step after the one being read is queued first,
+// fed by that step's argmax on the device, for the sequences that max_tokens lets continue; a
+// sequence that stops on a token read meanwhile wastes its row of that step (its cache is dropped
+// with the batch).
+int64_t greedy_decode(model::Model& model, const GenerationOptions& options,
+                      std::vector<std::unique_ptr<kv::KvCache>>& caches,
+                      const std::vector<int32_t>& next, const std::vector<bool>& active,
+                      std::vector<int64_t> produced,
+                      const std::function<void(size_t, int32_t)>& accept) {
+  struct Queued {
+    Tensor ids;  // i32 [rows] on the device
+    ops::ReadbackBuffer* readback = nullptr;
+    std::vector<size_t> which;  // the sequence of each row
+  };
+  const bool pipelined = options.pipelined_decode.value_or(pipelined_by_default(model));
+  std::array<std::unique_ptr<ops::ReadbackBuffer>, 2> readbacks;
+  for (auto& r : readbacks)
+    r = ops::make_readback_buffer(model.device(), caches.size() * sizeof(int32_t));
+  int next_readback = 0;
+  std::deque<Queued> queued;
+  // Queues a step of `which`; `from` (a queued step) feeds row r from its row from_rows[r].
+  auto queue = [&](std::vector<size_t> which, const Queued* from,
+                   const std::vector<int64_t>& from_rows) {
+    std::vector<model::SequenceInput> batch;
+    for (size_t r = 0; r < which.size(); ++r) {
+      const size_t s = which[r];
+      batch.push_back({.tokens = std::span<const int32_t>(&next[s], 1), .cache = caches[s].get()});
+      if (from) batch.back().device_token = from->ids.slice(0, from_rows[r], from_rows[r] + 1);
+      ++produced[s];  // read or in flight
+    }
+    Tensor logits = model.forward(batch);
+    Queued q{Tensor::empty({int64_t(which.size())}, DType::i32, logits.device()),
+             readbacks[size_t(next_readback)].get(), std::move(which)};
+    next_readback ^= 1;
+    ops::argmax(logits, q.ids);
+    q.readback->download(q.ids);
+    queued.push_back(std::move(q));
+  };
+  int64_t generated = 0;
+  for (;;) {
+    if (queued.empty()) {
+      std::vector<size_t> which;
+      for (size_t s = 0; s < caches.size(); ++s)
+        if (active[s]) which.push_back(s);
+      if (which.empty()) break;
+      queue(std::move(which), nullptr, {});
+    }
+    if (pipelined) {
+      std::vector<size_t> which;
+      std::vector<int64_t> rows;
+      const Queued& last = queued.back();
+      for (size_t r = 0; r < last.which.size(); ++r) {
+        const size_t s = last.which[r];
+        if (active[s] && produced[s] < options.max_tokens) {
+          which.push_back(s);
+          rows.push_back(int64_t(r));
+        }
+      }
+      if (!which.empty()) queue(std::move(which), &last, rows);
+    }
+    Queued q = std::move(queued.front());
+    queued.pop_front();
+    const auto* ids = static_cast<const int32_t*>(q.readback->wait());
+    for (size_t r = 0; r < q.which.size(); ++r) {
+      if (!active[q.which[r]]) continue;  // stopped on a token read after this step was queued
+      accept(q.which[r], ids[r]);
+      ++generated;
+    }
+  }
+  return generated;
+}
+
+}  // namespace
 
 BatchResult batch_generate(model::Model& model, const std::vector<std::vector<int32_t>>& prompts,
                            const GenerationOptions& options, std::span<const int32_t> eos) {
@@ -95,6 +186,13 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
   clock.restart();
   int64_t generated = 0;
   for (size_t s = 0; s < S; ++s) generated += int64_t(result.tokens[s].size());
+  if (greedy) {
+    std::vector<int64_t> produced;
+    for (const auto& t : result.tokens) produced.push_back(int64_t(t.size()));
+    generated += greedy_decode(model, options, caches, next, active, produced, accept);
+    finish_stats(model, result.stats, clock, generated);
+    return result;
+  }
   for (;;) {
     std::vector<model::SequenceInput> batch;
     std::vector<size_t> which;
@@ -105,12 +203,6 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
     }
     if (batch.empty()) break;
     Tensor logits = model.forward(batch);
-    if (greedy) {
-      const std::vector<int32_t> ids = argmax_rows(logits);
-      for (size_t r = 0; r < which.size(); ++r) accept(which[r], ids[r]);
-      generated += int64_t(which.size());
-      continue;
-    }
     if (device_sampler && !logits.device().is_cpu()) {
       const std::vector<int32_t> ids = sample_on_device_rows(logits, which);
       for (size_t r = 0; r < which.size(); ++r) accept(which[r], ids[r]);
@@ -125,12 +217,7 @@ BatchResult batch_generate(model::Model& model, const std::vector<std::vector<in
       ++generated;
     }
   }
-  result.stats.generation_time = clock.seconds();
-  result.stats.generation_tokens = generated;
-  result.stats.prompt_tps =
-      double(result.stats.prompt_tokens) / std::max(result.stats.prompt_time, 1e-9);
-  result.stats.generation_tps = double(generated) / std::max(result.stats.generation_time, 1e-9);
-  result.stats.peak_memory_gb = double(memory::peak_bytes(model.device().kind)) / 1e9;
+  finish_stats(model, result.stats, clock, generated);
   return result;
 }
 

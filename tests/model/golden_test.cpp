@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "gen/batch_generate.h"
 #include "gen/generate.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
@@ -190,6 +191,37 @@ TEST_P(Golden, PipelinedGreedyDecodeMatchesAndLeavesTheSameCache) {
       EXPECT_EQ(step->token, expected[size_t(k + i)]) << "second turn, token " << i;
     }
   }
+}
+
+// gen::batch_generate pipelines greedy steps the same way; a sequence that stops on a token read
+// while the next step was queued wastes its row of that step. With a stop id taken from HF's
+// continuation (so the fixture's sequence stops part-way, the others run on), the pipelined
+// batch gives the tokens, finish reasons and counts of the unpipelined one, and HF's prefix.
+TEST_P(Golden, PipelinedBatchDecodeStopsLikeUnpipelined) {
+  nlohmann::json g = golden();
+  auto model = model::load_model(dir(), load_options(device(), ops::MatmulPrecision::exact));
+  std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
+  ASSERT_GE(expected.size(), 6u);
+  const int32_t stop = expected[4];
+  const size_t stop_at =
+      size_t(std::find(expected.begin(), expected.end(), stop) - expected.begin());
+  std::vector<std::vector<int32_t>> prompts{prompt, {prompt.begin(), prompt.begin() + 2}, {5, 9}};
+  gen::GenerationOptions options;
+  options.max_tokens = int(expected.size());
+  options.kv_block_size = 8;
+  options.prefill_step_size = model->config().rope.type == ops::RopeType::dynamic ? 4096 : 7;
+  options.pipelined_decode = false;
+  const std::vector<int32_t> eos{stop};
+  gen::BatchResult plain = gen::batch_generate(*model, prompts, options, eos);
+  options.pipelined_decode = true;
+  gen::BatchResult pipelined = gen::batch_generate(*model, prompts, options, eos);
+  EXPECT_EQ(pipelined.tokens[0],
+            std::vector<int32_t>(expected.begin(), expected.begin() + stop_at));
+  EXPECT_EQ(pipelined.finish_reasons[0], "stop");
+  EXPECT_EQ(pipelined.tokens, plain.tokens);
+  EXPECT_EQ(pipelined.finish_reasons, plain.finish_reasons);
+  EXPECT_EQ(pipelined.stats.generation_tokens, plain.stats.generation_tokens);
 }
 
 // Greedy decoding picks argmax over the logits on the model's device and computes the
