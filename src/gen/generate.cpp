@@ -58,7 +58,8 @@ TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
   if (sample_on_device(options_, model_.device()))
     device_sampler_.emplace(options_.sampling, options_.processors, model_.device());
   greedy_on_device_ = greedy_on_device(options_, processors_.size());
-  if (greedy_on_device_) {
+  if (greedy_on_device_ || (device_sampler_ && !model_.device().is_cpu())) {
+    tokens_on_device_ = true;
     for (auto& r : readbacks_) r = ops::make_readback_buffer(model_.device(), sizeof(int32_t));
     // Only a cache that can give back the token of a step queued ahead (a rotating one may have
     // overwritten a slot; a quantized one is replaced between steps).
@@ -191,14 +192,31 @@ std::span<const float> TokenGenerator::logprobs() {
   return logprobs_;
 }
 
-void TokenGenerator::queue_greedy_step(std::span<const int32_t> tokens,
-                                       const Tensor& device_token) {
+void TokenGenerator::queue_step(std::span<const int32_t> tokens, const Tensor& device_token) {
   QueuedStep s;
-  forward(tokens, &s.logits, device_token);
-  // argmax over the logits equals argmax over their log-softmax (up to ties that the rounding
-  // of the normalization can create, where HF's greedy search also takes the logits' argmax).
-  s.id = Tensor::empty({1}, DType::i32, s.logits.device());
-  ops::argmax(s.logits, s.id);
+  if (device_sampler_) s.rng_before = rng_;
+  Tensor logits;
+  forward(tokens, &logits, device_token);
+  if (greedy_on_device_) {
+    // argmax over the logits equals argmax over their log-softmax (up to ties that the rounding
+    // of the normalization can create, where HF's greedy search also takes the logits' argmax).
+    s.id = Tensor::empty({1}, DType::i32, logits.device());
+    ops::argmax(logits, s.id);
+    s.logits = logits;
+  } else {
+    // The history the processors see: prompt and generated ids, the newest still on the device
+    // when this step was fed from there.
+    std::vector<int32_t> pending;
+    std::span<const int32_t> history(history_);
+    if (device_token.defined()) {
+      pending = history_;
+      pending.push_back(0);
+      history = pending;
+    }
+    s.id = device_sampler_->sample_ids(logits, {&history, 1}, rng_, &s.logits,
+                                       device_token.defined() ? &device_token : nullptr);
+    s.normalized = true;
+  }
   s.readback = readbacks_[size_t(next_readback_)].get();
   next_readback_ ^= 1;
   s.readback->download(s.id);
@@ -208,35 +226,31 @@ void TokenGenerator::queue_greedy_step(std::span<const int32_t> tokens,
 void TokenGenerator::drop_queued_steps() {
   if (queued_.empty()) return;
   cache_->trim(int64_t(queued_.size()));
+  // The draws of the dropped steps are drawn again by the steps that replace them.
+  if (queued_.front().rng_before) rng_ = *queued_.front().rng_before;
   queued_.clear();
 }
 
 void TokenGenerator::run_step(std::span<const int32_t> tokens) {
-  if (greedy_on_device_) {
-    if (queued_.empty()) queue_greedy_step(tokens);
-    // The step after this one, fed by this one's argmax on the device, unless max_tokens ends
+  if (tokens_on_device_) {
+    if (queued_.empty()) queue_step(tokens);
+    // The step after this one, fed by this one's id on the device, unless max_tokens ends
     // generation with this token.
     if (pipelined_ && (options_.max_tokens < 0 || produced_ + 1 < options_.max_tokens)) {
       static constexpr int32_t kPlaceholder = 0;
-      queue_greedy_step({&kPlaceholder, 1}, queued_.back().id);
+      queue_step({&kPlaceholder, 1}, queued_.back().id);
     }
     QueuedStep s = std::move(queued_.front());
     queued_.pop_front();
     pending_token_ = *static_cast<const int32_t*>(s.readback->wait());
     step_logits_ = s.logits;
-    step_normalized_ = false;
+    step_normalized_ = s.normalized;
     return;
   }
   Tensor logits;
   forward(tokens, &logits);
   const int64_t vocab = logits.dim(1);
   step_logits_ = Tensor();
-  if (device_sampler_ && !logits.device().is_cpu()) {
-    const std::span<const int32_t> history(history_);
-    pending_token_ = device_sampler_->sample(logits, {&history, 1}, rng_, &step_logits_)[0];
-    step_normalized_ = true;
-    return;
-  }
   if (processors_.empty()) {
     // Normalize where the logits are (on the GPU with CUDA) and move only the result: a
     // vocabulary-sized log-softmax on the host costs as much as a small model's whole step.

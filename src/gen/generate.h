@@ -44,7 +44,8 @@ struct GenerationOptions {
   int kv_group_size = 64;
   int64_t quantized_kv_start = 5000;
   std::vector<int32_t> extra_eos_token_ids;
-  // Pipelined greedy decode (TokenGenerator): step n + 1 is queued before the host reads token n.
+  // Pipelined decode (TokenGenerator, batch_generate's greedy steps): step n + 1 is queued
+  // before the host reads token n.
   // Unset: on for GPUs (HEARTH_PIPELINED_DECODE=0 turns it off), off on the CPU, where a step
   // runs as it is queued and pipelining gains nothing.
   std::optional<bool> pipelined_decode;
@@ -89,13 +90,14 @@ std::vector<int32_t> argmax_rows(const Tensor& logits);
 // mlx-lm's generate_step: prefill the prompt (all but its last token in chunks of
 // prefill_step_size), then yield one token per call.
 //
-// Pipelined greedy decode (GenerationOptions::pipelined_decode; greedy on the device, KV caches
-// that can be trimmed: standard, not quantized): like mlx-lm's generate_step, which evaluates
-// step n + 1 asynchronously before yielding token n, next() queues the step that consumes token n
-// (fed from the device, where its argmax is) before it waits for token n, so the GPU never idles
-// while the host reads a token and launches the next step. The step queued ahead is dropped, and
-// its token trimmed off the cache, when the cache is asked for or the generator is destroyed:
-// the cache then holds what it holds without pipelining.
+// Pipelined decode (GenerationOptions::pipelined_decode): where tokens are picked on the device
+// (greedy, or DeviceSampler on a GPU) and the KV cache can be trimmed (standard, not quantized),
+// next() queues the step that consumes token n, fed from the device where token n is, before it
+// waits for token n, as mlx-lm's generate_step evaluates step n + 1 asynchronously before it
+// yields token n: the GPU never idles while the host reads a token and launches the next step.
+// The step queued ahead is dropped, its token trimmed off the cache and its sampler draw rewound,
+// when the cache is asked for or the generator is destroyed: the cache then holds what it holds
+// without pipelining.
 class TokenGenerator {
  public:
   // `cache` may hold a prefix already (prompt caching); a fresh one is made otherwise.
@@ -118,15 +120,18 @@ class TokenGenerator {
   std::span<const float> logprobs();
 
  private:
-  // A greedy step whose argmax is on its way to the host.
+  // A step whose token, picked on the device, is on its way to the host.
   struct QueuedStep {
-    Tensor logits;
-    Tensor id;  // i32 [1] on the model's device
+    Tensor logits;            // the step's logits, or its log-probabilities when normalized
+    bool normalized = false;  // (DeviceSampler)
+    Tensor id;                // i32 [1] on the model's device
     ops::ReadbackBuffer* readback = nullptr;
+    std::optional<Rng> rng_before;  // the sampler's Rng before the step drew
   };
   void run_step(std::span<const int32_t> tokens);
-  // Queues a greedy step; `device_token` (model::SequenceInput) feeds it from the device.
-  void queue_greedy_step(std::span<const int32_t> tokens, const Tensor& device_token = {});
+  // Queues a step whose token is picked on the device (greedy or DeviceSampler); `device_token`
+  // (model::SequenceInput) feeds it from the device.
+  void queue_step(std::span<const int32_t> tokens, const Tensor& device_token = {});
   void drop_queued_steps();
   void forward(std::span<const int32_t> tokens, Tensor* logits, const Tensor& device_token = {});
 
@@ -145,9 +150,10 @@ class TokenGenerator {
   Tensor step_logits_;
   bool step_normalized_ = false;
   int32_t pending_token_ = -1;
-  // Greedy on the device: steps queued and not yet read, oldest first (two with pipelining), and
-  // the pinned buffers their ids come back through, used in turn.
-  bool greedy_on_device_ = false, pipelined_ = false;
+  // Tokens picked on the device (greedy or DeviceSampler on a GPU): steps queued and not yet
+  // read, oldest first (two with pipelining), and the pinned buffers their ids come back
+  // through, used in turn.
+  bool greedy_on_device_ = false, tokens_on_device_ = false, pipelined_ = false;
   std::deque<QueuedStep> queued_;
   std::array<std::unique_ptr<ops::ReadbackBuffer>, 2> readbacks_;
   int next_readback_ = 0;

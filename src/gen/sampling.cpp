@@ -186,6 +186,13 @@ DeviceSampler::DeviceSampler(const SamplerParams& sampling, const LogitsProcesso
 std::vector<int32_t> DeviceSampler::sample(Tensor& logits,
                                            std::span<const std::span<const int32_t>> histories,
                                            Rng& rng, Tensor* logprobs) {
+  Tensor ids = sample_ids(logits, histories, rng, logprobs);
+  return ops::to_device(ids, Device::cpu()).to_vector<int32_t>();
+}
+
+Tensor DeviceSampler::sample_ids(Tensor& logits,
+                                 std::span<const std::span<const int32_t>> histories, Rng& rng,
+                                 Tensor* logprobs, const Tensor* newest) {
   const int64_t rows = logits.dim(0);
   HEARTH_CHECK(int64_t(histories.size()) == rows, "{} histories for {} rows of logits",
                histories.size(), rows);
@@ -197,6 +204,10 @@ std::vector<int32_t> DeviceSampler::sample(Tensor& logits,
       std::copy(h.begin(), h.end(), recent.begin() + (r + 1) * width_ - int64_t(h.size()));
     }
     Tensor history = ops::to_device(Tensor::from_vector(recent, {rows, width_}), logits.device());
+    if (newest) {
+      Tensor last_column = history.select(1, width_ - 1);
+      ops::copy(*newest, last_column);
+    }
     ops::apply_logit_penalties(logits, history, bias_ids_, bias_values_, penalties_);
   }
   Tensor normalized = Tensor::empty(logits.shape(), DType::f32, logits.device());
@@ -207,7 +218,7 @@ std::vector<int32_t> DeviceSampler::sample(Tensor& logits,
   Tensor ids = Tensor::empty({rows}, DType::i32, logits.device());
   ops::sample(normalized, params_, uniforms, ids);
   if (logprobs) *logprobs = normalized;
-  return ops::to_device(ids, Device::cpu()).to_vector<int32_t>();
+  return ids;
 }
 
 }  // namespace hearth::gen

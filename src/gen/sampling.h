@@ -74,6 +74,11 @@ class DeviceSampler {
   // normalized rows [R, V] (on the device).
   std::vector<int32_t> sample(Tensor& logits, std::span<const std::span<const int32_t>> histories,
                               Rng& rng, Tensor* logprobs = nullptr);
+  // sample() without the wait: the ids, i32 [R], stay on the device. `newest` (i32 [R] on the
+  // device), when given, holds each row's latest id, which the host does not have yet (pipelined
+  // decode): histories[r] then ends with a placeholder in its place.
+  Tensor sample_ids(Tensor& logits, std::span<const std::span<const int32_t>> histories, Rng& rng,
+                    Tensor* logprobs = nullptr, const Tensor* newest = nullptr);
 
  private:
   ops::SamplingParams params_;
