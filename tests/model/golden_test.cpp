@@ -296,7 +296,9 @@ TEST_P(Golden, SamplingOnDeviceMatchesTheHostSampler) {
     }
     // Asking for the cache drops a step queued ahead (pipelined decode on a GPU) and rewinds its
     // draw: the tokens after it still follow the host sampler's.
-    if (step == 7) EXPECT_EQ(a.cache().size(), int64_t(prompt.size()) + step);
+    if (step == 7) {
+      EXPECT_EQ(a.cache().size(), int64_t(prompt.size()) + step);
+    }
     if (step % 5 != 0) continue;  // log-probabilities (processed logits) on some steps only
     std::span<const float> la = sa->logprobs(), lb = sb->logprobs();
     ASSERT_EQ(la.size(), lb.size());
