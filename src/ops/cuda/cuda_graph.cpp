@@ -67,7 +67,8 @@ class PinnedStaging final : public StagingBuffer {
 
   size_t size() const override { return bytes_; }
   void* acquire() override {
-    // Usually long done: every decode step ends with a sync (the logits read).
+    // Usually long done: the previous step's upload ran before its kernels, and pipelined decode
+    // queues at most one step behind the one running.
     if (used_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (staging buffer)");
     return host_;
   }
