@@ -12,9 +12,13 @@
 
 #ifdef __CUDACC__
 #define HEARTH_HOST_DEVICE __host__ __device__
-#define HEARTH_UNROLL _Pragma("unroll")
 #else
 #define HEARTH_HOST_DEVICE
+#endif
+// The device pass only: nvcc hands host code, pragmas included, to g++, which warns on unroll.
+#ifdef __CUDA_ARCH__
+#define HEARTH_UNROLL _Pragma("unroll")
+#else
 #define HEARTH_UNROLL
 #endif
 
