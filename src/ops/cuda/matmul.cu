@@ -276,9 +276,12 @@ template <typename W>
 constexpr int kGemvUnroll = sizeof(W) == 4 ? 4 : 2;
 
 // Output columns from which a warp takes two weight rows: two rows per warp halve the x reads per
-// weight byte; below ~1 wave of warps (small N, as in k/v projections alone) one row per warp
-// keeps more SMs busy.
-constexpr int64_t kGemvTwoRowsMinCols = 4096;
+// weight byte, but a launch of few warps then leaves SMs short of weight bytes in flight. 6144:
+// the 8B's grouped q/k/v (384 blocks of 8 warps on the H100's 132 SMs) keeps two rows; its o and
+// down projections (4096 rows: 256 blocks, 1.9 an SM, with two rows) take one, 512 blocks. H100,
+// 8B bf16 decode 164.6 -> 170.0 tok/s against 4096 (169.7 with 8192, which also moved q/k/v to
+// one row: 19.2 -> 22.6 us in the decode chains); docs/perf/cuda.md.
+constexpr int64_t kGemvTwoRowsMinCols = 6144;
 
 template <typename W, int kM, int kR>
 void launch_gemv_groups(const void* x, Elem xe, int64_t x_stride, GemvGroups groups, int64_t k,
