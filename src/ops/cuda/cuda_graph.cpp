@@ -44,99 +44,92 @@ class CudaGraph final : public DeviceGraph {
   EmbeddingCheck embedding_;
 };
 
-class PinnedStaging final : public StagingBuffer {
+// Pinned host memory and an event marking the device's last copy to or from it: what the staging
+// (upload) and readback (download) buffers share. `what` names the buffer in error messages.
+class PinnedEventBuffer {
  public:
-  explicit PinnedStaging(size_t bytes) : bytes_(bytes) {
+  PinnedEventBuffer(size_t bytes, const char* what) : bytes_(bytes), what_(what) {
     check_cuda(cudaHostAlloc(reinterpret_cast<void**>(&host_), std::max<size_t>(bytes, 1),
                              cudaHostAllocDefault),
-               "cudaHostAlloc (staging buffer)");
+               what_);
     cudaError_t e = cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
     if (e != cudaSuccess) {
       cudaFreeHost(host_);
-      check_cuda(e, "cudaEventCreate (staging buffer)");
+      check_cuda(e, what_);
     }
   }
-  ~PinnedStaging() override {
-    if (used_) cudaEventSynchronize(done_);
-    cudaEventDestroy(done_);
-    cudaFreeHost(host_);
-    cudaGetLastError();
-  }
-  PinnedStaging(const PinnedStaging&) = delete;
-  PinnedStaging& operator=(const PinnedStaging&) = delete;
-
-  size_t size() const override { return bytes_; }
-  void* acquire() override {
-    // Usually long done: the previous step's upload ran before its kernels, and pipelined decode
-    // queues at most one step behind the one running.
-    if (used_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (staging buffer)");
-    return host_;
-  }
-  void upload(size_t bytes, Tensor& dst) override {
-    HEARTH_CHECK(bytes <= bytes_, "staging upload of {} bytes from a buffer of {}", bytes, bytes_);
-    HEARTH_CHECK(dst.device().is_cuda() && dst.is_contiguous() && dst.nbytes() >= bytes,
-                 "staging upload of {} bytes into {}", bytes, dst.describe());
-    if (bytes == 0) return;
-    check_cuda(
-        cudaMemcpyAsync(dst.raw_data(), host_, bytes, cudaMemcpyHostToDevice, backend_stream()),
-        "cudaMemcpyAsync (staging buffer)");
-    check_cuda(cudaEventRecord(done_, backend_stream()), "cudaEventRecord (staging buffer)");
-    used_ = true;
-  }
-
- private:
-  size_t bytes_;
-  char* host_ = nullptr;
-  cudaEvent_t done_ = nullptr;
-  bool used_ = false;
-};
-
-class PinnedReadback final : public ReadbackBuffer {
- public:
-  explicit PinnedReadback(size_t bytes) : bytes_(bytes) {
-    check_cuda(cudaHostAlloc(reinterpret_cast<void**>(&host_), std::max<size_t>(bytes, 1),
-                             cudaHostAllocDefault),
-               "cudaHostAlloc (readback buffer)");
-    cudaError_t e = cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
-    if (e != cudaSuccess) {
-      cudaFreeHost(host_);
-      check_cuda(e, "cudaEventCreate (readback buffer)");
-    }
-  }
-  ~PinnedReadback() override {
+  ~PinnedEventBuffer() {
     if (queued_) cudaEventSynchronize(done_);
     cudaEventDestroy(done_);
     cudaFreeHost(host_);
     cudaGetLastError();
   }
-  PinnedReadback(const PinnedReadback&) = delete;
-  PinnedReadback& operator=(const PinnedReadback&) = delete;
+  PinnedEventBuffer(const PinnedEventBuffer&) = delete;
+  PinnedEventBuffer& operator=(const PinnedEventBuffer&) = delete;
 
-  size_t size() const override { return bytes_; }
-  void download(const Tensor& src) override {
-    HEARTH_CHECK(src.device().is_cuda() && src.is_contiguous() && src.nbytes() <= bytes_,
-                 "readback of {} into a pinned buffer of {} bytes", src.describe(), bytes_);
-    HEARTH_CHECK(!capturing(), "a readback cannot be recorded into a graph");
-    // A download still in flight writes the same bytes: let it land first.
-    if (queued_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (readback buffer)");
-    if (src.nbytes())
-      check_cuda(cudaMemcpyAsync(host_, src.raw_data(), src.nbytes(), cudaMemcpyDeviceToHost,
-                                 backend_stream()),
-                 "cudaMemcpyAsync (readback buffer)");
-    check_cuda(cudaEventRecord(done_, backend_stream()), "cudaEventRecord (readback buffer)");
-    queued_ = true;
-  }
-  const void* wait() override {
-    if (queued_) check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize (readback buffer)");
+  size_t size() const { return bytes_; }
+  char* host() const { return host_; }
+  // Waits for the last queued copy, if any.
+  void wait() {
+    if (queued_) check_cuda(cudaEventSynchronize(done_), what_);
     queued_ = false;
-    return host_;
+  }
+  // Queues a copy of `bytes` between the host memory and `device` on the backend's stream.
+  void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    if (bytes) check_cuda(cudaMemcpyAsync(dst, src, bytes, kind, backend_stream()), what_);
+    check_cuda(cudaEventRecord(done_, backend_stream()), what_);
+    queued_ = true;
   }
 
  private:
   size_t bytes_;
+  const char* what_;
   char* host_ = nullptr;
   cudaEvent_t done_ = nullptr;
   bool queued_ = false;
+};
+
+class PinnedStaging final : public StagingBuffer {
+ public:
+  explicit PinnedStaging(size_t bytes) : buffer_(bytes, "staging buffer") {}
+
+  size_t size() const override { return buffer_.size(); }
+  void* acquire() override {
+    // Usually long done: the previous step's upload ran before its kernels, and pipelined decode
+    // queues at most one step behind the one running.
+    buffer_.wait();
+    return buffer_.host();
+  }
+  void upload(size_t bytes, Tensor& dst) override {
+    HEARTH_CHECK(bytes <= size(), "staging upload of {} bytes from a buffer of {}", bytes, size());
+    HEARTH_CHECK(dst.device().is_cuda() && dst.is_contiguous() && dst.nbytes() >= bytes,
+                 "staging upload of {} bytes into {}", bytes, dst.describe());
+    if (bytes) buffer_.copy(dst.raw_data(), buffer_.host(), bytes, cudaMemcpyHostToDevice);
+  }
+
+ private:
+  PinnedEventBuffer buffer_;
+};
+
+class PinnedReadback final : public ReadbackBuffer {
+ public:
+  explicit PinnedReadback(size_t bytes) : buffer_(bytes, "readback buffer") {}
+
+  size_t size() const override { return buffer_.size(); }
+  void download(const Tensor& src) override {
+    HEARTH_CHECK(src.device().is_cuda() && src.is_contiguous() && src.nbytes() <= size(),
+                 "readback of {} into a pinned buffer of {} bytes", src.describe(), size());
+    HEARTH_CHECK(!capturing(), "a readback cannot be recorded into a graph");
+    buffer_.wait();  // a download still in flight writes the same bytes: let it land first
+    buffer_.copy(buffer_.host(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToHost);
+  }
+  const void* wait() override {
+    buffer_.wait();
+    return buffer_.host();
+  }
+
+ private:
+  PinnedEventBuffer buffer_;
 };
 
 }  // namespace
