@@ -69,8 +69,11 @@ for s in $STAGES; do
     bench q4b4 m8b-q4 -p 512 -g 32 -n 2 -b 4
     ;;
   chains)
-    log "decode chains, 4-bit"
-    "$T/cuda_bench" --chains --chain-bits 4 --reps 3 2>&1 | tee "$OUT/chains.log" | grep -E "^4-bit"
+    for bits in 0 4; do
+      log "decode chains, bits $bits (0: bf16)"
+      "$T/cuda_bench" --chains --chain-bits $bits --reps 3 2>&1 | tee "$OUT/chains_$bits.log" |
+        grep -E "^(4-bit|bf16) "
+    done
     ;;
   ncu)
     log "ncu: 8B bf16 prefill kernels (sum with a script over gpu__time_duration.sum)"
