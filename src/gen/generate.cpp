@@ -194,7 +194,7 @@ std::span<const float> TokenGenerator::logprobs() {
 
 void TokenGenerator::queue_step(std::span<const int32_t> tokens, const Tensor& device_token) {
   QueuedStep s;
-  if (device_sampler_) s.rng_before = rng_;
+  if (device_sampler_ && pipelined_) s.rng_before = rng_;  // what drop_queued_steps rewinds to
   Tensor logits;
   forward(tokens, &logits, device_token);
   if (greedy_on_device_) {
@@ -204,15 +204,9 @@ void TokenGenerator::queue_step(std::span<const int32_t> tokens, const Tensor& d
     ops::argmax(logits, s.id);
     s.logits = logits;
   } else {
-    // The history the processors see: prompt and generated ids, the newest still on the device
-    // when this step was fed from there.
-    std::vector<int32_t> pending;
-    std::span<const int32_t> history(history_);
-    if (device_token.defined()) {
-      pending = history_;
-      pending.push_back(0);
-      history = pending;
-    }
+    // The history the processors see: prompt and generated ids, and the newest, still on the
+    // device, when this step was fed from there.
+    const std::span<const int32_t> history(history_);
     s.id = device_sampler_->sample_ids(logits, {&history, 1}, rng_, &s.logits,
                                        device_token.defined() ? &device_token : nullptr);
     s.normalized = true;

@@ -198,10 +198,13 @@ Tensor DeviceSampler::sample_ids(Tensor& logits,
                histories.size(), rows);
   if (process_) {
     // Each row's last width_ ids, right-aligned after -1 padding: a few hundred bytes a step.
+    // With `newest`, the last column is its ids' (copied on the device) and the host's ids end
+    // one column earlier.
+    const int64_t held = newest ? width_ - 1 : width_;
     std::vector<int32_t> recent(size_t(rows * width_), -1);
     for (int64_t r = 0; r < rows; ++r) {
-      std::span<const int32_t> h = ops::sampling_rows::last(histories[size_t(r)], int(width_));
-      std::copy(h.begin(), h.end(), recent.begin() + (r + 1) * width_ - int64_t(h.size()));
+      std::span<const int32_t> h = ops::sampling_rows::last(histories[size_t(r)], int(held));
+      std::copy(h.begin(), h.end(), recent.begin() + r * width_ + held - int64_t(h.size()));
     }
     Tensor history = ops::to_device(Tensor::from_vector(recent, {rows, width_}), logits.device());
     if (newest) {

@@ -76,7 +76,7 @@ class DeviceSampler {
                               Rng& rng, Tensor* logprobs = nullptr);
   // sample() without the wait: the ids, i32 [R], stay on the device. `newest` (i32 [R] on the
   // device), when given, holds each row's latest id, which the host does not have yet (pipelined
-  // decode): histories[r] then ends with a placeholder in its place.
+  // decode) and histories[r] does not include.
   Tensor sample_ids(Tensor& logits, std::span<const std::span<const int32_t>> histories, Rng& rng,
                     Tensor* logprobs = nullptr, const Tensor* newest = nullptr);
 

@@ -221,5 +221,37 @@ TEST(DeviceSampling, DeviceSamplerEqualsTheHostPath) {
   }
 }
 
+// Pipelined decode hands DeviceSampler the newest id on the device (sample_ids' `newest`) and a
+// history without it: the penalties see the same window, so tokens and logprobs equal those of the
+// full history, for histories shorter and longer than the widest penalty context (12).
+TEST(DeviceSampling, NewestIdOnTheDeviceEqualsTheFullHistory) {
+  const int64_t vocab = 300;
+  SamplerParams sp{0.8f, 0.9f, 0.0f, 1, 0};
+  LogitsProcessorParams pp;
+  pp.repetition_penalty = 1.5f;
+  pp.repetition_context_size = 5;
+  pp.frequency_penalty = 0.7f;
+  pp.frequency_context_size = 12;
+  DeviceSampler sampler(sp, pp, Device::cpu());
+  std::mt19937_64 gen(5);
+  std::uniform_real_distribution<float> logit(-3.0f, 3.0f);
+  std::vector<int32_t> history = {3};
+  Rng a(11), b(11);
+  for (int step = 0; step < 20; ++step) {
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    for (float& v : logits) v = logit(gen);
+    Tensor full_logits = Tensor::from_vector(logits, {1, vocab}), full_logprobs;
+    const std::span<const int32_t> full(history);
+    const int32_t expected = sampler.sample(full_logits, {&full, 1}, a, &full_logprobs)[0];
+    Tensor t = Tensor::from_vector(logits, {1, vocab}), logprobs;
+    const std::span<const int32_t> older(history.data(), history.size() - 1);
+    Tensor newest = Tensor::from_vector(std::vector<int32_t>{history.back()}, {1});
+    Tensor ids = sampler.sample_ids(t, {&older, 1}, b, &logprobs, &newest);
+    ASSERT_EQ(ids.to_vector<int32_t>()[0], expected) << "step " << step;
+    ASSERT_EQ(logprobs.to_vector<float>(), full_logprobs.to_vector<float>()) << "step " << step;
+    history.push_back(int32_t(gen() % 8));  // few distinct ids: the penalties bite
+  }
+}
+
 }  // namespace
 }  // namespace hearth::gen
