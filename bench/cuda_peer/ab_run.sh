@@ -11,7 +11,7 @@
 #   copy into /tmp/X/<name>/, strip, then: tar -C /tmp/X -cf - . | xz -T2 -9 > .cudarun/bin.tar.xz
 # Usage (repo root on the GPU machine):
 #   TEST=new BUILDS="main new" LIMIT=480 bash bench/cuda_peer/ab_run.sh .cudarun [stages]
-# stages (default "tests models bench"): tests models bench chains ncu timeline peer
+# stages (default "tests models bench"): tests models bench chains q4ab ncu timeline peer
 # A build name of the form <build>:<VAR=value> runs that build with an environment variable set.
 set -u
 C=$(cd "${1:?carried folder}" && pwd); shift
@@ -74,6 +74,22 @@ for s in $STAGES; do
       "$T/cuda_bench" --chains --chain-bits $bits --reps 3 2>&1 | tee "$OUT/chains_$bits.log" |
         grep -E "^(4-bit|bf16) "
     done
+    ;;
+  q4ab)
+    # Every build of BUILDS (with its environment): the quantized op tests, the 4-bit decode
+    # chains, 8B 4-bit decode at batch 1 and 4.
+    for b in ${BUILDS:-$TEST}; do
+      dir=${b%%:*} env=""
+      [ "$dir" != "$b" ] && env=${b#*:}
+      log "q4ab $b"
+      env $env timeout 150 "$C/$dir/op_tests" --gtest_filter='Cuda*Quantized*:Cuda*Bf16*:Cuda*Fused*' \
+        > "$OUT/op_q_${b//[:=]/_}.log" 2>&1
+      echo "$b op tests: $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/op_q_${b//[:=]/_}.log" | tr '\n' ' ')"
+      env $env timeout 60 "$C/$dir/cuda_bench" --chains --chain-bits 4 --reps 3 2>&1 |
+        tee "$OUT/chains4_${b//[:=]/_}.log" | grep -E "^4-bit" | sed "s/^/$b /"
+    done
+    bench q4 m8b-q4 -p 128 -g 128 -n 2
+    bench q4b4 m8b-q4 -p 512 -g 32 -n 2 -b 4
     ;;
   ncu)
     log "ncu: 8B bf16 prefill kernels (sum with a script over gpu__time_duration.sum)"
