@@ -11,7 +11,7 @@
 #   copy into /tmp/X/<name>/, strip, then: tar -C /tmp/X -cf - . | xz -T2 -9 > .cudarun/bin.tar.xz
 # Usage (repo root on the GPU machine):
 #   TEST=new BUILDS="main new" LIMIT=480 bash bench/cuda_peer/ab_run.sh .cudarun [stages]
-# stages (default "tests models bench"): tests models bench chains q4ab ncu timeline peer
+# stages (default "tests models bench"): tests models bench chains q4ab q4ncu ncu timeline peer
 # A build name of the form <build>:<VAR=value> runs that build with an environment variable set.
 set -u
 C=$(cd "${1:?carried folder}" && pwd); shift
@@ -90,6 +90,16 @@ for s in $STAGES; do
     done
     bench q4 m8b-q4 -p 128 -g 128 -n 2
     bench q4b4 m8b-q4 -p 512 -g 32 -n 2 -b 4
+    ;;
+  q4ncu)
+    # Why the 4-bit GEMV runs below the bandwidth: stall reasons, issue activity and occupancy of
+    # the first 8 GEMV launches of the decode chains, TEST build.
+    log "ncu: 4-bit GEMV launches of the decode chains"
+    timeout $(( $(left) - 30 )) "$NCU" --clock-control none -k regex:qgemv4 -c 8 \
+      --section WarpStateStats --section SchedulerStats --section Occupancy --section SpeedOfLight \
+      "$T/cuda_bench" --chains --chain-bits 4 --reps 1 > "$OUT/ncu_q4.txt" 2>&1
+    grep -E "qgemv4|Duration|Stall|Warp Cycles Per Issued|Issue Slots Busy|Eligible Warps|Achieved Occupancy|DRAM Throughput|Registers Per" \
+      "$OUT/ncu_q4.txt" | head -80
     ;;
   ncu)
     log "ncu: 8B bf16 prefill kernels (sum with a script over gpu__time_duration.sum)"
