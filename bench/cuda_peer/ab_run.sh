@@ -11,7 +11,7 @@
 #   copy into /tmp/X/<name>/, strip, then: tar -C /tmp/X -cf - . | xz -T2 -9 > .cudarun/bin.tar.xz
 # Usage (repo root on the GPU machine):
 #   TEST=new BUILDS="main new" LIMIT=480 bash bench/cuda_peer/ab_run.sh .cudarun [stages]
-# stages (default "tests models bench"): tests models bench chains q4ab q4ncu ncu timeline peer
+# stages (default "tests models bench"): tests models bench chains q4ab q4ncu qwen ncu timeline peer
 # A build name of the form <build>:<VAR=value> runs that build with an environment variable set.
 set -u
 C=$(cd "${1:?carried folder}" && pwd); shift
@@ -113,6 +113,20 @@ for s in $STAGES; do
         "$T/hearth" benchmark --device cuda --model /tmp/$m -p 32 -g 64 -n 1 > /dev/null 2>&1
       python3 bench/timeline_steps.py "$OUT/tl_$m.csv" --steps 16 --top 8 2>&1 | head -12
     done
+    ;;
+  qwen)
+    # Issue 4's third shape: a Qwen3-8B-shaped random model (36 layers, q/k norms, 151,936-token
+    # vocabulary), bf16 and 4-bit, every build; then the PyTorch peer on it in the time left.
+    log "Qwen3-8B-shaped models"
+    [ -d /tmp/q8b ] || python3 bench/cuda_peer/make_random_model_gpu.py tools/random_model/configs/qwen3-8b.json /tmp/q8b > "$OUT/mkq8.log" 2>&1
+    [ -d /tmp/q8b-q4 ] || "$T/hearth" convert --hf-path /tmp/q8b --mlx-path /tmp/q8b-q4 -q --q-bits 4 > "$OUT/convq.log" 2>&1
+    bench qpf8 q8b -p 2048 -g 4 -n 3
+    bench qdec8 q8b -p 128 -g 128 -n 2
+    bench qq4 q8b-q4 -p 128 -g 128 -n 2
+    log "PyTorch peer, Qwen3-8B shape"
+    PYTHONUNBUFFERED=1 timeout $(( $(left) - 20 )) python3 bench/cuda_peer/hf_peer.py /tmp/q8b \
+      --prompt 2048 --gen 128 --compile > "$OUT/peer_q8b.log" 2>&1
+    grep -E "HF_PEER|Error" "$OUT/peer_q8b.log" | head -4
     ;;
   peer)
     log "PyTorch peer, 8B"

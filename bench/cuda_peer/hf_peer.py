@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The PyTorch peer for docs/perf/cuda.md: HF transformers LlamaForCausalLM in bf16 on the same
-random-weight folder hearth benchmarks, on the same GPU in the same run.
+"""The PyTorch peer for docs/perf/cuda.md: an HF transformers causal LM (Llama, Qwen3) in bf16 on
+the same random-weight folder hearth benchmarks, on the same GPU in the same run.
 
   prefill: one forward of a 2048-token random prompt (eager, SDPA), tokens/s, best of 3;
   decode: batch 1, StaticCache, one forward per token compiled with
