@@ -4,7 +4,8 @@
 # timeline. Carried folder (git-ignored, e.g. .cudarun): this script's copy or the repo's,
 # bin.tar.xz holding one folder per build (<name>/hearth; the tested build also op_tests,
 # model_tests, kv_tests, cuda_bench, libcuda_timeline.so), lib/ with libfmt.so.9, libutf8proc.so.2
-# and libcupti.so.13 from the dev VM. Build on the dev VM:
+# and libcupti.so.13 from the dev VM: bench/cuda_peer/pack_builds.sh OUT NAME=REF ... builds and
+# packs several commits in one go. By hand, on the dev VM:
 #   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON \
 #     -DCMAKE_CUDA_ARCHITECTURES=90-real
 #   cmake --build build-cuda -j2 --target hearth op_tests model_tests kv_tests cuda_bench cuda_timeline
