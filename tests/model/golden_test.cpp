@@ -109,20 +109,24 @@ TEST_P(Golden, PerPositionLogitsWithBf16MatmulsWithinBf16Tolerance) {
   expect_logits_match(dir(), device(), ops::MatmulPrecision::bf16, 2e-2);
 }
 
-// Greedy decoding through the generation engine, token for token equal to model.generate. The
-// prompt is prefilled in small chunks so that chunk boundaries and KV block boundaries are
-// crossed (the dynamic-RoPE fixture keeps HF's single-pass prefill: its frequencies depend on the
-// chunking).
+// Options of the greedy-decode tests: the prompt is prefilled in small chunks so that chunk
+// boundaries and KV block boundaries are crossed (the dynamic-RoPE fixture keeps HF's single-pass
+// prefill: its frequencies depend on the chunking).
+gen::GenerationOptions greedy_options(const model::Model& model, size_t max_tokens) {
+  gen::GenerationOptions options;
+  options.max_tokens = int(max_tokens);
+  options.kv_block_size = 8;
+  options.prefill_step_size = model.config().rope.type == ops::RopeType::dynamic ? 4096 : 7;
+  return options;
+}
+
+// Greedy decoding through the generation engine, token for token equal to model.generate.
 TEST_P(Golden, GreedyContinuationMatchesTransformers) {
   nlohmann::json g = golden();
   auto model = model::load_model(dir(), load_options(device(), ops::MatmulPrecision::exact));
   std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
   std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
-  gen::GenerationOptions options;
-  options.max_tokens = int(expected.size());
-  options.kv_block_size = 8;
-  options.prefill_step_size = model->config().rope.type == ops::RopeType::dynamic ? 4096 : 7;
-  gen::TokenGenerator generator(*model, prompt, options);
+  gen::TokenGenerator generator(*model, prompt, greedy_options(*model, expected.size()));
   std::vector<int32_t> got;
   while (auto step = generator.next()) got.push_back(step->token);
   EXPECT_EQ(got, expected) << "smallest top-2 margin in the fixture: " << g["min_margin"];
@@ -139,10 +143,7 @@ TEST_P(Golden, PipelinedGreedyDecodeMatchesAndLeavesTheSameCache) {
   std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
   std::vector<int32_t> expected = g["greedy_ids"].get<std::vector<int32_t>>();
   ASSERT_GE(expected.size(), 8u);
-  gen::GenerationOptions pipelined;
-  pipelined.max_tokens = int(expected.size());
-  pipelined.kv_block_size = 8;
-  pipelined.prefill_step_size = model->config().rope.type == ops::RopeType::dynamic ? 4096 : 7;
+  gen::GenerationOptions pipelined = greedy_options(*model, expected.size());
   pipelined.pipelined_decode = true;
   gen::GenerationOptions plain = pipelined;
   plain.pipelined_decode = false;
@@ -207,10 +208,7 @@ TEST_P(Golden, PipelinedBatchDecodeStopsLikeUnpipelined) {
   const size_t stop_at =
       size_t(std::find(expected.begin(), expected.end(), stop) - expected.begin());
   std::vector<std::vector<int32_t>> prompts{prompt, {prompt.begin(), prompt.begin() + 2}, {5, 9}};
-  gen::GenerationOptions options;
-  options.max_tokens = int(expected.size());
-  options.kv_block_size = 8;
-  options.prefill_step_size = model->config().rope.type == ops::RopeType::dynamic ? 4096 : 7;
+  gen::GenerationOptions options = greedy_options(*model, expected.size());
   options.pipelined_decode = false;
   const std::vector<int32_t> eos{stop};
   gen::BatchResult plain = gen::batch_generate(*model, prompts, options, eos);
