@@ -1,7 +1,6 @@
 #include "gen/batch_generate.h"
 
 #include <algorithm>
-#include <array>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -41,10 +40,7 @@ int64_t greedy_decode(model::Model& model, const GenerationOptions& options,
     std::vector<size_t> which;  // the sequence of each row
   };
   const bool pipelined = options.pipelined_decode.value_or(pipelined_by_default(model));
-  std::array<std::unique_ptr<ops::ReadbackBuffer>, 2> readbacks;
-  for (auto& r : readbacks)
-    r = ops::make_readback_buffer(model.device(), caches.size() * sizeof(int32_t));
-  int next_readback = 0;
+  ops::ReadbackPair readbacks(model.device(), caches.size() * sizeof(int32_t));
   std::deque<Queued> queued;
   // Queues a step of `which`; `from` (a queued step) feeds row r from its row from_rows[r].
   auto queue = [&](std::vector<size_t> which, const Queued* from,
@@ -57,9 +53,8 @@ int64_t greedy_decode(model::Model& model, const GenerationOptions& options,
       ++produced[s];  // read or in flight
     }
     Tensor logits = model.forward(batch);
-    Queued q{Tensor::empty({int64_t(which.size())}, DType::i32, logits.device()),
-             readbacks[size_t(next_readback)].get(), std::move(which)};
-    next_readback ^= 1;
+    Queued q{Tensor::empty({int64_t(which.size())}, DType::i32, logits.device()), readbacks.next(),
+             std::move(which)};
     ops::argmax(logits, q.ids);
     q.readback->download(q.ids);
     queued.push_back(std::move(q));

@@ -60,7 +60,7 @@ TokenGenerator::TokenGenerator(model::Model& model, std::vector<int32_t> prompt,
   greedy_on_device_ = greedy_on_device(options_, processors_.size());
   if (greedy_on_device_ || (device_sampler_ && !model_.device().is_cpu())) {
     tokens_on_device_ = true;
-    for (auto& r : readbacks_) r = ops::make_readback_buffer(model_.device(), sizeof(int32_t));
+    readbacks_ = ops::ReadbackPair(model_.device(), sizeof(int32_t));
     // Only a cache that can give back the token of a step queued ahead (a rotating one may have
     // overwritten a slot; a quantized one is replaced between steps).
     bool trimmable = options_.kv_bits == 0 && cache_->is_trimmable();
@@ -211,8 +211,7 @@ void TokenGenerator::queue_step(std::span<const int32_t> tokens, const Tensor& d
                                        device_token.defined() ? &device_token : nullptr);
     s.normalized = true;
   }
-  s.readback = readbacks_[size_t(next_readback_)].get();
-  next_readback_ ^= 1;
+  s.readback = readbacks_.next();
   s.readback->download(s.id);
   queued_.push_back(std::move(s));
 }

@@ -3,7 +3,6 @@
 // model's forward pass, so every front end shares this one path.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -155,8 +154,7 @@ class TokenGenerator {
   // through, used in turn.
   bool greedy_on_device_ = false, tokens_on_device_ = false, pipelined_ = false;
   std::deque<QueuedStep> queued_;
-  std::array<std::unique_ptr<ops::ReadbackBuffer>, 2> readbacks_;
-  int next_readback_ = 0;
+  ops::ReadbackPair readbacks_;
   int produced_ = 0;
   bool started_ = false;
 };

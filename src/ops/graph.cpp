@@ -61,4 +61,14 @@ std::unique_ptr<ReadbackBuffer> make_readback_buffer(Device device, size_t bytes
        device.str());
 }
 
+ReadbackPair::ReadbackPair(Device device, size_t bytes) {
+  for (auto& b : buffers_) b = make_readback_buffer(device, bytes);
+}
+
+ReadbackBuffer* ReadbackPair::next() {
+  ReadbackBuffer* b = buffers_[size_t(next_)].get();
+  next_ ^= 1;
+  return b;
+}
+
 }  // namespace hearth::ops

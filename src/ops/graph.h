@@ -4,6 +4,7 @@
 // Backend-neutral, so that model code drives graphs without CUDA headers; the CPU captures nothing.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -56,5 +57,18 @@ class ReadbackBuffer {
 };
 // On the CPU the copy is done at download().
 std::unique_ptr<ReadbackBuffer> make_readback_buffer(Device device, size_t bytes);
+
+// Two readback buffers handed out in turn: pipelined decode has at most two steps in flight, so
+// the buffer that step n + 2 takes was read with step n.
+class ReadbackPair {
+ public:
+  ReadbackPair() = default;
+  ReadbackPair(Device device, size_t bytes);
+  ReadbackBuffer* next();
+
+ private:
+  std::array<std::unique_ptr<ReadbackBuffer>, 2> buffers_;
+  int next_ = 0;
+};
 
 }  // namespace hearth::ops
